@@ -1,0 +1,896 @@
+//! Greenlets: spawning, handles, results, kill, join and links.
+//!
+//! A greenlet is a stackful coroutine on a pooled stack plus a small shared
+//! record (id, name, state, result slot, links, spawn location). It never
+//! leaves the OS thread that spawned it: every handle here is `!Send`, so
+//! misuse across threads is a compile error.
+//!
+//! ```
+//! use greenlet_runtime::{sleep, spawn};
+//! use std::time::Duration;
+//!
+//! let a = spawn(|| {
+//!     sleep(Duration::from_millis(5)).unwrap();
+//!     6 * 7
+//! });
+//! let b = spawn(|| "hello");
+//! assert_eq!(b.get().unwrap(), "hello");
+//! assert_eq!(a.get().unwrap(), 42);
+//! ```
+
+use std::any::Any;
+use std::borrow::Cow;
+use std::cell::{Cell, RefCell};
+use std::fmt;
+use std::io;
+use std::marker::PhantomData;
+use std::panic::{self, AssertUnwindSafe, Location};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use corosensei::{Coroutine, Yielder};
+
+use crate::hub::Hub;
+use crate::interrupt::{BlockedForever, Interrupted, TimeoutId};
+use crate::park::{park, Waker};
+use crate::stack::{Stack, DEFAULT_STACK_SIZE};
+use crate::timer::{TimerAction, TimerGuard, TimerHandle};
+
+pub(crate) type Co = Coroutine<(), (), (), Stack>;
+
+/// The payload a killed greenlet unwinds with (gevent's `GreenletExit`).
+///
+/// `kill` resumes the target at its blocking point and unwinds it with
+/// `std::panic::resume_unwind(Box::new(GreenletExit))` (no panic message is
+/// printed). The unwind is caught at the greenlet's base and recorded as
+/// killed, which counts as successful. Code that catches it with
+/// `catch_unwind` may block normally afterwards; if the greenlet then
+/// returns normally, that value is its result.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GreenletExit;
+
+/// Internal scheduling state. `Scheduled` means "in the ready queue".
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum State {
+    Delayed,
+    Scheduled,
+    Running,
+    Parked,
+    Dead,
+}
+
+/// How a greenlet ended, or that it has not.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    Pending,
+    Value,
+    Killed,
+    Panicked,
+}
+
+/// Why a parked greenlet was scheduled.
+#[derive(Debug, Default)]
+pub(crate) enum WakeReason {
+    #[default]
+    Woken,
+    Interrupted(Interrupted),
+}
+
+/// The public view of a greenlet's state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum GreenletState {
+    /// Spawned but has not run yet (waiting for its first turn, or for its
+    /// `spawn_later` delay).
+    NotStarted,
+    /// Started and waiting in the ready queue for its next turn.
+    Ready,
+    /// Running now (it is the current greenlet).
+    Running,
+    /// Blocked in a wait (sleep, join, I/O, a lock, ...).
+    Parked,
+    /// Finished: returned, panicked or was killed.
+    Dead,
+}
+
+type LinkFn = Box<dyn FnOnce(GreenletRef)>;
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum LinkWhen {
+    Always,
+    Success,
+    Failure,
+}
+
+struct Link {
+    id: u64,
+    when: LinkWhen,
+    f: LinkFn,
+}
+
+/// Identifies one link for [`GreenletRef::unlink`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct LinkId(u64);
+
+/// The shared record of one greenlet (the untyped part).
+pub(crate) struct Core {
+    pub(crate) id: u64,
+    name: Option<Box<str>>,
+    pub(crate) location: &'static Location<'static>,
+    pub(crate) state: Cell<State>,
+    pub(crate) started: Cell<bool>,
+    /// The coroutine; taken out while it runs, `None` once finished.
+    pub(crate) co: Cell<Option<Co>>,
+    /// Set by the coroutine body on its first run; valid while `co` lives.
+    pub(crate) yielder: Cell<*const Yielder<(), ()>>,
+    /// Sequence number of the current (or next) park; wakers carry it.
+    pub(crate) park_seq: Cell<u32>,
+    pub(crate) wake_reason: Cell<WakeReason>,
+    /// Timeouts that fired while this greenlet was not parked; delivered,
+    /// oldest first, by its next waits.
+    pending: RefCell<Vec<TimeoutId>>,
+    pub(crate) kill_requested: Cell<bool>,
+    /// Between the start of a kill's unwind and the end of it (or its being
+    /// caught); a second kill meanwhile does nothing.
+    pub(crate) unwinding: Cell<bool>,
+    pub(crate) outcome: Cell<Outcome>,
+    panic: RefCell<Option<Box<dyn Any + Send>>>,
+    links: RefCell<Vec<Link>>,
+    pub(crate) joiners: RefCell<Vec<Waker>>,
+    pub(crate) live_key: Cell<usize>,
+    pub(crate) start_timer: Cell<Option<TimerHandle>>,
+    pub(crate) stack_size: usize,
+    pub(crate) is_main: bool,
+}
+
+impl Core {
+    pub(crate) fn new(
+        id: u64,
+        name: Option<Box<str>>,
+        location: &'static Location<'static>,
+        stack_size: usize,
+        is_main: bool,
+    ) -> Core {
+        Core {
+            id,
+            name,
+            location,
+            state: Cell::new(State::Scheduled),
+            started: Cell::new(is_main),
+            co: Cell::new(None),
+            yielder: Cell::new(std::ptr::null()),
+            park_seq: Cell::new(0),
+            wake_reason: Cell::new(WakeReason::Woken),
+            pending: RefCell::new(Vec::new()),
+            kill_requested: Cell::new(false),
+            unwinding: Cell::new(false),
+            outcome: Cell::new(Outcome::Pending),
+            panic: RefCell::new(None),
+            links: RefCell::new(Vec::new()),
+            joiners: RefCell::new(Vec::new()),
+            live_key: Cell::new(usize::MAX),
+            start_timer: Cell::new(None),
+            stack_size,
+            is_main,
+        }
+    }
+
+    pub(crate) fn name(&self) -> Cow<'_, str> {
+        match &self.name {
+            Some(n) => Cow::Borrowed(n),
+            None if self.is_main => Cow::Borrowed("main"),
+            None => Cow::Owned(format!("Greenlet-{}", self.id)),
+        }
+    }
+
+    pub(crate) fn push_pending(&self, id: TimeoutId) {
+        self.pending.borrow_mut().push(id);
+    }
+
+    pub(crate) fn take_pending(&self) -> Option<TimeoutId> {
+        let mut p = self.pending.borrow_mut();
+        if p.is_empty() {
+            None
+        } else {
+            Some(p.remove(0))
+        }
+    }
+
+    pub(crate) fn discard_pending(&self, id: TimeoutId) {
+        self.pending.borrow_mut().retain(|p| *p != id);
+    }
+
+    /// Where a greenlet is, for messages: "Greenlet-7 spawned at src/x.rs:1:2".
+    pub(crate) fn describe(&self) -> String {
+        if self.is_main {
+            "the main greenlet".to_string()
+        } else {
+            format!("{} spawned at {}", self.name(), self.location)
+        }
+    }
+}
+
+/// A greenlet record; `dyn Record` is the untyped view shared by the hub and
+/// [`GreenletRef`], `Task<T>` the typed one.
+pub(crate) trait Record: Any {
+    fn core(&self) -> &Core;
+    fn as_any(&self) -> &dyn Any;
+}
+
+pub(crate) struct Task<T> {
+    pub(crate) core: Core,
+    value: Cell<Option<T>>,
+}
+
+impl<T: 'static> Record for Task<T> {
+    fn core(&self) -> &Core {
+        &self.core
+    }
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+impl<T> Task<T> {
+    pub(crate) fn new(core: Core) -> Task<T> {
+        Task {
+            core,
+            value: Cell::new(None),
+        }
+    }
+}
+
+/// The coroutine body of a greenlet running `f`.
+fn body<T: 'static, F: FnOnce() -> T + 'static>(
+    task: *const Task<T>,
+    f: F,
+) -> impl FnOnce(&Yielder<(), ()>, ()) + 'static {
+    move |yielder, ()| {
+        // SAFETY: the record owns the coroutine (`Core::co`) and the hub keeps
+        // the record alive (live table, `current`) for as long as the
+        // coroutine can run, so the pointer is valid whenever this runs.
+        let task = unsafe { &*task };
+        task.core.yielder.set(yielder);
+        let outcome = match panic::catch_unwind(AssertUnwindSafe(f)) {
+            Ok(v) => {
+                task.value.set(Some(v));
+                Outcome::Value
+            }
+            Err(p) if p.is::<GreenletExit>() => Outcome::Killed,
+            Err(p) => {
+                if Hub::get().closing.get() {
+                    // Tearing the hub down: this is corosensei's forced
+                    // unwind (or a panic raised by it); let it reach the root.
+                    panic::resume_unwind(p);
+                }
+                *task.core.panic.borrow_mut() = Some(p);
+                Outcome::Panicked
+            }
+        };
+        let hub = Hub::get();
+        let me = hub.current();
+        hub.finish(&me, outcome);
+    }
+}
+
+/// Runs links and wakes joiners of a greenlet that just died.
+pub(crate) fn on_death(hub: &Hub, rec: &Rc<dyn Record>) {
+    let core = rec.core();
+    let joiners = std::mem::take(&mut *core.joiners.borrow_mut());
+    for w in joiners {
+        w.wake();
+    }
+    let links = std::mem::take(&mut *core.links.borrow_mut());
+    let failed = core.outcome.get() == Outcome::Panicked;
+    for l in links {
+        let fire = match l.when {
+            LinkWhen::Always => true,
+            LinkWhen::Success => !failed,
+            LinkWhen::Failure => failed,
+        };
+        if fire {
+            spawn_link(hub, rec.clone(), l.f);
+        }
+    }
+}
+
+fn spawn_link(hub: &Hub, rec: Rc<dyn Record>, f: LinkFn) {
+    let r = GreenletRef { rec };
+    // A link runs in its own greenlet; if no stack can be had, report it
+    // rather than lose the callback silently.
+    if let Err(e) = hub.spawn_task::<(), _>(
+        move || f(r),
+        None,
+        DEFAULT_STACK_SIZE,
+        Location::caller(),
+        None,
+    ) {
+        eprintln!("greenlet: could not run a link callback: {e}");
+    }
+}
+
+/// Configures a greenlet before spawning it: name and stack size.
+///
+/// ```
+/// use greenlet_runtime::Builder;
+///
+/// let g = Builder::new()
+///     .name("worker")
+///     .stack_size(128 * 1024)
+///     .spawn(|| 1 + 1)
+///     .unwrap();
+/// assert_eq!(g.name(), "worker");
+/// assert_eq!(g.get().unwrap(), 2);
+/// ```
+#[derive(Debug, Default)]
+pub struct Builder {
+    name: Option<Box<str>>,
+    stack_size: Option<usize>,
+}
+
+impl Builder {
+    /// A builder with the defaults: name `Greenlet-<id>`, 64 KiB stack.
+    pub fn new() -> Builder {
+        Builder::default()
+    }
+
+    /// Names the greenlet (shown by `run_info`, panics and LoopExit errors).
+    pub fn name(mut self, name: impl Into<String>) -> Builder {
+        self.name = Some(name.into().into_boxed_str());
+        self
+    }
+
+    /// Sets the stack size in bytes (rounded up to whole pages). A size that
+    /// cannot be satisfied makes `spawn` fail; it is never clamped.
+    pub fn stack_size(mut self, bytes: usize) -> Builder {
+        self.stack_size = Some(bytes);
+        self
+    }
+
+    /// Spawns `f` in a new greenlet; it starts at the next loop turn, after
+    /// the greenlets spawned before it.
+    ///
+    /// # Errors
+    /// `InvalidInput` for a stack size below the minimum (16 KiB),
+    /// `OutOfMemory` when no stack can be mapped (the message names the
+    /// limit and the fix).
+    #[track_caller]
+    pub fn spawn<T, F>(self, f: F) -> io::Result<Greenlet<T>>
+    where
+        F: FnOnce() -> T + 'static,
+        T: 'static,
+    {
+        self.spawn_at(f, None)
+    }
+
+    /// Like [`Builder::spawn`], but the greenlet starts after `delay`.
+    ///
+    /// # Errors
+    /// As [`Builder::spawn`].
+    #[track_caller]
+    pub fn spawn_later<T, F>(self, delay: Duration, f: F) -> io::Result<Greenlet<T>>
+    where
+        F: FnOnce() -> T + 'static,
+        T: 'static,
+    {
+        self.spawn_at(f, Some(Instant::now() + delay))
+    }
+
+    #[track_caller]
+    fn spawn_at<T, F>(self, f: F, start: Option<Instant>) -> io::Result<Greenlet<T>>
+    where
+        F: FnOnce() -> T + 'static,
+        T: 'static,
+    {
+        let size = self.stack_size.unwrap_or(DEFAULT_STACK_SIZE);
+        let task = Hub::get().spawn_task(f, self.name, size, Location::caller(), start)?;
+        Ok(Greenlet {
+            r: GreenletRef { rec: task },
+            _t: PhantomData,
+        })
+    }
+}
+
+impl Hub {
+    /// Creates a greenlet running `f`; scheduled now, or at `start`.
+    pub(crate) fn spawn_task<T, F>(
+        &self,
+        f: F,
+        name: Option<Box<str>>,
+        stack_size: usize,
+        location: &'static Location<'static>,
+        start: Option<Instant>,
+    ) -> io::Result<Rc<dyn Record>>
+    where
+        F: FnOnce() -> T + 'static,
+        T: 'static,
+    {
+        let stack = self.stacks.borrow_mut().get(stack_size)?;
+        let id = self.next_id();
+        let task: Rc<Task<T>> = Rc::new(Task::new(Core::new(id, name, location, stack_size, false)));
+        let co = Coroutine::with_stack(stack, body(Rc::as_ptr(&task), f));
+        task.core.co.set(Some(co));
+        let rec: Rc<dyn Record> = task;
+        self.register_live(&rec);
+        match start {
+            None => self.schedule(rec.clone()),
+            Some(at) => {
+                rec.core().state.set(State::Delayed);
+                let h = self.timers.borrow_mut().arm(at, TimerAction::Start(rec.clone()));
+                rec.core().start_timer.set(Some(h));
+            }
+        }
+        Ok(rec)
+    }
+}
+
+/// Spawns `f` in a new greenlet and returns its handle.
+///
+/// Spawning never switches: the new greenlet starts at the next loop turn,
+/// when the spawner blocks or yields, after every greenlet spawned before
+/// it. The closure needs `'static` but not `Send` (`Rc`/`RefCell` work).
+///
+/// # Panics
+/// When no stack can be allocated (like `std::thread::spawn`); use
+/// [`Builder::spawn`] to get that as an error value.
+#[track_caller]
+pub fn spawn<T, F>(f: F) -> Greenlet<T>
+where
+    F: FnOnce() -> T + 'static,
+    T: 'static,
+{
+    Builder::new().spawn(f).unwrap_or_else(|e| panic!("greenlet::spawn failed: {e}"))
+}
+
+/// Spawns `f` to start after `delay` (gevent's `spawn_later`).
+///
+/// # Panics
+/// As [`spawn`].
+#[track_caller]
+pub fn spawn_later<T, F>(delay: Duration, f: F) -> Greenlet<T>
+where
+    F: FnOnce() -> T + 'static,
+    T: 'static,
+{
+    Builder::new()
+        .spawn_later(delay, f)
+        .unwrap_or_else(|e| panic!("greenlet::spawn_later failed: {e}"))
+}
+
+/// Spawns `f` without a handle (gevent's `spawn_raw`): the cheapest spawn,
+/// for fire-and-forget work.
+///
+/// # Panics
+/// As [`spawn`].
+#[track_caller]
+pub fn spawn_raw<F>(f: F)
+where
+    F: FnOnce() + 'static,
+{
+    if let Err(e) =
+        Hub::get().spawn_task(f, None, DEFAULT_STACK_SIZE, Location::caller(), None)
+    {
+        panic!("greenlet::spawn_raw failed: {e}");
+    }
+}
+
+/// Why [`Greenlet::get`] produced no value.
+#[derive(thiserror::Error)]
+#[non_exhaustive]
+pub enum GreenletError {
+    /// The greenlet was killed (it unwound with [`GreenletExit`]).
+    #[error("the greenlet was killed")]
+    Killed,
+    /// The greenlet panicked; the payload is what `panic!` was given.
+    #[error("the greenlet panicked: {}", panic_message(.0))]
+    Panicked(Box<dyn Any + Send>),
+    /// The wait for the greenlet was interrupted (a timeout of the waiting
+    /// greenlet, or nothing could ever finish it).
+    #[error("waiting for the greenlet was interrupted: {0}")]
+    Interrupted(#[from] Interrupted),
+    /// `try_get` on a greenlet that has not finished.
+    #[error("the greenlet has not finished yet")]
+    NotReady,
+    /// The value was already taken by an earlier `try_get`.
+    #[error("the greenlet's value was already taken")]
+    Taken,
+}
+
+impl fmt::Debug for GreenletError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            GreenletError::Killed => f.write_str("Killed"),
+            GreenletError::Panicked(p) => write!(f, "Panicked({:?})", panic_message(p)),
+            GreenletError::Interrupted(i) => write!(f, "Interrupted({i:?})"),
+            GreenletError::NotReady => f.write_str("NotReady"),
+            GreenletError::Taken => f.write_str("Taken"),
+        }
+    }
+}
+
+/// The text of a panic payload (`&str` or `String`), or a placeholder.
+pub fn panic_message(p: &(dyn Any + Send)) -> &str {
+    if let Some(s) = p.downcast_ref::<&'static str>() {
+        s
+    } else if let Some(s) = p.downcast_ref::<String>() {
+        s
+    } else {
+        "<non-string panic payload>"
+    }
+}
+
+/// The owning, typed handle of a greenlet that returns `T`.
+///
+/// Dropping it does not stop the greenlet (it runs on, detached). Every
+/// method of the untyped [`GreenletRef`] is available through `Deref`.
+pub struct Greenlet<T> {
+    r: GreenletRef,
+    _t: PhantomData<fn() -> T>,
+}
+
+impl<T: 'static> Greenlet<T> {
+    /// Waits for the greenlet to finish and takes its value.
+    ///
+    /// # Errors
+    /// [`GreenletError::Killed`] if it was killed, `Panicked(payload)` if it
+    /// panicked, `Interrupted(..)` if this wait was interrupted (a timeout of
+    /// the caller, or nothing could ever finish the greenlet), `Taken` if
+    /// `try_get` already took the value.
+    pub fn get(self) -> Result<T, GreenletError> {
+        self.r.join()?;
+        self.try_get()
+    }
+
+    /// Takes the value if the greenlet has finished; never waits.
+    ///
+    /// # Errors
+    /// [`GreenletError::NotReady`] if it has not finished; otherwise as
+    /// [`Greenlet::get`]. A panic payload can be taken once; later calls
+    /// report `Taken`.
+    pub fn try_get(&self) -> Result<T, GreenletError> {
+        let core = self.r.rec.core();
+        match core.outcome.get() {
+            Outcome::Pending => Err(GreenletError::NotReady),
+            Outcome::Killed => Err(GreenletError::Killed),
+            Outcome::Panicked => match core.panic.borrow_mut().take() {
+                Some(p) => Err(GreenletError::Panicked(p)),
+                None => Err(GreenletError::Taken),
+            },
+            Outcome::Value => {
+                let task = self
+                    .r
+                    .rec
+                    .as_any()
+                    .downcast_ref::<Task<T>>()
+                    .expect("a Greenlet<T> always points at a Task<T>");
+                task.value.take().ok_or(GreenletError::Taken)
+            }
+        }
+    }
+
+    /// The untyped handle (clonable; what `getcurrent()` returns).
+    pub fn as_ref(&self) -> GreenletRef {
+        self.r.clone()
+    }
+}
+
+impl<T> std::ops::Deref for Greenlet<T> {
+    type Target = GreenletRef;
+    fn deref(&self) -> &GreenletRef {
+        &self.r
+    }
+}
+
+impl<T> AsRef<GreenletRef> for Greenlet<T> {
+    fn as_ref(&self) -> &GreenletRef {
+        &self.r
+    }
+}
+
+impl<T> fmt::Debug for Greenlet<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.r.fmt(f)
+    }
+}
+
+/// The untyped, clonable handle of a greenlet (gevent's greenlet object as
+/// `getcurrent()` returns it): identity, state, join, kill and links.
+#[derive(Clone)]
+pub struct GreenletRef {
+    pub(crate) rec: Rc<dyn Record>,
+}
+
+impl AsRef<GreenletRef> for GreenletRef {
+    fn as_ref(&self) -> &GreenletRef {
+        self
+    }
+}
+
+impl PartialEq for GreenletRef {
+    fn eq(&self, other: &Self) -> bool {
+        Rc::ptr_eq(&self.rec, &other.rec)
+    }
+}
+
+impl Eq for GreenletRef {}
+
+impl fmt::Debug for GreenletRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Greenlet")
+            .field("id", &self.id())
+            .field("name", &self.name())
+            .field("state", &self.state())
+            .field("spawned_at", &self.spawned_at())
+            .finish()
+    }
+}
+
+impl GreenletRef {
+    fn core(&self) -> &Core {
+        self.rec.core()
+    }
+
+    /// Id, unique among the greenlets of this thread; the main greenlet is 0.
+    pub fn id(&self) -> u64 {
+        self.core().id
+    }
+
+    /// The name given to the [`Builder`], or `Greenlet-<id>`; `main` for the
+    /// thread's main greenlet.
+    pub fn name(&self) -> Cow<'_, str> {
+        self.core().name()
+    }
+
+    /// Where it was spawned (`#[track_caller]` of the spawn call).
+    pub fn spawned_at(&self) -> &'static Location<'static> {
+        self.core().location
+    }
+
+    /// The current state.
+    pub fn state(&self) -> GreenletState {
+        let c = self.core();
+        match c.state.get() {
+            State::Delayed => GreenletState::NotStarted,
+            State::Scheduled if !c.started.get() => GreenletState::NotStarted,
+            State::Scheduled => GreenletState::Ready,
+            State::Running => GreenletState::Running,
+            State::Parked => GreenletState::Parked,
+            State::Dead => GreenletState::Dead,
+        }
+    }
+
+    /// True once it has finished (gevent's `ready()`): returned, panicked or
+    /// was killed.
+    pub fn ready(&self) -> bool {
+        self.dead()
+    }
+
+    /// True once it has finished (same as [`GreenletRef::ready`]).
+    pub fn dead(&self) -> bool {
+        self.core().state.get() == State::Dead
+    }
+
+    /// True if it finished without panicking. A killed greenlet counts as
+    /// successful (gevent: GreenletExit is not a failure).
+    pub fn successful(&self) -> bool {
+        matches!(self.core().outcome.get(), Outcome::Value | Outcome::Killed)
+    }
+
+    /// True if it finished by panicking.
+    pub fn panicked(&self) -> bool {
+        self.core().outcome.get() == Outcome::Panicked
+    }
+
+    /// True if it was killed.
+    pub fn killed(&self) -> bool {
+        self.core().outcome.get() == Outcome::Killed
+    }
+
+    /// Waits until it has finished. Never reports the greenlet's own failure
+    /// (use `get` for that); returns at once if it already finished.
+    ///
+    /// # Errors
+    /// [`Interrupted`] if the wait was interrupted: a timeout of the caller,
+    /// `LoopExit` if nothing could ever finish it (also when a greenlet tries
+    /// to join itself).
+    pub fn join(&self) -> Result<(), Interrupted> {
+        if self.dead() {
+            return Ok(());
+        }
+        self.check_not_self("join")?;
+        let core = self.core();
+        let r = park(&format_args!("join of {}", core.describe()), |w| {
+            core.joiners.borrow_mut().push(w)
+        });
+        if r.is_err() {
+            self.forget_stale_joiners();
+        }
+        r
+    }
+
+    /// Waits at most `timeout` for it to finish; `Ok(true)` if it finished.
+    ///
+    /// # Errors
+    /// As [`GreenletRef::join`].
+    pub fn join_timeout(&self, timeout: Duration) -> Result<bool, Interrupted> {
+        if self.dead() {
+            return Ok(true);
+        }
+        self.check_not_self("join")?;
+        let deadline = Instant::now() + timeout;
+        let core = self.core();
+        let mut timer = TimerGuard::new();
+        let r = park(&format_args!("join of {}", core.describe()), |w| {
+            timer.arm(deadline, TimerAction::Wake(w.clone()));
+            core.joiners.borrow_mut().push(w);
+        });
+        drop(timer);
+        if !self.dead() {
+            self.forget_stale_joiners();
+        }
+        r.map(|()| self.dead())
+    }
+
+    fn forget_stale_joiners(&self) {
+        let stale: Vec<Waker> = {
+            let mut j = self.core().joiners.borrow_mut();
+            let (stale, live) = std::mem::take(&mut *j).into_iter().partition(Waker::is_stale);
+            *j = live;
+            stale
+        };
+        drop(stale);
+    }
+
+    fn check_not_self(&self, what: &str) -> Result<(), Interrupted> {
+        if Rc::ptr_eq(&Hub::get().current(), &self.rec) {
+            return Err(Interrupted::LoopExit(BlockedForever::new(format!(
+                "{what} of {} by itself",
+                self.core().describe()
+            ))));
+        }
+        Ok(())
+    }
+
+    /// Kills it and waits until it is dead (gevent >= 0.13 `kill()`).
+    ///
+    /// A greenlet that has not started never runs and is dead at once (its
+    /// links still fire). A started one is resumed at its blocking point and
+    /// unwinds with [`GreenletExit`]; its `Drop`s run in its own context
+    /// before this returns. Killing the current greenlet unwinds it at once
+    /// (this call does not return). Killing a dead greenlet does nothing; a
+    /// second kill of an unwinding greenlet does nothing.
+    ///
+    /// # Errors
+    /// [`Interrupted`] if waiting for the death was interrupted (the kill
+    /// itself still happens).
+    pub fn kill(&self) -> Result<(), Interrupted> {
+        self.kill_nowait();
+        self.join()
+    }
+
+    /// Kills it without waiting: returns at once, never switches; the
+    /// target dies at its next turn (a never-started one is dead on return).
+    pub fn kill_nowait(&self) {
+        Hub::get().kill(&self.rec);
+    }
+
+    /// Runs `f` in a new greenlet when this one dies, however it ends.
+    /// Links run in registration order; linking to a dead greenlet runs `f`
+    /// at the next loop turn. A panicking link does not stop later links.
+    pub fn link(&self, f: impl FnOnce(GreenletRef) + 'static) -> LinkId {
+        self.add_link(LinkWhen::Always, Box::new(f))
+    }
+
+    /// Like [`GreenletRef::link`], only if it ends successfully (returned or
+    /// was killed).
+    pub fn link_value(&self, f: impl FnOnce(GreenletRef) + 'static) -> LinkId {
+        self.add_link(LinkWhen::Success, Box::new(f))
+    }
+
+    /// Like [`GreenletRef::link`], only if it panicked.
+    pub fn link_exception(&self, f: impl FnOnce(GreenletRef) + 'static) -> LinkId {
+        self.add_link(LinkWhen::Failure, Box::new(f))
+    }
+
+    /// Removes a link that has not fired; `true` if it was found.
+    pub fn unlink(&self, id: LinkId) -> bool {
+        let removed = {
+            let mut links = self.core().links.borrow_mut();
+            links
+                .iter()
+                .position(|l| l.id == id.0)
+                .map(|i| links.remove(i))
+        };
+        removed.is_some()
+    }
+
+    fn add_link(&self, when: LinkWhen, f: LinkFn) -> LinkId {
+        let hub = Hub::get();
+        let id = hub.next_id();
+        if self.dead() {
+            let failed = self.panicked();
+            let fire = match when {
+                LinkWhen::Always => true,
+                LinkWhen::Success => !failed,
+                LinkWhen::Failure => failed,
+            };
+            if fire {
+                spawn_link(hub, self.rec.clone(), f);
+            }
+        } else {
+            self.core().links.borrow_mut().push(Link { id, when, f });
+        }
+        LinkId(id)
+    }
+
+    /// The panic message, if it panicked and the payload was not taken.
+    pub fn panic_message(&self) -> Option<String> {
+        self.core()
+            .panic
+            .borrow()
+            .as_deref()
+            .map(|p| panic_message(p).to_string())
+    }
+}
+
+/// The greenlet running now (the thread's main greenlet outside any spawned
+/// one).
+pub fn getcurrent() -> GreenletRef {
+    GreenletRef {
+        rec: Hub::get().current(),
+    }
+}
+
+/// Waits for all `greenlets` to finish, or until `timeout` passes; returns
+/// the ones that finished, in the order given.
+///
+/// # Errors
+/// [`Interrupted`] if the wait was interrupted (a timeout of the caller, or
+/// nothing could ever finish them).
+pub fn joinall<G: AsRef<GreenletRef>>(
+    greenlets: &[G],
+    timeout: Option<Duration>,
+) -> Result<Vec<GreenletRef>, Interrupted> {
+    let deadline = timeout.map(|t| Instant::now() + t);
+    for g in greenlets {
+        let g = g.as_ref();
+        match deadline {
+            None => g.join()?,
+            Some(d) => {
+                let left = d.saturating_duration_since(Instant::now());
+                if !g.join_timeout(left)? {
+                    break;
+                }
+            }
+        }
+    }
+    Ok(greenlets
+        .iter()
+        .map(|g| g.as_ref())
+        .filter(|g| g.dead())
+        .cloned()
+        .collect())
+}
+
+/// Kills all `greenlets` and waits until they are dead. Never-started ones
+/// never run.
+///
+/// # Errors
+/// [`Interrupted`] if waiting was interrupted (every kill was still made).
+pub fn killall<G: AsRef<GreenletRef>>(greenlets: &[G]) -> Result<(), Interrupted> {
+    let me = getcurrent();
+    for g in greenlets {
+        if *g.as_ref() != me {
+            g.as_ref().kill_nowait();
+        }
+    }
+    for g in greenlets {
+        if *g.as_ref() != me {
+            g.as_ref().join()?;
+        }
+    }
+    if greenlets.iter().any(|g| *g.as_ref() == me) {
+        me.kill_nowait();
+    }
+    Ok(())
+}

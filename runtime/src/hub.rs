@@ -1,0 +1,562 @@
+//! The hub: one per OS thread, created lazily on first use.
+//!
+//! It owns the ready queue (FIFO), the timer queue, the reactor, the stack
+//! pool, the remote queue and the table of live greenlets. The loop runs on
+//! the thread's own stack, inside the main greenlet's `park`: whenever the
+//! main greenlet blocks, the loop runs until the main greenlet is woken.
+//!
+//! One loop turn runs the greenlets that were ready at its start (a bounded
+//! batch), then polls the reactor (not at all while work is queued, except
+//! every [`POLL_EVERY`] turns, so I/O is never starved; with a timeout of the
+//! nearest timer when idle), fires due timers, and drains the remote queue.
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::fmt;
+use std::panic::{self, AssertUnwindSafe, Location};
+use std::ptr;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use corosensei::CoroutineResult;
+use slab::Slab;
+
+use crate::greenlet::{
+    on_death, Core, GreenletExit, GreenletRef, GreenletState, Outcome, Record, State, Task,
+    WakeReason,
+};
+use crate::interrupt::{BlockedForever, Interrupted};
+use crate::park::Waker;
+use crate::reactor::Reactor;
+use crate::remote::RemoteShared;
+use crate::stack::{StackPool, DEFAULT_STACK_SIZE};
+use crate::timer::{TimerAction, TimerHandle, Timers};
+
+/// While greenlets keep the ready queue busy, the reactor is polled (with a
+/// zero timeout) once every this many turns.
+pub const POLL_EVERY: u32 = 61;
+
+/// Marks the hub pointer of a thread whose hub was already destroyed.
+const DEAD: usize = 1;
+
+thread_local! {
+    /// The thread's hub; null before first use, `DEAD` after teardown.
+    /// Const-initialised without a destructor, so it stays readable while
+    /// other thread-locals are destroyed.
+    static HUB: Cell<*const Hub> = const { Cell::new(ptr::null()) };
+    /// Tears the hub down when the thread exits.
+    static GUARD: HubGuard = const { HubGuard };
+}
+
+struct HubGuard;
+
+impl Drop for HubGuard {
+    fn drop(&mut self) {
+        let p = HUB.with(|h| h.get());
+        if p as usize <= DEAD {
+            return;
+        }
+        // SAFETY: `p` came from `Box::into_raw` in `Hub::create` and is freed
+        // only here, once.
+        let hub = unsafe { &*p };
+        hub.teardown();
+        HUB.with(|h| h.set(DEAD as *const Hub));
+        // SAFETY: as above; nothing borrows the hub any more (teardown ended
+        // every greenlet and the pointer no longer leads here).
+        drop(unsafe { Box::from_raw(p as *mut Hub) });
+    }
+}
+
+pub(crate) struct Hub {
+    ready: RefCell<VecDeque<Rc<dyn Record>>>,
+    /// The running greenlet; the main greenlet's record while the loop runs.
+    current: RefCell<Rc<dyn Record>>,
+    main: Rc<dyn Record>,
+    pub(crate) timers: RefCell<Timers>,
+    pub(crate) reactor: Reactor,
+    pub(crate) stacks: RefCell<StackPool>,
+    pub(crate) remote: Arc<RemoteShared>,
+    live: RefCell<Slab<Rc<dyn Record>>>,
+    next_id: Cell<u64>,
+    turns_since_poll: Cell<u32>,
+    /// Greenlets of the current turn's batch not yet run.
+    batch_left: Cell<usize>,
+    /// Set during teardown: parks fail at once, the body lets forced
+    /// unwinds through.
+    pub(crate) closing: Cell<bool>,
+    /// Outstanding external wake-up sources (thread-pool jobs and the like)
+    /// that keep a waiting main greenlet from being declared deadlocked.
+    pub(crate) keepalive: Cell<usize>,
+}
+
+impl Hub {
+    /// The current thread's hub, created on first use.
+    ///
+    /// # Panics
+    /// If called while the thread's hub is being destroyed at thread exit
+    /// (from another thread-local's destructor) after it was torn down.
+    #[inline]
+    pub(crate) fn get() -> &'static Hub {
+        let p = HUB.with(|h| h.get());
+        if p as usize > DEAD {
+            // SAFETY: the hub lives until the thread's `HubGuard` is
+            // destroyed, and every caller runs on this thread before that
+            // (greenlet code runs only inside the hub's loop or teardown).
+            unsafe { &*p }
+        } else {
+            Hub::create(p)
+        }
+    }
+
+    /// The hub if it exists and is not destroyed; never creates one. For
+    /// drop paths that may run during thread exit.
+    pub(crate) fn try_get() -> Option<&'static Hub> {
+        let p = HUB.try_with(|h| h.get()).ok()?;
+        // SAFETY: as in `get`.
+        (p as usize > DEAD).then(|| unsafe { &*p })
+    }
+
+    #[cold]
+    fn create(p: *const Hub) -> &'static Hub {
+        assert!(
+            p.is_null(),
+            "greenlet: this thread's hub was already destroyed (used from a thread-local destructor during thread exit)"
+        );
+        let hub = Box::new(Hub::new());
+        let p = Box::into_raw(hub);
+        HUB.with(|h| h.set(p));
+        // Register the teardown; if thread-locals are already being destroyed
+        // this fails and the hub is leaked rather than torn down too early.
+        let _ = GUARD.try_with(|_| ());
+        // SAFETY: just created; lives until the guard frees it.
+        unsafe { &*p }
+    }
+
+    fn new() -> Hub {
+        let reactor = Reactor::new().unwrap_or_else(|e| {
+            panic!("greenlet: cannot create this thread's hub: the poller failed: {e}")
+        });
+        let main: Rc<dyn Record> = Rc::new(Task::<()>::new(Core::new(
+            0,
+            None,
+            Location::caller(),
+            0,
+            true,
+        )));
+        main.core().state.set(State::Running);
+        let remote = Arc::new(RemoteShared::new(reactor.poller().clone()));
+        Hub {
+            ready: RefCell::new(VecDeque::new()),
+            current: RefCell::new(main.clone()),
+            main,
+            timers: RefCell::new(Timers::new()),
+            reactor,
+            stacks: RefCell::new(StackPool::new()),
+            remote,
+            live: RefCell::new(Slab::new()),
+            next_id: Cell::new(1),
+            turns_since_poll: Cell::new(0),
+            batch_left: Cell::new(0),
+            closing: Cell::new(false),
+            keepalive: Cell::new(0),
+        }
+    }
+
+    pub(crate) fn next_id(&self) -> u64 {
+        let id = self.next_id.get();
+        self.next_id.set(id + 1);
+        id
+    }
+
+    /// The running greenlet's record.
+    #[inline]
+    pub(crate) fn current(&self) -> Rc<dyn Record> {
+        self.current.borrow().clone()
+    }
+
+    pub(crate) fn register_live(&self, rec: &Rc<dyn Record>) {
+        let key = self.live.borrow_mut().insert(rec.clone());
+        rec.core().live_key.set(key);
+    }
+
+    /// Puts a greenlet at the back of the ready queue.
+    #[inline]
+    pub(crate) fn schedule(&self, rec: Rc<dyn Record>) {
+        rec.core().state.set(State::Scheduled);
+        self.ready.borrow_mut().push_back(rec);
+    }
+
+    pub(crate) fn arm_timer(&self, at: Instant, action: TimerAction) -> TimerHandle {
+        self.timers.borrow_mut().arm(at, action)
+    }
+
+    /// Cancels a timer; its action is dropped after the queue is released.
+    pub(crate) fn cancel_timer(&self, h: TimerHandle) -> bool {
+        let action = self.timers.borrow_mut().cancel(h);
+        action.is_some()
+    }
+
+    /// Records a greenlet's death and runs its links and joiners.
+    pub(crate) fn finish(&self, rec: &Rc<dyn Record>, outcome: Outcome) {
+        let core = rec.core();
+        core.outcome.set(outcome);
+        core.state.set(State::Dead);
+        core.unwinding.set(false);
+        core.kill_requested.set(false);
+        let removed = self.live.borrow_mut().try_remove(core.live_key.get());
+        drop(removed);
+        on_death(self, rec);
+    }
+
+    /// The park of the current greenlet; see [`crate::park()`].
+    pub(crate) fn park(
+        &self,
+        what: &dyn fmt::Display,
+        register: impl FnOnce(Waker),
+    ) -> Result<(), Interrupted> {
+        if std::thread::panicking() {
+            return Err(Interrupted::Unwinding);
+        }
+        let rec = self.current();
+        let core = rec.core();
+        // Not panicking, so an earlier kill's unwind was caught: the greenlet
+        // may be killed again.
+        core.unwinding.set(false);
+        if let Some(id) = core.take_pending() {
+            return Err(Interrupted::Timeout(id));
+        }
+        if self.closing.get() {
+            return Err(Interrupted::LoopExit(BlockedForever::new(format!(
+                "{what} (the hub is shutting down)"
+            ))));
+        }
+        register(Waker {
+            rec: rec.clone(),
+            seq: core.park_seq.get(),
+        });
+        core.state.set(State::Parked);
+        self.switch_out(core, what);
+        core.park_seq.set(core.park_seq.get().wrapping_add(1));
+        if core.kill_requested.get() {
+            start_unwind(core);
+        }
+        match core.wake_reason.take() {
+            WakeReason::Woken => Ok(()),
+            WakeReason::Interrupted(e) => Err(e),
+        }
+    }
+
+    /// Gives up the CPU until the current greenlet is resumed: a spawned
+    /// greenlet suspends to the loop; the main greenlet runs the loop.
+    #[inline]
+    fn switch_out(&self, core: &Core, what: &dyn fmt::Display) {
+        if core.is_main {
+            self.run_loop(what);
+            core.state.set(State::Running);
+        } else {
+            let y = core.yielder.get();
+            // SAFETY: set by the coroutine body when it first ran; the
+            // yielder lives on this greenlet's stack, and we are running on
+            // that stack now.
+            unsafe { (*y).suspend(()) };
+        }
+    }
+
+    /// Moves the current greenlet to the back of the ready queue and runs
+    /// the others that are ready; see [`crate::yield_now`].
+    pub(crate) fn yield_now(&self) {
+        if std::thread::panicking() {
+            return;
+        }
+        let rec = self.current();
+        let core = rec.core();
+        core.unwinding.set(false);
+        self.schedule(rec.clone());
+        self.switch_out(core, &"yield_now");
+        if core.kill_requested.get() {
+            start_unwind(core);
+        }
+    }
+
+    /// Kills a greenlet: see `GreenletRef::kill_nowait`.
+    pub(crate) fn kill(&self, rec: &Rc<dyn Record>) {
+        let core = rec.core();
+        if core.state.get() == State::Dead || core.unwinding.get() {
+            return;
+        }
+        if !core.started.get() {
+            // Never ran: it never will. Drop its closure now, in the killer's
+            // context (there is no stack of its own to run it on).
+            if let Some(t) = core.start_timer.take() {
+                self.cancel_timer(t);
+            }
+            core.state.set(State::Dead);
+            if let Some(mut co) = core.co.take() {
+                co.force_unwind();
+                self.stacks
+                    .borrow_mut()
+                    .put(co.into_stack(), core.stack_size);
+            }
+            self.finish(rec, Outcome::Killed);
+            return;
+        }
+        if Rc::ptr_eq(rec, &*self.current.borrow()) {
+            start_unwind(core);
+        }
+        core.kill_requested.set(true);
+        if core.state.get() == State::Parked {
+            self.schedule(rec.clone());
+        }
+    }
+
+    /// Delivers a fired timeout to its greenlet.
+    fn deliver_timeout(&self, rec: Rc<dyn Record>, id: crate::TimeoutId) {
+        let core = rec.core();
+        match core.state.get() {
+            State::Dead => {}
+            State::Parked => {
+                core.wake_reason
+                    .set(WakeReason::Interrupted(Interrupted::Timeout(id)));
+                self.schedule(rec);
+            }
+            _ => core.push_pending(id),
+        }
+    }
+
+    /// Runs the loop until the main greenlet's turn comes.
+    ///
+    /// The loop's position survives across calls: `batch_left` counts the
+    /// greenlets of the current turn's batch still to run, so when the main
+    /// greenlet's turn comes mid-batch, the rest of the batch runs the next
+    /// time the main greenlet blocks, before the next poll.
+    fn run_loop(&self, what: &dyn fmt::Display) {
+        loop {
+            let left = self.batch_left.get();
+            if left == 0 {
+                self.turn(what);
+                self.batch_left.set(self.ready.borrow().len());
+                continue;
+            }
+            self.batch_left.set(left - 1);
+            let next = self.ready.borrow_mut().pop_front();
+            let Some(g) = next else {
+                self.batch_left.set(0);
+                continue;
+            };
+            if g.core().is_main {
+                return;
+            }
+            self.run_one(g);
+        }
+    }
+
+    /// Resumes one greenlet until it parks, yields or finishes.
+    fn run_one(&self, g: Rc<dyn Record>) {
+        let core = g.core();
+        if core.state.get() != State::Scheduled {
+            return; // killed before it started; a stale queue entry
+        }
+        let Some(mut co) = core.co.take() else { return };
+        core.state.set(State::Running);
+        core.started.set(true);
+        let prev = self.current.replace(g);
+        let r = co.resume(());
+        let g = self.current.replace(prev);
+        let core = g.core();
+        match r {
+            CoroutineResult::Yield(()) => core.co.set(Some(co)),
+            CoroutineResult::Return(()) => {
+                self.stacks
+                    .borrow_mut()
+                    .put(co.into_stack(), core.stack_size)
+            }
+        }
+    }
+
+    /// The part of a loop turn after the batch: poll, timers, remote queue.
+    fn turn(&self, what: &dyn fmt::Display) {
+        if !self.ready.borrow().is_empty() {
+            let n = self.turns_since_poll.get() + 1;
+            if n >= POLL_EVERY {
+                self.turns_since_poll.set(0);
+                self.reactor.poll(Some(Duration::ZERO));
+            } else {
+                self.turns_since_poll.set(n);
+            }
+        } else {
+            self.turns_since_poll.set(0);
+            let next = self.timers.borrow_mut().next_deadline();
+            let timeout = next.map(|d| d.saturating_duration_since(Instant::now()));
+            if timeout.is_none() && !self.remote.has_work() && !self.can_be_woken() {
+                let err = Interrupted::LoopExit(BlockedForever::new(what.to_string()));
+                self.main
+                    .core()
+                    .wake_reason
+                    .set(WakeReason::Interrupted(err));
+                self.schedule(self.main.clone());
+                return;
+            }
+            let timeout = if self.remote.has_work() {
+                Some(Duration::ZERO)
+            } else {
+                timeout
+            };
+            self.reactor.poll(timeout);
+        }
+        self.fire_timers(Instant::now());
+        self.drain_remote();
+    }
+
+    /// Whether anything outside the ready queue and timers could wake a
+    /// parked greenlet.
+    fn can_be_woken(&self) -> bool {
+        self.reactor.waiters() > 0 || self.keepalive.get() > 0 || self.remote.handles() > 0
+    }
+
+    fn fire_timers(&self, now: Instant) {
+        loop {
+            let due = self.timers.borrow_mut().pop_due(now);
+            match due {
+                None => return,
+                Some(TimerAction::Wake(w)) => w.wake(),
+                Some(TimerAction::Interrupt(rec, id)) => self.deliver_timeout(rec, id),
+                Some(TimerAction::Start(rec)) => {
+                    rec.core().start_timer.set(None);
+                    if rec.core().state.get() == State::Delayed {
+                        self.schedule(rec);
+                    }
+                }
+            }
+        }
+    }
+
+    fn drain_remote(&self) {
+        for job in self.remote.take_jobs() {
+            if let Err(e) = self.spawn_task(job, None, DEFAULT_STACK_SIZE, Location::caller(), None)
+            {
+                eprintln!("greenlet: could not run a job sent through a Remote: {e}");
+            }
+        }
+    }
+
+    /// Ends every greenlet at thread exit: their `Drop`s run on their own
+    /// stacks (corosensei's forced unwind), then the queues are emptied.
+    fn teardown(&self) {
+        self.closing.set(true);
+        self.remote.close();
+        loop {
+            let recs: Vec<Rc<dyn Record>> = self.live.borrow_mut().drain().collect();
+            if recs.is_empty() {
+                break;
+            }
+            for rec in recs {
+                let core = rec.core();
+                core.state.set(State::Dead);
+                if let Some(mut co) = core.co.take() {
+                    let prev = self.current.replace(rec.clone());
+                    // A Drop that panics during teardown must not abort the
+                    // teardown of the others.
+                    let _ = panic::catch_unwind(AssertUnwindSafe(|| co.force_unwind()));
+                    self.current.replace(prev);
+                    drop(co);
+                }
+            }
+        }
+        let ready = std::mem::take(&mut *self.ready.borrow_mut());
+        drop(ready);
+        let timers = std::mem::replace(&mut *self.timers.borrow_mut(), Timers::new());
+        drop(timers);
+    }
+
+    /// A snapshot of the live greenlets.
+    pub(crate) fn run_info(&self) -> Vec<GreenletInfo> {
+        self.live
+            .borrow()
+            .iter()
+            .map(|(_, rec)| {
+                let r = GreenletRef { rec: rec.clone() };
+                GreenletInfo {
+                    id: r.id(),
+                    name: r.name().into_owned(),
+                    state: r.state(),
+                    spawned_at: r.spawned_at(),
+                }
+            })
+            .collect()
+    }
+
+    pub(crate) fn stats(&self) -> HubStats {
+        let t = self.timers.borrow();
+        HubStats {
+            greenlets: self.live.borrow().len(),
+            ready: self.ready.borrow().len(),
+            timers: t.len(),
+            timer_queue: t.queue_len(),
+            io_waiters: self.reactor.waiters(),
+            free_stacks: self.stacks.borrow().len(),
+        }
+    }
+}
+
+/// Starts a kill's unwind of the current greenlet.
+fn start_unwind(core: &Core) -> ! {
+    core.kill_requested.set(false);
+    core.unwinding.set(true);
+    panic::resume_unwind(Box::new(GreenletExit))
+}
+
+/// One live greenlet, as listed by [`run_info`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GreenletInfo {
+    /// Its id.
+    pub id: u64,
+    /// Its name (`Greenlet-<id>` unless named).
+    pub name: String,
+    /// Its state.
+    pub state: GreenletState,
+    /// Where it was spawned.
+    pub spawned_at: &'static Location<'static>,
+}
+
+impl fmt::Display for GreenletInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "#{} {} {:?} spawned at {}",
+            self.id, self.name, self.state, self.spawned_at
+        )
+    }
+}
+
+/// Lists every live (spawned, not yet dead) greenlet of this thread's hub:
+/// id, name, state and spawn location. The main greenlet is not listed.
+pub fn run_info() -> Vec<GreenletInfo> {
+    Hub::get().run_info()
+}
+
+/// Counters of this thread's hub, for tests and diagnostics.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct HubStats {
+    /// Live spawned greenlets.
+    pub greenlets: usize,
+    /// Entries in the ready queue.
+    pub ready: usize,
+    /// Armed timers.
+    pub timers: usize,
+    /// Entries in the timer queue, including cancelled ones awaiting lazy
+    /// deletion (bounded by a small multiple of `timers`).
+    pub timer_queue: usize,
+    /// Greenlets waiting for I/O readiness.
+    pub io_waiters: usize,
+    /// Free stacks held by the pool.
+    pub free_stacks: usize,
+}
+
+/// This thread's hub counters.
+pub fn stats() -> HubStats {
+    Hub::get().stats()
+}
+
+pub use crate::remote::{Remote, RemoteError};

@@ -1,0 +1,67 @@
+//! The runtime of greenlet: one hub per OS thread, stackful greenlets,
+//! park/wake, timers, a reactor, and the few cross-thread entry points.
+//!
+//! Most users want the facade crate `greenlet`, which re-exports this crate
+//! at its root. This crate is what the others build on:
+//!
+//! - [`spawn`], [`Builder`], [`Greenlet`], [`GreenletRef`]: greenlets and
+//!   their handles (join, get, kill, links);
+//! - [`park`] and [`Waker`]: the one blocking primitive every wait is built
+//!   on (sync primitives, sockets, timers, joins);
+//! - [`Interrupted`]: why a wait ended early (timeout, cancel, deadlock);
+//! - [`Registration`]: an fd on the hub's reactor, for cooperative I/O;
+//! - [`hub`]: [`hub::Remote`], [`run_info`] and hub counters;
+//! - [`arm_timeout`] / [`cancel_timeout`]: the hook timeouts are built on.
+//!
+//! # The model
+//!
+//! Each OS thread that uses greenlet gets a hub, created on first use. The
+//! thread's own code is the *main greenlet*. [`spawn`] never switches: the
+//! new greenlet runs when the current one blocks (in a [`park`]: `sleep`,
+//! `join`, a socket read, ...) or yields. Greenlets start in spawn order.
+//! When the main greenlet blocks, the hub loop runs on the thread's own
+//! stack until the main greenlet is woken.
+//!
+//! ```
+//! use greenlet_runtime::{spawn, sleep, yield_now};
+//! use std::cell::RefCell;
+//! use std::rc::Rc;
+//! use std::time::Duration;
+//!
+//! let log = Rc::new(RefCell::new(Vec::new()));
+//! let l = log.clone();
+//! let g = spawn(move || {
+//!     l.borrow_mut().push("child runs");
+//!     sleep(Duration::from_millis(1)).unwrap();
+//!     l.borrow_mut().push("child done");
+//! });
+//! log.borrow_mut().push("spawn returned");
+//! g.join().unwrap();
+//! assert_eq!(*log.borrow(), ["spawn returned", "child runs", "child done"]);
+//! # yield_now();
+//! ```
+#![deny(missing_docs)]
+
+mod greenlet;
+mod interrupt;
+mod park;
+mod reactor;
+mod remote;
+mod sleep;
+mod stack;
+mod timer;
+
+/// The hub of the current thread: remote handles, introspection, counters.
+pub mod hub;
+
+pub use greenlet::{
+    getcurrent, joinall, killall, panic_message, spawn, spawn_later, spawn_raw, Builder,
+    Greenlet, GreenletError, GreenletExit, GreenletRef, GreenletState, LinkId,
+};
+pub use hub::{run_info, GreenletInfo};
+pub use interrupt::{BlockedForever, Interrupted, TimeoutId};
+pub use park::{park, Waker};
+pub use reactor::Registration;
+pub use sleep::{sleep, yield_now};
+pub use stack::{DEFAULT_STACK_SIZE, MIN_STACK_SIZE};
+pub use timer::{arm_timeout, cancel_timeout, timer_armed, TimerHandle};

@@ -1,0 +1,122 @@
+//! Park / wake: the one blocking primitive everything else is built on.
+//!
+//! [`park`] suspends the current greenlet until a [`Waker`] handed out for
+//! that park is woken, or the greenlet is interrupted (a timeout, a cancel,
+//! a kill). Sync primitives, sockets, timers and joins are all park + wakers;
+//! nothing else suspends.
+//!
+//! Each park has a sequence number, and every waker carries the number of
+//! the park it was made for: waking a stale waker (from a wait that already
+//! ended) never ends a later park.
+//!
+//! ```
+//! use greenlet_runtime::{park, spawn, Waker};
+//! use std::cell::RefCell;
+//! use std::rc::Rc;
+//!
+//! // A one-shot signal built on park/wake.
+//! let slot: Rc<RefCell<Option<Waker>>> = Rc::default();
+//! let s = slot.clone();
+//! spawn(move || {
+//!     if let Some(w) = s.borrow_mut().take() {
+//!         w.wake();
+//!     }
+//! });
+//! park(&"the signal", |w| *slot.borrow_mut() = Some(w)).unwrap();
+//! ```
+
+use std::fmt;
+use std::rc::Rc;
+
+use crate::greenlet::{Record, State, WakeReason};
+use crate::hub::Hub;
+use crate::interrupt::Interrupted;
+
+/// Wakes one park of one greenlet. Cheap to clone (a reference count).
+///
+/// A waker is bound to the park it was made for: once that park has ended
+/// (woken, interrupted or killed), waking it does nothing. `!Send`: wakers
+/// never leave their hub's thread (use `Remote` to cross threads).
+#[derive(Clone)]
+pub struct Waker {
+    pub(crate) rec: Rc<dyn Record>,
+    pub(crate) seq: u32,
+}
+
+impl Waker {
+    /// Ends the park this waker was made for, if it has not ended yet: the
+    /// greenlet is scheduled and its `park` returns `Ok(())`. Never switches.
+    pub fn wake(self) {
+        self.wake_with(WakeReason::Woken);
+    }
+
+    /// Like [`Waker::wake`] without consuming the waker.
+    pub fn wake_by_ref(&self) {
+        self.wake_with(WakeReason::Woken);
+    }
+
+    /// Ends the park with an error: its `park` returns `Err(reason)`.
+    /// Used by `cancel_wait`/`close` to fail a waiter with
+    /// [`Interrupted::Cancelled`].
+    pub fn interrupt(&self, reason: Interrupted) {
+        self.wake_with(WakeReason::Interrupted(reason));
+    }
+
+    /// True when the park this waker was made for has ended; waking it is
+    /// then a no-op.
+    pub fn is_stale(&self) -> bool {
+        let core = self.rec.core();
+        core.park_seq.get() != self.seq || core.state.get() != State::Parked
+    }
+
+    /// True if both wakers wake the same park.
+    pub fn will_wake(&self, other: &Waker) -> bool {
+        Rc::ptr_eq(&self.rec, &other.rec) && self.seq == other.seq
+    }
+
+    #[inline]
+    fn wake_with(&self, reason: WakeReason) {
+        let core = self.rec.core();
+        if core.park_seq.get() == self.seq && core.state.get() == State::Parked {
+            core.wake_reason.set(reason);
+            Hub::get().schedule(self.rec.clone());
+        }
+    }
+}
+
+impl fmt::Debug for Waker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Waker")
+            .field("greenlet", &self.rec.core().id)
+            .field("seq", &self.seq)
+            .finish()
+    }
+}
+
+/// Suspends the current greenlet until a waker made for this park is woken.
+///
+/// `register` receives the waker before the greenlet suspends; store it
+/// wherever the wake-up will come from (clone it for several sources).
+/// `what` describes the wait in the [`Interrupted::LoopExit`] message
+/// ("join of Greenlet-7 spawned at src/main.rs:12"); it is only formatted
+/// when that error is produced, so pass `&format_args!(..)` freely.
+///
+/// Called from the thread's main greenlet, this runs the hub loop on the
+/// thread's own stack until the main greenlet is woken.
+///
+/// # Errors
+/// - [`Interrupted::Timeout`]: a timeout of this greenlet expired before or
+///   during the wait (a timeout that expired earlier is delivered here,
+///   without suspending);
+/// - [`Interrupted::Cancelled`]: the waker was used with
+///   [`Waker::interrupt`];
+/// - [`Interrupted::LoopExit`]: nothing could ever wake this park;
+/// - [`Interrupted::Unwinding`]: the thread is unwinding from a panic, so
+///   the greenlet may not suspend; `register` is not called.
+///
+/// If the greenlet is killed while parked, `park` does not return: the
+/// greenlet unwinds from here with a `GreenletExit` payload.
+#[inline]
+pub fn park(what: &dyn fmt::Display, register: impl FnOnce(Waker)) -> Result<(), Interrupted> {
+    Hub::get().park(what, register)
+}

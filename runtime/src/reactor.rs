@@ -1,0 +1,412 @@
+//! The reactor: readiness of file descriptors, on `polling`.
+//!
+//! Each fd is registered once, edge-triggered, for read and write. The hub
+//! keeps per-fd readiness flags and at most one read and one write waiter.
+//! I/O is try-first: an operation runs its non-blocking syscall and parks
+//! only on `WouldBlock`, which consumes the readiness flag; the next edge
+//! sets it again. `Poller::wait` runs at most once per loop turn, never per
+//! operation, and no `epoll_ctl` happens after registration.
+//!
+//! ```
+//! use greenlet_runtime::{spawn, Registration};
+//! use std::io::{Read, Write};
+//! use std::os::fd::AsRawFd;
+//! use std::os::unix::net::UnixStream;
+//!
+//! let (mut a, b) = UnixStream::pair().unwrap();
+//! b.set_nonblocking(true).unwrap();
+//! // SAFETY: `b` outlives `reg` (reg is dropped first below).
+//! let reg = unsafe { Registration::new(b.as_raw_fd()) }.unwrap();
+//! spawn(move || a.write_all(b"ping").unwrap());
+//! let mut buf = [0u8; 4];
+//! let n = reg.read_with(None, || (&b).read(&mut buf)).unwrap();
+//! assert_eq!(&buf[..n], b"ping");
+//! drop(reg);
+//! ```
+
+use std::cell::{Cell, RefCell};
+use std::fmt;
+use std::io;
+use std::marker::PhantomData;
+use std::num::NonZeroUsize;
+use std::os::fd::{BorrowedFd, RawFd};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use polling::{Event, Events, PollMode, Poller};
+use slab::Slab;
+
+use crate::hub::Hub;
+use crate::interrupt::Interrupted;
+use crate::park::{park, Waker};
+use crate::timer::{TimerAction, TimerGuard};
+
+/// Capacity of the events buffer filled by one `Poller::wait`.
+const EVENTS: usize = 1024;
+
+struct Source {
+    fd: RawFd,
+    readable: bool,
+    writable: bool,
+    reader: Option<Waker>,
+    writer: Option<Waker>,
+}
+
+pub(crate) struct Reactor {
+    poller: Arc<Poller>,
+    sources: RefCell<Slab<Source>>,
+    events: RefCell<Events>,
+    /// Number of `Some` wakers in `sources` (for the deadlock check).
+    waiters: Cell<usize>,
+}
+
+impl Reactor {
+    pub(crate) fn new() -> io::Result<Reactor> {
+        Ok(Reactor {
+            poller: Arc::new(Poller::new()?),
+            sources: RefCell::new(Slab::new()),
+            events: RefCell::new(Events::with_capacity(
+                NonZeroUsize::new(EVENTS).expect("nonzero"),
+            )),
+            waiters: Cell::new(0),
+        })
+    }
+
+    pub(crate) fn poller(&self) -> &Arc<Poller> {
+        &self.poller
+    }
+
+    pub(crate) fn waiters(&self) -> usize {
+        self.waiters.get()
+    }
+
+    /// Waits for readiness (or a notify) up to `timeout` and wakes waiters.
+    pub(crate) fn poll(&self, timeout: Option<Duration>) {
+        let mut events = self.events.borrow_mut();
+        events.clear();
+        if let Err(e) = self.poller.wait(&mut events, timeout) {
+            if e.kind() != io::ErrorKind::Interrupted {
+                eprintln!("greenlet: polling for I/O readiness failed: {e}");
+            }
+            return;
+        }
+        for ev in events.iter() {
+            let (r, w) = {
+                let mut sources = self.sources.borrow_mut();
+                let Some(s) = sources.get_mut(ev.key) else { continue };
+                if ev.readable {
+                    s.readable = true;
+                }
+                if ev.writable {
+                    s.writable = true;
+                }
+                let r = if ev.readable { s.reader.take() } else { None };
+                let w = if ev.writable { s.writer.take() } else { None };
+                (r, w)
+            };
+            self.waiters
+                .set(self.waiters.get() - r.is_some() as usize - w.is_some() as usize);
+            if let Some(r) = r {
+                r.wake();
+            }
+            if let Some(w) = w {
+                w.wake();
+            }
+        }
+    }
+}
+
+/// Removes a waiter's own (stale) waker from its slot when its wait ends,
+/// also when the wait unwinds (a kill), so no waker lingers.
+struct WaiterSlot<'a> {
+    reg: &'a Registration,
+    dir: Dir,
+}
+
+impl WaiterSlot<'_> {
+    fn clear(&mut self) {
+        let Some(hub) = Hub::try_get() else { return };
+        let mine = {
+            let mut sources = hub.reactor.sources.borrow_mut();
+            let Some(s) = sources.get_mut(self.reg.key) else { return };
+            let slot = match self.dir {
+                Dir::Read => &mut s.reader,
+                Dir::Write => &mut s.writer,
+            };
+            if slot.as_ref().is_some_and(Waker::is_stale) {
+                slot.take()
+            } else {
+                None
+            }
+        };
+        if mine.is_some() {
+            hub.reactor.waiters.set(hub.reactor.waiters.get() - 1);
+        }
+    }
+}
+
+impl Drop for WaiterSlot<'_> {
+    fn drop(&mut self) {
+        self.clear();
+    }
+}
+
+/// Which readiness to wait for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Dir {
+    Read,
+    Write,
+}
+
+/// An fd registered with the current thread's reactor: the building block of
+/// cooperative sockets.
+///
+/// Registered once, edge-triggered, for both directions; readiness starts as
+/// "ready" so the first operation tries its syscall. At most one greenlet
+/// may wait per direction: a second gets `ResourceBusy` (gevent's
+/// ConcurrentObjectUseError). `!Send`: it belongs to its hub's thread.
+pub struct Registration {
+    key: usize,
+    fd: RawFd,
+    _not_send: PhantomData<*const ()>,
+}
+
+impl fmt::Debug for Registration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Registration").field("fd", &self.fd).finish()
+    }
+}
+
+impl Registration {
+    /// Registers `fd` with this thread's reactor. The fd should be in
+    /// non-blocking mode.
+    ///
+    /// # Safety
+    /// `fd` must stay open until this `Registration` is dropped (drop it
+    /// before closing the fd), as for `polling::Poller::add`.
+    ///
+    /// # Errors
+    /// The error of `epoll_ctl`, e.g. `EBADF` for an fd that is not open, or
+    /// `EPERM` for a regular file (which is always ready; do not register).
+    pub unsafe fn new(fd: RawFd) -> io::Result<Registration> {
+        let hub = Hub::get();
+        let r = &hub.reactor;
+        let key = r.sources.borrow_mut().insert(Source {
+            fd,
+            readable: true,
+            writable: true,
+            reader: None,
+            writer: None,
+        });
+        // SAFETY: the caller keeps `fd` open until drop, where it is deleted.
+        let added = unsafe { r.poller.add_with_mode(fd, Event::all(key), PollMode::Edge) };
+        if let Err(e) = added {
+            r.sources.borrow_mut().remove(key);
+            return Err(e);
+        }
+        Ok(Registration {
+            key,
+            fd,
+            _not_send: PhantomData,
+        })
+    }
+
+    /// The registered fd.
+    pub fn fd(&self) -> RawFd {
+        self.fd
+    }
+
+    fn with<R>(&self, f: impl FnOnce(&mut Source) -> R) -> R {
+        let hub = Hub::get();
+        let mut sources = hub.reactor.sources.borrow_mut();
+        f(sources.get_mut(self.key).expect("registered source"))
+    }
+
+    /// Whether the last known read readiness is "ready".
+    pub fn is_readable(&self) -> bool {
+        self.with(|s| s.readable)
+    }
+
+    /// Whether the last known write readiness is "ready".
+    pub fn is_writable(&self) -> bool {
+        self.with(|s| s.writable)
+    }
+
+    /// Forgets read readiness: the next read waits for the next edge. Call
+    /// after `WouldBlock`, or after a short read on a stream socket.
+    #[inline]
+    pub fn clear_readable(&self) {
+        self.with(|s| s.readable = false)
+    }
+
+    /// Forgets write readiness (after `WouldBlock` or a short write).
+    #[inline]
+    pub fn clear_writable(&self) {
+        self.with(|s| s.writable = false)
+    }
+
+    /// Waits until the fd is readable (returns at once if it is known to be).
+    ///
+    /// # Errors
+    /// `TimedOut` ("timed out") after `timeout`; `ResourceBusy` if another
+    /// greenlet already waits to read it; the `io::Error` of an
+    /// [`Interrupted`] (a `Timeout` guard, `Cancelled` when the fd was closed
+    /// or the wait cancelled by another greenlet, `LoopExit`).
+    pub fn wait_readable(&self, timeout: Option<Duration>) -> io::Result<()> {
+        self.wait(Dir::Read, timeout.map(|t| Instant::now() + t))
+    }
+
+    /// Waits until the fd is writable; as [`Registration::wait_readable`].
+    ///
+    /// # Errors
+    /// As [`Registration::wait_readable`].
+    pub fn wait_writable(&self, timeout: Option<Duration>) -> io::Result<()> {
+        self.wait(Dir::Write, timeout.map(|t| Instant::now() + t))
+    }
+
+    fn wait(&self, dir: Dir, deadline: Option<Instant>) -> io::Result<()> {
+        let hub = Hub::get();
+        loop {
+            let busy = self.with(|s| {
+                let (ready, slot) = match dir {
+                    Dir::Read => (s.readable, &s.reader),
+                    Dir::Write => (s.writable, &s.writer),
+                };
+                if ready {
+                    Ok(true)
+                } else if slot.as_ref().is_some_and(|w| !w.is_stale()) {
+                    Err(())
+                } else {
+                    Ok(false)
+                }
+            });
+            match busy {
+                Ok(true) => return Ok(()),
+                Ok(false) => {}
+                Err(()) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::ResourceBusy,
+                        format!(
+                            "another greenlet is already waiting to {} fd {}",
+                            if dir == Dir::Read { "read" } else { "write" },
+                            self.fd
+                        ),
+                    ))
+                }
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Err(io::Error::new(io::ErrorKind::TimedOut, "timed out"));
+            }
+            let mut timer = TimerGuard::new();
+            let mut slot = WaiterSlot { reg: self, dir };
+            let r = park(
+                &format_args!(
+                    "{} readiness of fd {}",
+                    if dir == Dir::Read { "read" } else { "write" },
+                    self.fd
+                ),
+                |w| {
+                    if let Some(d) = deadline {
+                        timer.arm(d, TimerAction::Wake(w.clone()));
+                    }
+                    let old = self.with(|s| match dir {
+                        Dir::Read => s.reader.replace(w),
+                        Dir::Write => s.writer.replace(w),
+                    });
+                    if old.is_none() {
+                        hub.reactor.waiters.set(hub.reactor.waiters.get() + 1);
+                    }
+                },
+            );
+            drop(timer);
+            slot.clear();
+            r.map_err(io::Error::from)?;
+        }
+    }
+
+    /// Runs the non-blocking read operation `op` until it does not return
+    /// `WouldBlock`, waiting for read readiness in between (try-first: no
+    /// wait when the fd is known to be readable).
+    ///
+    /// # Errors
+    /// `op`'s own errors, and those of [`Registration::wait_readable`].
+    #[inline]
+    pub fn read_with<R>(
+        &self,
+        timeout: Option<Duration>,
+        mut op: impl FnMut() -> io::Result<R>,
+    ) -> io::Result<R> {
+        let deadline = timeout.map(|t| Instant::now() + t);
+        loop {
+            if self.is_readable() {
+                match op() {
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.clear_readable(),
+                    r => return r,
+                }
+            }
+            self.wait(Dir::Read, deadline)?;
+        }
+    }
+
+    /// Runs the non-blocking write operation `op` until it does not return
+    /// `WouldBlock`, waiting for write readiness in between.
+    ///
+    /// # Errors
+    /// `op`'s own errors, and those of [`Registration::wait_writable`].
+    #[inline]
+    pub fn write_with<R>(
+        &self,
+        timeout: Option<Duration>,
+        mut op: impl FnMut() -> io::Result<R>,
+    ) -> io::Result<R> {
+        let deadline = timeout.map(|t| Instant::now() + t);
+        loop {
+            if self.is_writable() {
+                match op() {
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.clear_writable(),
+                    r => return r,
+                }
+            }
+            self.wait(Dir::Write, deadline)?;
+        }
+    }
+
+    /// Fails the current waiters (if any) with [`Interrupted::Cancelled`]
+    /// ("File descriptor was closed in another greenlet"). Never switches.
+    pub fn cancel_waiters(&self) {
+        self.cancel_with(Interrupted::Cancelled);
+    }
+
+    /// Fails the current waiters (if any) with `reason`. Never switches.
+    pub fn cancel_with(&self, reason: Interrupted) {
+        let (r, w) = self.with(|s| (s.reader.take(), s.writer.take()));
+        let hub = Hub::get();
+        let n = r.is_some() as usize + w.is_some() as usize;
+        hub.reactor.waiters.set(hub.reactor.waiters.get() - n);
+        if let Some(r) = r {
+            r.interrupt(reason.clone());
+        }
+        if let Some(w) = w {
+            w.interrupt(reason);
+        }
+    }
+}
+
+impl Drop for Registration {
+    /// Deregisters the fd and fails any waiter with `Cancelled`.
+    fn drop(&mut self) {
+        let Some(hub) = Hub::try_get() else { return };
+        let source = hub.reactor.sources.borrow_mut().try_remove(self.key);
+        if let Some(s) = source {
+            // SAFETY: the contract of `Registration::new` keeps the fd open
+            // until now.
+            let fd = unsafe { BorrowedFd::borrow_raw(s.fd) };
+            let _ = hub.reactor.poller.delete(fd);
+            let n = s.reader.is_some() as usize + s.writer.is_some() as usize;
+            hub.reactor.waiters.set(hub.reactor.waiters.get() - n);
+            for w in [s.reader, s.writer].into_iter().flatten() {
+                w.interrupt(Interrupted::Cancelled);
+            }
+        }
+    }
+}

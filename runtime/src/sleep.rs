@@ -1,0 +1,58 @@
+//! Giving up the CPU: [`sleep`] and [`yield_now`].
+
+use std::time::{Duration, Instant};
+
+use crate::hub::Hub;
+use crate::interrupt::Interrupted;
+use crate::park::park;
+use crate::timer::{TimerAction, TimerGuard};
+
+/// Suspends the current greenlet for `duration`, measured from this call.
+///
+/// `sleep(Duration::ZERO)` is the canonical yield: the greenlet goes to the
+/// back of the ready queue and the others that are ready run first. A
+/// sleep is a blocking point: it is where timeouts are delivered and kills
+/// land.
+///
+/// # Errors
+/// [`Interrupted::Timeout`] if a timeout of this greenlet expired before or
+/// during the sleep; [`Interrupted::Unwinding`] if called while the thread
+/// unwinds (it then returns at once).
+///
+/// ```
+/// use greenlet_runtime::sleep;
+/// use std::time::{Duration, Instant};
+///
+/// let t0 = Instant::now();
+/// sleep(Duration::from_millis(20)).unwrap();
+/// assert!(t0.elapsed() >= Duration::from_millis(20));
+/// ```
+pub fn sleep(duration: Duration) -> Result<(), Interrupted> {
+    let hub = Hub::get();
+    if duration.is_zero() {
+        if std::thread::panicking() {
+            return Err(Interrupted::Unwinding);
+        }
+        let me = hub.current();
+        if let Some(id) = me.core().take_pending() {
+            return Err(Interrupted::Timeout(id));
+        }
+        hub.yield_now();
+        return match me.core().take_pending() {
+            Some(id) => Err(Interrupted::Timeout(id)),
+            None => Ok(()),
+        };
+    }
+    let deadline = Instant::now() + duration;
+    let mut timer = TimerGuard::new();
+    park(&format_args!("sleep({duration:?})"), |w| {
+        timer.arm(deadline, TimerAction::Wake(w));
+    })
+}
+
+/// Lets every other ready greenlet run, then continues; returns at once if
+/// the thread is unwinding. Unlike `sleep(ZERO)` it never reports a
+/// timeout (a pending one stays for the next wait), but a kill lands here.
+pub fn yield_now() {
+    Hub::get().yield_now();
+}

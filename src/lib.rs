@@ -1,0 +1,49 @@
+//! greenlet: gevent-style cooperative concurrency for Rust.
+//!
+//! Write plain blocking code — [`spawn`], [`sleep`], `read`, `write`, a
+//! [`Timeout`] guard — and get the concurrency of an event loop without
+//! `async`/`await`. Greenlets are stackful coroutines; every OS thread that
+//! uses the library gets its own hub (scheduler, timers, I/O reactor).
+//!
+//! ```
+//! use greenlet::{spawn, sleep};
+//! use std::time::Duration;
+//!
+//! let workers: Vec<_> = (0..3)
+//!     .map(|i| spawn(move || {
+//!         sleep(Duration::from_millis(10 * (3 - i))).unwrap();
+//!         i * 10
+//!     }))
+//!     .collect();
+//! let results: Vec<u64> = workers.into_iter().map(|g| g.get().unwrap()).collect();
+//! assert_eq!(results, [0, 10, 20]);
+//! ```
+//!
+//! Modules: [`hub`] (remote handles, introspection), [`timeout`], [`net`].
+#![deny(missing_docs)]
+
+pub use greenlet_runtime::{
+    getcurrent, joinall, killall, panic_message, park, run_info, sleep, spawn, spawn_later,
+    spawn_raw, yield_now, BlockedForever, Builder, Greenlet, GreenletError, GreenletExit,
+    GreenletInfo, GreenletRef, GreenletState, Interrupted, LinkId, TimeoutId, Waker,
+};
+
+/// The hub of the current thread: [`hub::Remote`] for other threads,
+/// [`hub::run_info`], counters and the reactor registration type.
+pub mod hub {
+    pub use greenlet_runtime::hub::{
+        run_info, stats, GreenletInfo, HubStats, Remote, RemoteError, POLL_EVERY,
+    };
+    pub use greenlet_runtime::{Registration, DEFAULT_STACK_SIZE, MIN_STACK_SIZE};
+}
+
+/// Timeouts: scoped guards that interrupt the waits of the greenlet that
+/// started them.
+pub mod timeout {
+    pub use greenlet_timeout::*;
+}
+
+/// Cooperative sockets.
+pub mod net {
+    pub use greenlet_net::*;
+}

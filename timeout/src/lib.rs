@@ -1,0 +1,2 @@
+//! Timeouts for greenlet (filled by the timeout issue).
+#![deny(missing_docs)]
