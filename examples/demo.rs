@@ -17,17 +17,34 @@ fn main() {
         })
         .collect();
     let sum: u64 = workers.into_iter().map(|g| g.get().unwrap()).sum();
-    println!("sum of squares: {sum} in {:?} (concurrent sleeps)", t0.elapsed());
+    println!(
+        "sum of squares: {sum} in {:?} (concurrent sleeps)",
+        t0.elapsed()
+    );
 
-    let a = spawn(|| for i in 0..2 { println!("A{i}"); yield_now(); });
-    let b = spawn(|| for i in 0..2 { println!("B{i}"); yield_now(); });
+    let a = spawn(|| {
+        for i in 0..2 {
+            println!("A{i}");
+            yield_now();
+        }
+    });
+    let b = spawn(|| {
+        for i in 0..2 {
+            println!("B{i}");
+            yield_now();
+        }
+    });
     a.join().unwrap();
     b.join().unwrap();
 
     let sleeper = spawn(|| sleep(Duration::from_secs(3600)));
     sleep(Duration::ZERO).unwrap();
     sleeper.kill().unwrap();
-    println!("killed sleeper: dead={} successful={}", sleeper.dead(), sleeper.successful());
+    println!(
+        "killed sleeper: dead={} successful={}",
+        sleeper.dead(),
+        sleeper.successful()
+    );
 
     let stuck = spawn(|| greenlet::park(&"a signal nobody sends", |_w| {}));
     match stuck.join() {

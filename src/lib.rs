@@ -19,7 +19,8 @@
 //! assert_eq!(results, [0, 10, 20]);
 //! ```
 //!
-//! Modules: [`hub`] (remote handles, introspection), [`timeout`], [`net`].
+//! Modules: [`hub`] (remote handles, introspection), [`timeout`],
+//! [`eventlet`] (eventlet's names). Cooperative sockets (`net`) come next.
 #![deny(missing_docs)]
 
 pub use greenlet_runtime::{
@@ -37,13 +38,30 @@ pub mod hub {
     pub use greenlet_runtime::{Registration, DEFAULT_STACK_SIZE, MIN_STACK_SIZE};
 }
 
+pub use greenlet_timeout::{with_timeout, with_timeout_or, Timeout};
+
 /// Timeouts: scoped guards that interrupt the waits of the greenlet that
-/// started them.
+/// started them. See the crate docs of `greenlet-timeout` for the rules.
 pub mod timeout {
     pub use greenlet_timeout::*;
 }
 
-/// Cooperative sockets.
-pub mod net {
-    pub use greenlet_net::*;
+/// eventlet's names for greenlet's functions, for code ported from eventlet.
+/// Each is a thin alias, documented with what it maps to.
+pub mod eventlet {
+    use std::time::Duration;
+
+    pub use greenlet_runtime::{sleep, spawn};
+
+    /// eventlet's `exc_after(seconds, exc)`: a started timeout for the
+    /// current greenlet (alias of [`Timeout::start_new`](crate::Timeout::start_new)).
+    /// Keep the guard alive for as long as it should apply.
+    pub fn exc_after(duration: Duration) -> crate::Timeout {
+        crate::Timeout::start_new(duration)
+    }
 }
+
+/// The README's example, compiled and run as a doctest so it never rots.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctest;

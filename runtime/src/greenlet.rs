@@ -196,8 +196,12 @@ impl Core {
         }
     }
 
-    pub(crate) fn discard_pending(&self, id: TimeoutId) {
-        self.pending.borrow_mut().retain(|p| *p != id);
+    /// Drops a fired, undelivered timeout; `true` if it was pending.
+    pub(crate) fn discard_pending(&self, id: TimeoutId) -> bool {
+        let mut p = self.pending.borrow_mut();
+        let before = p.len();
+        p.retain(|p| *p != id);
+        p.len() != before
     }
 
     /// Where a greenlet is, for messages: "Greenlet-7 spawned at src/x.rs:1:2".
@@ -407,7 +411,8 @@ impl Hub {
     {
         let stack = self.stacks.borrow_mut().get(stack_size)?;
         let id = self.next_id();
-        let task: Rc<Task<T>> = Rc::new(Task::new(Core::new(id, name, location, stack_size, false)));
+        let task: Rc<Task<T>> =
+            Rc::new(Task::new(Core::new(id, name, location, stack_size, false)));
         let co = Coroutine::with_stack(stack, body(Rc::as_ptr(&task), f));
         task.core.co.set(Some(co));
         let rec: Rc<dyn Record> = task;
@@ -416,7 +421,10 @@ impl Hub {
             None => self.schedule(rec.clone()),
             Some(at) => {
                 rec.core().state.set(State::Delayed);
-                let h = self.timers.borrow_mut().arm(at, TimerAction::Start(rec.clone()));
+                let h = self
+                    .timers
+                    .borrow_mut()
+                    .arm(at, TimerAction::Start(rec.clone()));
                 rec.core().start_timer.set(Some(h));
             }
         }
@@ -439,7 +447,9 @@ where
     F: FnOnce() -> T + 'static,
     T: 'static,
 {
-    Builder::new().spawn(f).unwrap_or_else(|e| panic!("greenlet::spawn failed: {e}"))
+    Builder::new()
+        .spawn(f)
+        .unwrap_or_else(|e| panic!("greenlet::spawn failed: {e}"))
 }
 
 /// Spawns `f` to start after `delay` (gevent's `spawn_later`).
@@ -467,9 +477,7 @@ pub fn spawn_raw<F>(f: F)
 where
     F: FnOnce() + 'static,
 {
-    if let Err(e) =
-        Hub::get().spawn_task(f, None, DEFAULT_STACK_SIZE, Location::caller(), None)
-    {
+    if let Err(e) = Hub::get().spawn_task(f, None, DEFAULT_STACK_SIZE, Location::caller(), None) {
         panic!("greenlet::spawn_raw failed: {e}");
     }
 }
@@ -734,7 +742,9 @@ impl GreenletRef {
     fn forget_stale_joiners(&self) {
         let stale: Vec<Waker> = {
             let mut j = self.core().joiners.borrow_mut();
-            let (stale, live) = std::mem::take(&mut *j).into_iter().partition(Waker::is_stale);
+            let (stale, live) = std::mem::take(&mut *j)
+                .into_iter()
+                .partition(Waker::is_stale);
             *j = live;
             stale
         };

@@ -366,11 +366,10 @@ impl Hub {
         let core = g.core();
         match r {
             CoroutineResult::Yield(()) => core.co.set(Some(co)),
-            CoroutineResult::Return(()) => {
-                self.stacks
-                    .borrow_mut()
-                    .put(co.into_stack(), core.stack_size)
-            }
+            CoroutineResult::Return(()) => self
+                .stacks
+                .borrow_mut()
+                .put(co.into_stack(), core.stack_size),
         }
     }
 

@@ -55,8 +55,8 @@ mod timer;
 pub mod hub;
 
 pub use greenlet::{
-    getcurrent, joinall, killall, panic_message, spawn, spawn_later, spawn_raw, Builder,
-    Greenlet, GreenletError, GreenletExit, GreenletRef, GreenletState, LinkId,
+    getcurrent, joinall, killall, panic_message, spawn, spawn_later, spawn_raw, Builder, Greenlet,
+    GreenletError, GreenletExit, GreenletRef, GreenletState, LinkId,
 };
 pub use hub::{run_info, GreenletInfo};
 pub use interrupt::{BlockedForever, Interrupted, TimeoutId};
@@ -64,4 +64,4 @@ pub use park::{park, Waker};
 pub use reactor::Registration;
 pub use sleep::{sleep, yield_now};
 pub use stack::{DEFAULT_STACK_SIZE, MIN_STACK_SIZE};
-pub use timer::{arm_timeout, cancel_timeout, timer_armed, TimerHandle};
+pub use timer::{arm_timeout, cancel_timeout, timer_armed, TimeoutStatus, TimerHandle};

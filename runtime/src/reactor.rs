@@ -93,7 +93,9 @@ impl Reactor {
         for ev in events.iter() {
             let (r, w) = {
                 let mut sources = self.sources.borrow_mut();
-                let Some(s) = sources.get_mut(ev.key) else { continue };
+                let Some(s) = sources.get_mut(ev.key) else {
+                    continue;
+                };
                 if ev.readable {
                     s.readable = true;
                 }
@@ -128,7 +130,9 @@ impl WaiterSlot<'_> {
         let Some(hub) = Hub::try_get() else { return };
         let mine = {
             let mut sources = hub.reactor.sources.borrow_mut();
-            let Some(s) = sources.get_mut(self.reg.key) else { return };
+            let Some(s) = sources.get_mut(self.reg.key) else {
+                return;
+            };
             let slot = match self.dir {
                 Dir::Read => &mut s.reader,
                 Dir::Write => &mut s.writer,
@@ -173,7 +177,9 @@ pub struct Registration {
 
 impl fmt::Debug for Registration {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Registration").field("fd", &self.fd).finish()
+        f.debug_struct("Registration")
+            .field("fd", &self.fd)
+            .finish()
     }
 }
 

@@ -110,8 +110,9 @@ impl Timers {
             self.heap.clear();
         } else if self.heap.len() > 2 * live + 64 {
             let slots = &self.slots;
-            self.heap
-                .retain(|Reverse(e)| matches!(slots.get(e.key as usize), Some(s) if s.seq == e.seq));
+            self.heap.retain(
+                |Reverse(e)| matches!(slots.get(e.key as usize), Some(s) if s.seq == e.seq),
+            );
         }
     }
 
@@ -166,18 +167,37 @@ pub fn arm_timeout(deadline: Instant, target: &crate::GreenletRef, id: TimeoutId
     crate::hub::Hub::get().arm_timer(deadline, TimerAction::Interrupt(target.rec.clone(), id))
 }
 
-/// Cancels a timer armed by [`arm_timeout`] and discards its error if it
-/// fired but was not delivered yet. Returns `true` if the timer was still
-/// armed. Safe to call at any time, also during thread exit (then a no-op).
-pub fn cancel_timeout(handle: TimerHandle, target: &crate::GreenletRef, id: TimeoutId) -> bool {
+/// What [`cancel_timeout`] found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TimeoutStatus {
+    /// The timer was still armed; it is now cancelled and will never fire.
+    Cancelled,
+    /// It had fired but its error was not delivered yet; the error is now
+    /// discarded and no wait will see it.
+    Discarded,
+    /// It had fired and a wait of the target already returned its error
+    /// (or the handle was unknown).
+    Delivered,
+}
+
+/// Cancels a timer armed by [`arm_timeout`]; if it already fired, discards
+/// its error when not delivered yet. Safe to call at any time, also during
+/// thread exit (then a no-op reporting `Delivered`).
+pub fn cancel_timeout(
+    handle: TimerHandle,
+    target: &crate::GreenletRef,
+    id: TimeoutId,
+) -> TimeoutStatus {
     let Some(hub) = crate::hub::Hub::try_get() else {
-        return false;
+        return TimeoutStatus::Delivered;
     };
-    let was_armed = hub.cancel_timer(handle);
-    if !was_armed {
-        target.rec.core().discard_pending(id);
+    if hub.cancel_timer(handle) {
+        TimeoutStatus::Cancelled
+    } else if target.rec.core().discard_pending(id) {
+        TimeoutStatus::Discarded
+    } else {
+        TimeoutStatus::Delivered
     }
-    was_armed
 }
 
 /// Whether a timer is still armed (neither fired nor cancelled).

@@ -1,0 +1,161 @@
+//! [`Timeout`]: the scoped guard.
+
+use std::cell::Cell;
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use greenlet_runtime::{
+    arm_timeout, cancel_timeout, getcurrent, timer_armed, GreenletRef, TimeoutId, TimeoutStatus,
+    TimerHandle,
+};
+
+use crate::elapsed::IsTimeout;
+
+/// A timeout: once started, interrupts the waits of the greenlet that
+/// started it when it expires (gevent's `Timeout`).
+///
+/// The error it raises is [`Interrupted::Timeout(id)`] with this timeout's
+/// [`id`](Timeout::id); [`Timeout::is`] recognises it. Dropping the guard
+/// cancels it. `!Send`: a timeout belongs to one greenlet of one thread.
+///
+/// ```
+/// use greenlet_runtime::sleep;
+/// use greenlet_timeout::Timeout;
+/// use std::time::Duration;
+///
+/// let t = Timeout::new(Duration::from_millis(500));
+/// assert_eq!(t.to_string(), "0.5 seconds");
+/// t.start().unwrap();
+/// sleep(Duration::from_millis(1)).unwrap(); // well within the timeout
+/// assert!(t.pending());
+/// drop(t); // cancelled
+/// ```
+///
+/// [`Interrupted::Timeout(id)`]: greenlet_runtime::Interrupted::Timeout
+pub struct Timeout {
+    duration: Option<Duration>,
+    id: TimeoutId,
+    /// The armed timer and the greenlet it targets, between `start` and
+    /// `cancel` (or drop).
+    armed: Cell<Option<(TimerHandle, GreenletRef)>>,
+}
+
+/// `start` was called on a timeout that is already pending (gevent raises
+/// an `AssertionError` there). Cancel it first to restart it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0} is already started; to restart it, cancel it first")]
+pub struct AlreadyStarted(pub TimeoutId);
+
+impl Timeout {
+    /// A timeout of `duration`, not started. `None` makes a timeout that
+    /// never fires: starting it does nothing and it is never pending.
+    pub fn new(duration: impl Into<Option<Duration>>) -> Timeout {
+        Timeout {
+            duration: duration.into(),
+            id: TimeoutId::next(),
+            armed: Cell::new(None),
+        }
+    }
+
+    /// A started timeout (`Timeout::new(d)` then `start()`).
+    pub fn start_new(duration: impl Into<Option<Duration>>) -> Timeout {
+        let t = Timeout::new(duration);
+        t.arm();
+        t
+    }
+
+    /// Starts the timeout for the current greenlet, measured from now.
+    /// A timeout that already fired, or was cancelled, can be started again.
+    ///
+    /// # Errors
+    /// [`AlreadyStarted`] if it is pending (started and not yet fired); it
+    /// keeps running unchanged.
+    pub fn start(&self) -> Result<(), AlreadyStarted> {
+        if self.pending() {
+            return Err(AlreadyStarted(self.id));
+        }
+        self.cancel();
+        self.arm();
+        Ok(())
+    }
+
+    fn arm(&self) {
+        if let Some(d) = self.duration {
+            let me = getcurrent();
+            let h = arm_timeout(Instant::now() + d, &me, self.id);
+            self.armed.set(Some((h, me)));
+        }
+    }
+
+    /// Cancels the timeout: it will not fire, and if it fired but its error
+    /// was not delivered yet, no wait will see that error. Never switches.
+    pub fn cancel(&self) {
+        self.cancel_status();
+    }
+
+    /// Cancels and reports what was found.
+    pub(crate) fn cancel_status(&self) -> Option<TimeoutStatus> {
+        let (h, target) = self.armed.take()?;
+        Some(cancel_timeout(h, &target, self.id))
+    }
+
+    /// True while started and not yet fired (nor cancelled).
+    pub fn pending(&self) -> bool {
+        let armed = self.armed.take();
+        let pending = armed.as_ref().is_some_and(|(h, _)| timer_armed(*h));
+        self.armed.set(armed);
+        pending
+    }
+
+    /// This timeout's identity; errors it raises carry it.
+    pub fn id(&self) -> TimeoutId {
+        self.id
+    }
+
+    /// Its duration (`None`: never fires).
+    pub fn duration(&self) -> Option<Duration> {
+        self.duration
+    }
+
+    /// Was `err` raised by this timeout? Works on `Interrupted`, `Elapsed`,
+    /// `io::Error` made from either, and `GreenletError`.
+    pub fn is(&self, err: &(impl IsTimeout + ?Sized)) -> bool {
+        err.timeout_id() == Some(self.id)
+    }
+}
+
+impl Drop for Timeout {
+    fn drop(&mut self) {
+        self.cancel();
+    }
+}
+
+impl fmt::Display for Timeout {
+    /// The duration in seconds ("0.5 seconds"), or "never" for `None`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.duration {
+            Some(d) => f.write_str(&format_seconds(d)),
+            None => f.write_str("never"),
+        }
+    }
+}
+
+impl fmt::Debug for Timeout {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Timeout")
+            .field("id", &self.id)
+            .field("duration", &self.duration)
+            .field("pending", &self.pending())
+            .finish()
+    }
+}
+
+/// "0.5 seconds", "1 second", "2.25 seconds".
+pub(crate) fn format_seconds(d: Duration) -> String {
+    let s = d.as_secs_f64();
+    if s == 1.0 {
+        "1 second".to_string()
+    } else {
+        format!("{s} seconds")
+    }
+}
