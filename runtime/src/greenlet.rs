@@ -490,7 +490,10 @@ pub enum GreenletError {
     #[error("the greenlet was killed")]
     Killed,
     /// The greenlet panicked; the payload is what `panic!` was given.
-    #[error("the greenlet panicked: {}", panic_message(.0))]
+    // `&**.0`: the payload inside the Box. Passing `.0` (a `&Box<dyn Any +
+    // Send>`) would coerce the Box itself to `&dyn Any`, so no downcast to
+    // `&str`/`String` could match and every message read "<non-string ...>".
+    #[error("the greenlet panicked: {}", panic_message(&**.0))]
     Panicked(Box<dyn Any + Send>),
     /// The wait for the greenlet was interrupted (a timeout of the waiting
     /// greenlet, or nothing could ever finish it).
@@ -508,7 +511,8 @@ impl fmt::Debug for GreenletError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             GreenletError::Killed => f.write_str("Killed"),
-            GreenletError::Panicked(p) => write!(f, "Panicked({:?})", panic_message(p)),
+            // `&**p`, not `p`: see the `#[error]` of `Panicked`.
+            GreenletError::Panicked(p) => write!(f, "Panicked({:?})", panic_message(&**p)),
             GreenletError::Interrupted(i) => write!(f, "Interrupted({i:?})"),
             GreenletError::NotReady => f.write_str("NotReady"),
             GreenletError::Taken => f.write_str("Taken"),
