@@ -33,9 +33,12 @@ pub use greenlet_runtime::{
 /// [`hub::run_info`], counters and the reactor registration type.
 pub mod hub {
     pub use greenlet_runtime::hub::{
-        run_info, stats, GreenletInfo, HubStats, Remote, RemoteError, POLL_EVERY,
+        default_stack_size, run_info, set_default_stack_size, set_max_stacks, set_stack_guard,
+        stack_guard, stats, trim_stacks, GreenletInfo, HubStats, Remote, RemoteError, POLL_EVERY,
     };
-    pub use greenlet_runtime::{Registration, DEFAULT_STACK_SIZE, MIN_STACK_SIZE};
+    pub use greenlet_runtime::{
+        Registration, StackGuard, DEFAULT_STACK_SIZE, MIN_STACK_SIZE, WARM_STACKS,
+    };
 }
 
 pub use greenlet_timeout::{with_timeout, with_timeout_or, Timeout};

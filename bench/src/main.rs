@@ -100,7 +100,7 @@ fn main() {
     println!("| --- | --- | --- | --- |");
     type Row = (&'static str, u64, fn(u64));
     let rows: [Row; 4] = [
-        ("spawn+join per greenlet (20k live)", 20_000, spawn_join),
+        ("spawn+join per greenlet (100k live)", 100_000, spawn_join),
         ("yield ping-pong round trip", 1_000_000, yield_pingpong),
         (
             "park/wake hand-off round trip",

@@ -33,7 +33,7 @@ use corosensei::{Coroutine, Yielder};
 use crate::hub::Hub;
 use crate::interrupt::{BlockedForever, Interrupted, TimeoutId};
 use crate::park::{park, Waker};
-use crate::stack::{Stack, DEFAULT_STACK_SIZE};
+use crate::stack::Stack;
 use crate::timer::{TimerAction, TimerGuard, TimerHandle};
 
 pub(crate) type Co = Coroutine<(), (), (), Stack>;
@@ -139,7 +139,10 @@ pub(crate) struct Core {
     pub(crate) joiners: RefCell<Vec<Waker>>,
     pub(crate) live_key: Cell<usize>,
     pub(crate) start_timer: Cell<Option<TimerHandle>>,
-    pub(crate) stack_size: usize,
+    /// Usable bytes of its stack (for overflow reports).
+    pub(crate) stack_size: Cell<usize>,
+    /// Address of its stack's guard page (0 for the main greenlet).
+    pub(crate) guard_page: Cell<usize>,
     pub(crate) is_main: bool,
 }
 
@@ -148,7 +151,6 @@ impl Core {
         id: u64,
         name: Option<Box<str>>,
         location: &'static Location<'static>,
-        stack_size: usize,
         is_main: bool,
     ) -> Core {
         Core {
@@ -170,9 +172,15 @@ impl Core {
             joiners: RefCell::new(Vec::new()),
             live_key: Cell::new(usize::MAX),
             start_timer: Cell::new(None),
-            stack_size,
+            stack_size: Cell::new(0),
+            guard_page: Cell::new(0),
             is_main,
         }
+    }
+
+    /// The name given at spawn, if any.
+    pub(crate) fn given_name(&self) -> Option<&str> {
+        self.name.as_deref()
     }
 
     pub(crate) fn name(&self) -> Cow<'_, str> {
@@ -302,13 +310,7 @@ fn spawn_link(hub: &Hub, rec: Rc<dyn Record>, f: LinkFn) {
     let r = GreenletRef { rec };
     // A link runs in its own greenlet; if no stack can be had, report it
     // rather than lose the callback silently.
-    if let Err(e) = hub.spawn_task::<(), _>(
-        move || f(r),
-        None,
-        DEFAULT_STACK_SIZE,
-        Location::caller(),
-        None,
-    ) {
+    if let Err(e) = hub.spawn_task::<(), _>(move || f(r), None, None, Location::caller(), None) {
         eprintln!("greenlet: could not run a link callback: {e}");
     }
 }
@@ -333,7 +335,8 @@ pub struct Builder {
 }
 
 impl Builder {
-    /// A builder with the defaults: name `Greenlet-<id>`, 64 KiB stack.
+    /// A builder with the defaults: name `Greenlet-<id>`, the hub's default
+    /// stack size (64 KiB unless changed with `hub::set_default_stack_size`).
     pub fn new() -> Builder {
         Builder::default()
     }
@@ -386,8 +389,8 @@ impl Builder {
         F: FnOnce() -> T + 'static,
         T: 'static,
     {
-        let size = self.stack_size.unwrap_or(DEFAULT_STACK_SIZE);
-        let task = Hub::get().spawn_task(f, self.name, size, Location::caller(), start)?;
+        let task =
+            Hub::get().spawn_task(f, self.name, self.stack_size, Location::caller(), start)?;
         Ok(Greenlet {
             r: GreenletRef { rec: task },
             _t: PhantomData,
@@ -401,7 +404,7 @@ impl Hub {
         &self,
         f: F,
         name: Option<Box<str>>,
-        stack_size: usize,
+        stack_size: Option<usize>,
         location: &'static Location<'static>,
         start: Option<Instant>,
     ) -> io::Result<Rc<dyn Record>>
@@ -411,8 +414,11 @@ impl Hub {
     {
         let stack = self.stacks.borrow_mut().get(stack_size)?;
         let id = self.next_id();
-        let task: Rc<Task<T>> =
-            Rc::new(Task::new(Core::new(id, name, location, stack_size, false)));
+        let task: Rc<Task<T>> = Rc::new(Task::new(Core::new(id, name, location, false)));
+        task.core
+            .stack_size
+            .set(stack.usable(self.stacks.borrow().page()));
+        task.core.guard_page.set(stack.bottom);
         let co = Coroutine::with_stack(stack, body(Rc::as_ptr(&task), f));
         task.core.co.set(Some(co));
         let rec: Rc<dyn Record> = task;
@@ -477,7 +483,7 @@ pub fn spawn_raw<F>(f: F)
 where
     F: FnOnce() + 'static,
 {
-    if let Err(e) = Hub::get().spawn_task(f, None, DEFAULT_STACK_SIZE, Location::caller(), None) {
+    if let Err(e) = Hub::get().spawn_task(f, None, None, Location::caller(), None) {
         panic!("greenlet::spawn_raw failed: {e}");
     }
 }

@@ -30,7 +30,8 @@ use crate::interrupt::{BlockedForever, Interrupted};
 use crate::park::Waker;
 use crate::reactor::Reactor;
 use crate::remote::RemoteShared;
-use crate::stack::{StackPool, DEFAULT_STACK_SIZE};
+use crate::stack::overflow::{self, AltStack, Overflowed};
+use crate::stack::StackPool;
 use crate::timer::{TimerAction, TimerHandle, Timers};
 
 /// While greenlets keep the ready queue busy, the reactor is polled (with a
@@ -88,6 +89,9 @@ pub(crate) struct Hub {
     /// Outstanding external wake-up sources (thread-pool jobs and the like)
     /// that keep a waiting main greenlet from being declared deadlocked.
     pub(crate) keepalive: Cell<usize>,
+    /// The alternate signal stack this hub installed, if the thread had
+    /// none (overflow reports run on it).
+    _altstack: Option<AltStack>,
 }
 
 impl Hub {
@@ -137,11 +141,11 @@ impl Hub {
         let reactor = Reactor::new().unwrap_or_else(|e| {
             panic!("greenlet: cannot create this thread's hub: the poller failed: {e}")
         });
+        overflow::install();
         let main: Rc<dyn Record> = Rc::new(Task::<()>::new(Core::new(
             0,
             None,
             Location::caller(),
-            0,
             true,
         )));
         main.core().state.set(State::Running);
@@ -160,6 +164,7 @@ impl Hub {
             batch_left: Cell::new(0),
             closing: Cell::new(false),
             keepalive: Cell::new(0),
+            _altstack: AltStack::ensure(),
         }
     }
 
@@ -294,9 +299,7 @@ impl Hub {
             core.state.set(State::Dead);
             if let Some(mut co) = core.co.take() {
                 co.force_unwind();
-                self.stacks
-                    .borrow_mut()
-                    .put(co.into_stack(), core.stack_size);
+                self.stacks.borrow_mut().put(co.into_stack());
             }
             self.finish(rec, Outcome::Killed);
             return;
@@ -366,10 +369,7 @@ impl Hub {
         let core = g.core();
         match r {
             CoroutineResult::Yield(()) => core.co.set(Some(co)),
-            CoroutineResult::Return(()) => self
-                .stacks
-                .borrow_mut()
-                .put(co.into_stack(), core.stack_size),
+            CoroutineResult::Return(()) => self.stacks.borrow_mut().put(co.into_stack()),
         }
     }
 
@@ -395,6 +395,10 @@ impl Hub {
                     .set(WakeReason::Interrupted(err));
                 self.schedule(self.main.clone());
                 return;
+            }
+            if self.stacks.borrow().needs_trim() {
+                // About to sleep: a good moment to give back pooled memory.
+                self.stacks.borrow_mut().trim();
             }
             let timeout = if self.remote.has_work() {
                 Some(Duration::ZERO)
@@ -432,8 +436,7 @@ impl Hub {
 
     fn drain_remote(&self) {
         for job in self.remote.take_jobs() {
-            if let Err(e) = self.spawn_task(job, None, DEFAULT_STACK_SIZE, Location::caller(), None)
-            {
+            if let Err(e) = self.spawn_task(job, None, None, Location::caller(), None) {
                 eprintln!("greenlet: could not run a job sent through a Remote: {e}");
             }
         }
@@ -494,7 +497,29 @@ impl Hub {
             timer_queue: t.queue_len(),
             io_waiters: self.reactor.waiters(),
             free_stacks: self.stacks.borrow().len(),
+            live_stacks: self.stacks.borrow().live(),
         }
+    }
+
+    /// If `addr` is in the guard page of the running greenlet's stack, what
+    /// to report about it. Called from the SIGSEGV handler: reads only,
+    /// takes no borrow that could panic, allocates nothing.
+    pub(crate) fn overflowed(&self, addr: usize) -> Option<Overflowed<'_>> {
+        // SAFETY: a read-only peek; the handler runs on this thread while
+        // the faulting greenlet is suspended mid-instruction, and nothing
+        // mutates `current` during a fault.
+        let cur = unsafe { self.current.try_borrow_unguarded() }.ok()?;
+        let core = cur.core();
+        let guard = core.guard_page.get();
+        let page = crate::stack::page_size_cached();
+        if guard == 0 || addr < guard || addr >= guard + page {
+            return None;
+        }
+        Some(Overflowed {
+            id: core.id,
+            name: core.given_name(),
+            stack_size: core.stack_size.get(),
+        })
     }
 }
 
@@ -551,6 +576,8 @@ pub struct HubStats {
     pub io_waiters: usize,
     /// Free stacks held by the pool.
     pub free_stacks: usize,
+    /// Stacks in use by live greenlets.
+    pub live_stacks: usize,
 }
 
 /// This thread's hub counters.
@@ -559,3 +586,7 @@ pub fn stats() -> HubStats {
 }
 
 pub use crate::remote::{Remote, RemoteError};
+pub use crate::stack::{
+    default_stack_size, set_default_stack_size, set_max_stacks, set_stack_guard, stack_guard,
+    trim_stacks,
+};

@@ -1,0 +1,371 @@
+//! Greenlet stacks: carved from large slabs, guarded without extra memory
+//! maps, recycled through a per-hub pool, and reported when they overflow.
+//!
+//! `corosensei::DefaultStack` costs two kernel memory maps per stack (the
+//! mapping and its `mprotect`ed guard page), so at Linux's default
+//! `vm.max_map_count` of 65530 a process stops near 32,750 live greenlets.
+//! Here stacks of the hub's default size are slots of large `MAP_NORESERVE`
+//! slabs (64 slots at first, doubling up to 16384 per slab), and each guard
+//! page is installed with `madvise(MADV_GUARD_INSTALL)` (Linux >= 6.13),
+//! which adds no map: a million greenlets cost about 70 maps. On older
+//! kernels (`EINVAL`), or when forced (`GREENLET_STACK_GUARD=mprotect`, or
+//! [`set_stack_guard`]), each stack is its own mapping with an `mprotect`ed
+//! guard page.
+//!
+//! Finished greenlets return their stacks to the pool. Memory follows use,
+//! not the peak: the [`WARM_STACKS`] most recently returned free stacks stay
+//! resident for instant reuse; the pages of the others are released
+//! (`MADV_DONTNEED`; the slot and its guard page stay) when the hub goes
+//! idle, or in batches under load. So a burst of a million greenlets leaves
+//! a few MiB behind, not gigabytes.
+//!
+//! A stack overflow hits the guard page; the SIGSEGV handler (see
+//! `overflow.rs`) reports the greenlet's name and stack size and aborts.
+
+mod memory;
+pub(crate) mod overflow;
+
+use std::io;
+
+pub(crate) use memory::GreenStack;
+use memory::{guard_install, map_own, page_size, reserve, round_up, Origin, Region};
+
+/// The page size, read once per process (also from the signal handler,
+/// which must not make syscalls it does not need).
+pub(crate) fn page_size_cached() -> usize {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static PAGE: AtomicUsize = AtomicUsize::new(0);
+    match PAGE.load(Ordering::Relaxed) {
+        0 => {
+            let p = page_size();
+            PAGE.store(p, Ordering::Relaxed);
+            p
+        }
+        p => p,
+    }
+}
+
+/// The stack type greenlets run on.
+pub(crate) type Stack = GreenStack;
+
+/// Default stack size of a greenlet: 64 KiB.
+pub const DEFAULT_STACK_SIZE: usize = 64 * 1024;
+
+/// Smallest stack a greenlet may ask for. Below this the hub's own switch
+/// and park frames plus a panic's unwinding would not fit.
+pub const MIN_STACK_SIZE: usize = 16 * 1024;
+
+/// Free stacks kept resident for instant reuse; the pages of the other
+/// pooled stacks are given back to the kernel.
+pub const WARM_STACKS: usize = 64;
+
+/// Under load (no idle turn), release deep pages once this many free
+/// stacks are waiting for it.
+const TRIM_BATCH: usize = 4096;
+
+/// Cap on pooled stacks that are mappings of their own (fallback path).
+const OWN_POOL_CAP: usize = 1024;
+
+const FIRST_SLAB_SLOTS: usize = 64;
+const MAX_SLAB_SLOTS: usize = 16384;
+
+/// How guard pages are installed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StackGuard {
+    /// Slab stacks with `madvise(MADV_GUARD_INSTALL)` guard pages, falling
+    /// back to `Mprotect` on kernels that answer `EINVAL` (older than 6.13).
+    Auto,
+    /// Each stack is its own mapping with an `mprotect`ed guard page: two
+    /// memory maps per stack, so `vm.max_map_count` bounds live greenlets.
+    Mprotect,
+}
+
+pub(crate) struct StackPool {
+    page: usize,
+    /// Usable size (page-rounded) of default stacks.
+    default_size: usize,
+    guard: StackGuard,
+    max_stacks: Option<usize>,
+    /// Stacks handed out and not yet returned.
+    live: usize,
+    /// Free default-size stacks, LIFO (most recently used on top).
+    free: Vec<GreenStack>,
+    /// `free[..trimmed]` have had their deep pages released.
+    trimmed: usize,
+    regions: Vec<Region>,
+    carve_next: usize,
+    carve_end: usize,
+    next_slab_slots: usize,
+}
+
+impl StackPool {
+    pub(crate) fn new() -> StackPool {
+        let forced = std::env::var("GREENLET_STACK_GUARD").is_ok_and(|v| v == "mprotect");
+        let page = page_size_cached();
+        StackPool {
+            page,
+            default_size: round_up(DEFAULT_STACK_SIZE, page),
+            guard: if forced {
+                StackGuard::Mprotect
+            } else {
+                StackGuard::Auto
+            },
+            max_stacks: None,
+            live: 0,
+            free: Vec::new(),
+            trimmed: 0,
+            regions: Vec::new(),
+            carve_next: 0,
+            carve_end: 0,
+            next_slab_slots: FIRST_SLAB_SLOTS,
+        }
+    }
+
+    pub(crate) fn page(&self) -> usize {
+        self.page
+    }
+
+    pub(crate) fn default_size(&self) -> usize {
+        self.default_size
+    }
+
+    /// A stack with at least `size` usable bytes (`None`: the default).
+    ///
+    /// # Errors
+    /// `InvalidInput` below [`MIN_STACK_SIZE`]; `OutOfMemory` when the
+    /// configured limit is reached or the kernel refuses memory or maps
+    /// (the message names the limit and the fix).
+    pub(crate) fn get(&mut self, size: Option<usize>) -> io::Result<GreenStack> {
+        let size = match size {
+            None => self.default_size,
+            Some(s) => self.check_size(s)?,
+        };
+        if let Some(max) = self.max_stacks {
+            if self.live >= max {
+                return Err(io::Error::new(
+                    io::ErrorKind::OutOfMemory,
+                    format!(
+                        "greenlet stack limit reached: {max} live greenlets, the limit set with \
+                         hub::set_max_stacks; raise the limit or let greenlets finish"
+                    ),
+                ));
+            }
+        }
+        let stack = if size == self.default_size {
+            match self.free.pop() {
+                Some(s) => {
+                    self.trimmed = self.trimmed.min(self.free.len());
+                    s
+                }
+                None if self.guard == StackGuard::Auto => self.carve()?,
+                None => self.map_own(size)?,
+            }
+        } else {
+            self.map_own(size)?
+        };
+        self.live += 1;
+        Ok(stack)
+    }
+
+    /// Takes back the stack of a finished greenlet.
+    pub(crate) fn put(&mut self, stack: GreenStack) {
+        self.live -= 1;
+        if stack.usable(self.page) != self.default_size
+            || (stack.origin == Origin::Own && self.free.len() >= OWN_POOL_CAP)
+        {
+            return; // dropped: an own mapping is unmapped
+        }
+        self.free.push(stack);
+        if self.free.len() - self.trimmed > TRIM_BATCH {
+            self.trim();
+        }
+    }
+
+    /// Releases the pages of all but the [`WARM_STACKS`] most recently
+    /// returned free stacks.
+    pub(crate) fn trim(&mut self) {
+        let end = self.free.len().saturating_sub(WARM_STACKS);
+        if end <= self.trimmed {
+            return;
+        }
+        for s in &self.free[self.trimmed..end] {
+            s.release_pages(self.page);
+        }
+        self.trimmed = end;
+    }
+
+    /// Whether [`StackPool::trim`] has work (cheap; for the idle check).
+    pub(crate) fn needs_trim(&self) -> bool {
+        self.free.len() > self.trimmed + WARM_STACKS
+    }
+
+    fn check_size(&self, size: usize) -> io::Result<usize> {
+        if size < MIN_STACK_SIZE {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "greenlet stack size {size} bytes is below the minimum of {MIN_STACK_SIZE} \
+                     bytes; ask for at least {} KiB",
+                    MIN_STACK_SIZE / 1024
+                ),
+            ));
+        }
+        size.checked_add(self.page)
+            .map(|s| round_up(s - self.page, self.page))
+            .filter(|s| *s <= isize::MAX as usize / 2)
+            .ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("greenlet stack size {size} bytes is larger than any address space"),
+                )
+            })
+    }
+
+    /// A slot from the current slab, starting a new slab when it is full.
+    fn carve(&mut self) -> io::Result<GreenStack> {
+        let slot = self.default_size + self.page;
+        if self.carve_next == self.carve_end {
+            let slots = self.next_slab_slots;
+            let len = slots * slot;
+            let addr = reserve(len).map_err(|e| {
+                io::Error::new(
+                    io::ErrorKind::OutOfMemory,
+                    format!(
+                        "cannot reserve {} MiB of address space for {slots} more greenlet stacks \
+                         ({} live): {e}; the process is out of address space or memory (check \
+                         `ulimit -v`), or lower the stack size",
+                        len >> 20,
+                        self.live
+                    ),
+                )
+            })?;
+            self.regions.push(Region { addr, len });
+            self.carve_next = addr;
+            self.carve_end = addr + len;
+            self.next_slab_slots = (slots * 2).min(MAX_SLAB_SLOTS);
+        }
+        let bottom = self.carve_next;
+        match guard_install(bottom, self.page) {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+                // Kernel older than 6.13: per-stack mprotect from now on.
+                self.guard = StackGuard::Mprotect;
+                return self.map_own(self.default_size);
+            }
+            Err(e) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::OutOfMemory,
+                    format!("cannot install a greenlet stack guard page: {e}"),
+                ))
+            }
+        }
+        self.carve_next += slot;
+        Ok(GreenStack {
+            top: bottom + slot,
+            bottom,
+            origin: Origin::Slab,
+        })
+    }
+
+    fn map_own(&mut self, size: usize) -> io::Result<GreenStack> {
+        map_own(size, self.page).map_err(|e| {
+            let maps = std::fs::read_to_string("/proc/sys/vm/max_map_count")
+                .map(|s| s.trim().to_string())
+                .unwrap_or_else(|_| "?".into());
+            io::Error::new(
+                io::ErrorKind::OutOfMemory,
+                format!(
+                    "cannot map a {} KiB greenlet stack ({} live): {e}; with per-stack guard pages \
+                     each stack takes 2 memory maps and the kernel allows vm.max_map_count = {maps} \
+                     per process: raise it (sysctl -w vm.max_map_count=...), run on Linux >= 6.13 \
+                     (guard pages without maps), or lower the number of live greenlets",
+                    size / 1024,
+                    self.live
+                ),
+            )
+        })
+    }
+
+    pub(crate) fn set_default_size(&mut self, size: usize) -> io::Result<()> {
+        let size = self.check_size(size)?;
+        if size != self.default_size {
+            self.default_size = size;
+            // Pooled stacks are of the old size: release them. (Slab slots
+            // stay reserved, their pages released.)
+            self.trimmed = 0;
+            for s in self.free.drain(..) {
+                s.release_pages(self.page);
+            }
+            self.carve_next = self.carve_end; // next carve starts a new slab
+        }
+        Ok(())
+    }
+
+    pub(crate) fn set_max(&mut self, max: Option<usize>) {
+        self.max_stacks = max;
+    }
+
+    pub(crate) fn set_guard(&mut self, guard: StackGuard) {
+        if guard != self.guard {
+            self.guard = guard;
+            self.free.clear();
+            self.trimmed = 0;
+        }
+    }
+
+    /// Free stacks held.
+    pub(crate) fn len(&self) -> usize {
+        self.free.len()
+    }
+
+    /// Stacks in use.
+    pub(crate) fn live(&self) -> usize {
+        self.live
+    }
+
+    pub(crate) fn guard(&self) -> StackGuard {
+        self.guard
+    }
+}
+
+/// Sets this thread's default greenlet stack size (rounded up to pages).
+///
+/// # Errors
+/// `InvalidInput` below [`MIN_STACK_SIZE`].
+pub fn set_default_stack_size(bytes: usize) -> io::Result<()> {
+    crate::hub::Hub::get()
+        .stacks
+        .borrow_mut()
+        .set_default_size(bytes)
+}
+
+/// This thread's default greenlet stack size in bytes.
+pub fn default_stack_size() -> usize {
+    crate::hub::Hub::get().stacks.borrow().default_size()
+}
+
+/// Caps the number of live greenlet stacks on this thread (`None`: no cap
+/// beyond the machine's). Spawning past the cap fails with `OutOfMemory`.
+pub fn set_max_stacks(limit: Option<usize>) {
+    crate::hub::Hub::get().stacks.borrow_mut().set_max(limit)
+}
+
+/// Chooses how this thread's new stacks get their guard pages. The
+/// environment variable `GREENLET_STACK_GUARD=mprotect` sets `Mprotect` for
+/// every hub.
+pub fn set_stack_guard(mode: StackGuard) {
+    crate::hub::Hub::get().stacks.borrow_mut().set_guard(mode)
+}
+
+/// How this thread's stacks get their guard pages now (`Auto` switches to
+/// `Mprotect` by itself on kernels without `MADV_GUARD_INSTALL`).
+pub fn stack_guard() -> StackGuard {
+    crate::hub::Hub::get().stacks.borrow().guard()
+}
+
+/// Releases the pages of pooled stacks beyond the warm ones now (the hub
+/// also does this when idle).
+pub fn trim_stacks() {
+    crate::hub::Hub::get().stacks.borrow_mut().trim()
+}

@@ -1,0 +1,357 @@
+//! Stacks at scale: slab stacks without a memory map each, the mprotect
+//! fallback, exhaustion as an error value, overflow reports, and memory
+//! given back after a burst.
+//!
+//! Measurements of the whole process (memory maps, RSS) and crashes run in
+//! a child process: the parent re-executes this test binary for one
+//! `#[ignore]`d `child_*` test, so tests running in parallel threads do not
+//! disturb the figures.
+
+use std::cell::RefCell;
+use std::hint::black_box;
+use std::process::{Command, Output};
+use std::rc::Rc;
+
+use greenlet::hub::{self, StackGuard};
+use greenlet::{park, spawn, Builder, Waker};
+
+/// Runs the ignored test `name` alone in a child process.
+fn run_child(name: &str, envs: &[(&str, &str)]) -> Output {
+    let exe = std::env::current_exe().expect("test binary path");
+    let mut cmd = Command::new(exe);
+    cmd.args([
+        "--ignored",
+        "--exact",
+        "--nocapture",
+        "--test-threads=1",
+        name,
+    ]);
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    cmd.output().expect("run the child test")
+}
+
+fn assert_child_ok(name: &str, envs: &[(&str, &str)]) {
+    let out = run_child(name, envs);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && stdout.contains("1 passed"),
+        "child {name} failed: {:?}\nstdout:\n{stdout}\nstderr:\n{stderr}",
+        out.status
+    );
+}
+
+fn maps() -> usize {
+    std::fs::read_to_string("/proc/self/maps")
+        .unwrap()
+        .lines()
+        .count()
+}
+
+fn rss_bytes() -> usize {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap();
+    let pages: usize = statm.split_whitespace().nth(1).unwrap().parse().unwrap();
+    pages * 4096
+}
+
+/// Spawns `n` greenlets that all park, checks they all did, wakes and joins
+/// them.
+fn park_wake_join(n: usize) {
+    let wakers: Rc<RefCell<Vec<Waker>>> = Rc::default();
+    let gs: Vec<_> = (0..n)
+        .map(|_| {
+            let w = wakers.clone();
+            spawn(move || park(&"wake", |waker| w.borrow_mut().push(waker)))
+        })
+        .collect();
+    greenlet::yield_now();
+    assert_eq!(wakers.borrow().len(), n, "all parked");
+    assert_eq!(hub::stats().live_stacks, n);
+    for w in wakers.borrow_mut().drain(..) {
+        w.wake();
+    }
+    for g in &gs {
+        g.join().unwrap();
+        assert!(g.successful());
+    }
+}
+
+#[test]
+fn hundred_thousand_parked_greenlets_add_few_memory_maps() {
+    assert_child_ok("child_hundred_thousand_parked", &[]);
+}
+
+#[test]
+#[ignore = "run in its own process by hundred_thousand_parked_greenlets_add_few_memory_maps"]
+fn child_hundred_thousand_parked() {
+    let before = maps();
+    let wakers: Rc<RefCell<Vec<Waker>>> = Rc::default();
+    let gs: Vec<_> = (0..100_000)
+        .map(|_| {
+            let w = wakers.clone();
+            spawn(move || park(&"wake", |waker| w.borrow_mut().push(waker)))
+        })
+        .collect();
+    greenlet::yield_now();
+    assert_eq!(wakers.borrow().len(), 100_000);
+    let during = maps();
+    assert!(
+        during < before + 1000,
+        "maps grew from {before} to {during} for 100k greenlets"
+    );
+    assert_eq!(
+        hub::stack_guard(),
+        StackGuard::Auto,
+        "MADV_GUARD_INSTALL is used here"
+    );
+    for w in wakers.borrow_mut().drain(..) {
+        w.wake();
+    }
+    for g in &gs {
+        g.join().unwrap();
+    }
+}
+
+#[test]
+fn forced_fallback_works_for_ten_thousand_greenlets() {
+    assert_child_ok(
+        "child_fallback_ten_thousand",
+        &[("GREENLET_STACK_GUARD", "mprotect")],
+    );
+}
+
+#[test]
+#[ignore = "run in its own process by forced_fallback_works_for_ten_thousand_greenlets"]
+fn child_fallback_ten_thousand() {
+    assert_eq!(
+        hub::stack_guard(),
+        StackGuard::Mprotect,
+        "forced by the environment"
+    );
+    let before = maps();
+    let wakers: Rc<RefCell<Vec<Waker>>> = Rc::default();
+    let gs: Vec<_> = (0..10_000)
+        .map(|_| {
+            let w = wakers.clone();
+            spawn(move || park(&"wake", |waker| w.borrow_mut().push(waker)))
+        })
+        .collect();
+    greenlet::yield_now();
+    // The fallback really is per-stack maps: about two per stack.
+    let grown = maps() - before;
+    assert!(grown >= 10_000, "expected per-stack maps, grew by {grown}");
+    for w in wakers.borrow_mut().drain(..) {
+        w.wake();
+    }
+    for g in &gs {
+        g.join().unwrap();
+        assert!(g.successful());
+    }
+}
+
+#[test]
+fn switching_to_the_fallback_at_run_time_works() {
+    hub::set_stack_guard(StackGuard::Mprotect);
+    park_wake_join(500);
+    hub::set_stack_guard(StackGuard::Auto);
+    park_wake_join(500);
+}
+
+#[test]
+fn a_configured_stack_limit_is_an_error_value_naming_the_limit() {
+    hub::set_stack_guard(StackGuard::Mprotect);
+    hub::set_max_stacks(Some(50));
+    let mut held = Vec::new();
+    let err = loop {
+        match Builder::new().spawn(|| ()) {
+            Ok(g) => held.push(g),
+            Err(e) => break e,
+        }
+        assert!(held.len() <= 50, "the limit was not enforced");
+    };
+    assert_eq!(held.len(), 50);
+    assert_eq!(err.kind(), std::io::ErrorKind::OutOfMemory);
+    let msg = err.to_string();
+    assert!(msg.contains("limit") && msg.contains("50"), "{msg}");
+    // Finishing greenlets frees slots again.
+    for g in held.drain(..) {
+        g.join().unwrap();
+    }
+    Builder::new().spawn(|| ()).unwrap().join().unwrap();
+    hub::set_max_stacks(None);
+}
+
+#[test]
+fn kernel_refusing_memory_under_the_fallback_is_an_error_not_a_crash() {
+    assert_child_ok(
+        "child_exhaust_address_space",
+        &[("GREENLET_STACK_GUARD", "mprotect")],
+    );
+}
+
+#[test]
+#[ignore = "run in its own process by kernel_refusing_memory_under_the_fallback_is_an_error_not_a_crash"]
+fn child_exhaust_address_space() {
+    // Cap the address space a little above what is mapped now, so stack
+    // mappings fail inside the kernel (ENOMEM), as with vm.max_map_count.
+    let vm: usize = std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .find(|l| l.starts_with("VmSize:"))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        .unwrap();
+    let cap = (vm * 1024 + (64 << 20)) as libc::rlim_t;
+    let lim = libc::rlimit {
+        rlim_cur: cap,
+        rlim_max: cap,
+    };
+    // SAFETY: setrlimit with a valid struct; this child process only.
+    assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_AS, &lim) }, 0);
+    let mut held = Vec::new();
+    let err = loop {
+        match Builder::new().spawn(|| ()) {
+            Ok(g) => held.push(g),
+            Err(e) => break e,
+        }
+        assert!(held.len() < 100_000, "64 MiB cannot hold this many stacks");
+    };
+    assert!(
+        held.len() > 100,
+        "only {} stacks before failing",
+        held.len()
+    );
+    let msg = err.to_string();
+    assert_eq!(err.kind(), std::io::ErrorKind::OutOfMemory, "{msg}");
+    assert!(msg.contains("vm.max_map_count"), "names the limit: {msg}");
+    println!("failed cleanly after {} stacks: {msg}", held.len());
+    drop(held);
+}
+
+#[test]
+fn an_overflowing_greenlet_is_reported_by_name_and_aborts() {
+    let out = run_child("child_overflow", &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(
+        out.status.signal(),
+        Some(libc::SIGABRT),
+        "the child must abort: {:?}\n{stderr}",
+        out.status
+    );
+    assert!(
+        stderr.contains("greenlet 'deep-recursion'")
+            && stderr.contains("overflowed its stack of 64 KiB")
+            && stderr.contains("Builder::stack_size"),
+        "stderr:\n{stderr}"
+    );
+}
+
+#[test]
+#[ignore = "run in its own process by an_overflowing_greenlet_is_reported_by_name_and_aborts"]
+fn child_overflow() {
+    fn recurse(n: u64) -> u64 {
+        let buf = black_box([n as u8; 256]);
+        if n == u64::MAX {
+            return 0;
+        }
+        recurse(n + 1) + buf[0] as u64
+    }
+    let g = Builder::new()
+        .name("deep-recursion")
+        .spawn(|| recurse(0))
+        .unwrap();
+    let _ = g.join();
+    unreachable!("the overflow aborts the process");
+}
+
+#[test]
+fn a_main_thread_overflow_still_gets_rusts_own_report() {
+    let out = run_child("child_thread_overflow", &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("has overflowed its stack"),
+        "Rust's handler still reports non-greenlet overflows:\n{stderr}"
+    );
+    assert!(!stderr.contains("greenlet '"), "{stderr}");
+}
+
+#[test]
+#[ignore = "run in its own process by a_main_thread_overflow_still_gets_rusts_own_report"]
+fn child_thread_overflow() {
+    fn recurse(n: u64) -> u64 {
+        let buf = black_box([n as u8; 1024]);
+        if n == u64::MAX {
+            return 0;
+        }
+        recurse(n + 1) + buf[0] as u64
+    }
+    greenlet::yield_now(); // a hub exists, so our handler is installed
+    let t = std::thread::Builder::new()
+        .stack_size(256 * 1024)
+        .spawn(|| recurse(0))
+        .unwrap();
+    let _ = t.join();
+}
+
+#[test]
+fn rss_falls_back_after_a_burst_of_deep_stacks() {
+    assert_child_ok("child_rss_after_burst", &[]);
+}
+
+#[test]
+#[ignore = "run in its own process by rss_falls_back_after_a_burst_of_deep_stacks"]
+fn child_rss_after_burst() {
+    fn touch_48k() -> u8 {
+        // 48 KiB of this greenlet's 64 KiB stack, every page written.
+        let mut buf = [1u8; 48 * 1024];
+        black_box(&mut buf);
+        buf[100]
+    }
+    greenlet::yield_now();
+    let before = rss_bytes();
+    let gs: Vec<_> = (0..1000).map(|_| spawn(touch_48k)).collect();
+    for g in gs {
+        g.get().unwrap();
+    }
+    let peak = rss_bytes();
+    // Going idle (a timed wait with nothing ready) releases pooled pages.
+    greenlet::sleep(std::time::Duration::from_millis(1)).unwrap();
+    let after = rss_bytes();
+    println!(
+        "RSS before {} KiB, after the burst {} KiB, after idle {} KiB",
+        before / 1024,
+        peak / 1024,
+        after / 1024
+    );
+    assert!(peak > before + (30 << 20), "the burst did touch ~48 MiB");
+    assert!(
+        after < before + (6 << 20),
+        "RSS must fall back within a few MiB: before {before}, after {after}"
+    );
+}
+
+#[test]
+fn builder_stack_sizes_are_rounded_and_large_ones_usable() {
+    let g = Builder::new()
+        .stack_size(100_000)
+        .spawn(|| {
+            let mut buf = [7u8; 80_000];
+            black_box(&mut buf);
+            buf[79_999]
+        })
+        .unwrap();
+    assert_eq!(g.get().unwrap(), 7);
+    assert!(Builder::new().stack_size(usize::MAX).spawn(|| ()).is_err());
+    hub::set_default_stack_size(128 * 1024).unwrap();
+    assert_eq!(hub::default_stack_size(), 128 * 1024);
+    let g = spawn(|| {
+        let mut buf = [1u8; 100_000];
+        black_box(&mut buf);
+        buf[5]
+    });
+    assert_eq!(g.get().unwrap(), 1);
+    assert!(hub::set_default_stack_size(1000).is_err());
+}
