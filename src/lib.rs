@@ -37,7 +37,7 @@ pub mod hub {
         stack_guard, stats, trim_stacks, GreenletInfo, HubStats, Remote, RemoteError, POLL_EVERY,
     };
     pub use greenlet_runtime::{
-        Registration, StackGuard, DEFAULT_STACK_SIZE, MIN_STACK_SIZE, WARM_STACKS,
+        Registration, StackGuard, DECAY_INTERVAL, DEFAULT_STACK_SIZE, MIN_STACK_SIZE, WARM_STACKS,
     };
 }
 

@@ -317,8 +317,12 @@ fn child_rss_after_burst() {
         g.get().unwrap();
     }
     let peak = rss_bytes();
-    // Going idle (a timed wait with nothing ready) releases pooled pages.
-    greenlet::sleep(std::time::Duration::from_millis(1)).unwrap();
+    // The pool gives back stacks that stayed unused for a whole decay
+    // interval: after at most two intervals of idleness they are released.
+    let t0 = std::time::Instant::now();
+    while rss_bytes() > before + (6 << 20) && t0.elapsed() < 3 * hub::DECAY_INTERVAL {
+        greenlet::sleep(hub::DECAY_INTERVAL / 10).unwrap();
+    }
     let after = rss_bytes();
     println!(
         "RSS before {} KiB, after the burst {} KiB, after idle {} KiB",
@@ -330,6 +334,10 @@ fn child_rss_after_burst() {
     assert!(
         after < before + (6 << 20),
         "RSS must fall back within a few MiB: before {before}, after {after}"
+    );
+    assert!(
+        t0.elapsed() >= hub::DECAY_INTERVAL,
+        "not released while possibly still needed"
     );
 }
 

@@ -396,18 +396,22 @@ impl Hub {
                 self.schedule(self.main.clone());
                 return;
             }
-            if self.stacks.borrow().needs_trim() {
-                // About to sleep: a good moment to give back pooled memory.
-                self.stacks.borrow_mut().trim();
-            }
             let timeout = if self.remote.has_work() {
                 Some(Duration::ZERO)
             } else {
-                timeout
+                // Wake for the stack pool's decay too (not a wake-up source
+                // for LoopExit: it never wakes a greenlet).
+                match (timeout, self.stacks.borrow().decay_due()) {
+                    (t, None) => t,
+                    (None, Some(d)) => Some(d.saturating_duration_since(Instant::now())),
+                    (Some(t), Some(d)) => Some(t.min(d.saturating_duration_since(Instant::now()))),
+                }
             };
             self.reactor.poll(timeout);
         }
-        self.fire_timers(Instant::now());
+        let now = Instant::now();
+        self.fire_timers(now);
+        self.stacks.borrow_mut().decay(now);
         self.drain_remote();
     }
 

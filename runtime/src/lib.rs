@@ -63,5 +63,5 @@ pub use interrupt::{BlockedForever, Interrupted, TimeoutId};
 pub use park::{park, Waker};
 pub use reactor::Registration;
 pub use sleep::{sleep, yield_now};
-pub use stack::{StackGuard, DEFAULT_STACK_SIZE, MIN_STACK_SIZE, WARM_STACKS};
+pub use stack::{StackGuard, DECAY_INTERVAL, DEFAULT_STACK_SIZE, MIN_STACK_SIZE, WARM_STACKS};
 pub use timer::{arm_timeout, cancel_timeout, timer_armed, TimeoutStatus, TimerHandle};

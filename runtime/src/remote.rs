@@ -33,7 +33,7 @@ use polling::Poller;
 
 use crate::hub::Hub;
 
-type Job = Box<dyn FnOnce() + Send>;
+pub(crate) type Job = Box<dyn FnOnce() + Send>;
 
 pub(crate) struct RemoteShared {
     queue: Mutex<Queue>,
@@ -79,6 +79,23 @@ impl RemoteShared {
         mem::take(&mut self.queue.lock().jobs)
     }
 
+    /// Queues a job for the hub and wakes its poller; what
+    /// [`Remote::spawn`] does, for runtime code that holds the shared state
+    /// without a `Remote` handle (the thread pool).
+    pub(crate) fn send(&self, job: Job) -> Result<(), RemoteError> {
+        {
+            let mut q = self.queue.lock();
+            if q.closed {
+                return Err(RemoteError::HubClosed);
+            }
+            q.jobs.push(job);
+        }
+        self.queued.store(true, Ordering::Release);
+        // A failed notify only delays the job until the hub's next turn.
+        let _ = self.poller.notify();
+        Ok(())
+    }
+
     pub(crate) fn close(&self) {
         let jobs = {
             let mut q = self.queue.lock();
@@ -121,17 +138,7 @@ impl Remote {
     /// # Errors
     /// [`RemoteError::HubClosed`] if the hub's thread has exited.
     pub fn spawn<F: FnOnce() + Send + 'static>(&self, f: F) -> Result<(), RemoteError> {
-        {
-            let mut q = self.shared.queue.lock();
-            if q.closed {
-                return Err(RemoteError::HubClosed);
-            }
-            q.jobs.push(Box::new(f));
-        }
-        self.shared.queued.store(true, Ordering::Release);
-        // A failed notify only delays the job until the hub's next turn.
-        let _ = self.shared.poller.notify();
-        Ok(())
+        self.shared.send(Box::new(f))
     }
 }
 

@@ -12,12 +12,14 @@
 //! [`set_stack_guard`]), each stack is its own mapping with an `mprotect`ed
 //! guard page.
 //!
-//! Finished greenlets return their stacks to the pool. Memory follows use,
-//! not the peak: the [`WARM_STACKS`] most recently returned free stacks stay
-//! resident for instant reuse; the pages of the others are released
-//! (`MADV_DONTNEED`; the slot and its guard page stay) when the hub goes
-//! idle, or in batches under load. So a burst of a million greenlets leaves
-//! a few MiB behind, not gigabytes.
+//! Finished greenlets return their stacks to the pool (no syscall). Memory
+//! follows use, not the peak, with decay: every [`DECAY_INTERVAL`] the hub
+//! gives back the pages (`MADV_DONTNEED`; slot and guard stay) of the pooled
+//! stacks that were not needed during the whole interval — the pool's
+//! low-water mark — except [`WARM_STACKS`]. A burst that reuses its stacks
+//! at once pays no syscalls and no page faults; a burst that is over is
+//! returned to the kernel a second or two later, leaving a few MiB behind,
+//! not gigabytes.
 //!
 //! A stack overflow hits the guard page; the SIGSEGV handler (see
 //! `overflow.rs`) reports the greenlet's name and stack size and aborts.
@@ -26,6 +28,7 @@ mod memory;
 pub(crate) mod overflow;
 
 use std::io;
+use std::time::{Duration, Instant};
 
 pub(crate) use memory::GreenStack;
 use memory::{guard_install, map_own, page_size, reserve, round_up, Origin, Region};
@@ -59,9 +62,8 @@ pub const MIN_STACK_SIZE: usize = 16 * 1024;
 /// pooled stacks are given back to the kernel.
 pub const WARM_STACKS: usize = 64;
 
-/// Under load (no idle turn), release deep pages once this many free
-/// stacks are waiting for it.
-const TRIM_BATCH: usize = 4096;
+/// How often the pool gives back stacks it did not need.
+pub const DECAY_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Cap on pooled stacks that are mappings of their own (fallback path).
 const OWN_POOL_CAP: usize = 1024;
@@ -91,8 +93,13 @@ pub(crate) struct StackPool {
     live: usize,
     /// Free default-size stacks, LIFO (most recently used on top).
     free: Vec<GreenStack>,
-    /// `free[..trimmed]` have had their deep pages released.
+    /// `free[..trimmed]` have had their pages released.
     trimmed: usize,
+    /// Lowest `free.len()` since the last decay: `free[..low_water]` sat
+    /// unused for the whole interval.
+    low_water: usize,
+    /// When the next decay is due.
+    next_decay: Option<Instant>,
     regions: Vec<Region>,
     carve_next: usize,
     carve_end: usize,
@@ -115,6 +122,8 @@ impl StackPool {
             live: 0,
             free: Vec::new(),
             trimmed: 0,
+            low_water: 0,
+            next_decay: None,
             regions: Vec::new(),
             carve_next: 0,
             carve_end: 0,
@@ -155,7 +164,9 @@ impl StackPool {
         let stack = if size == self.default_size {
             match self.free.pop() {
                 Some(s) => {
-                    self.trimmed = self.trimmed.min(self.free.len());
+                    let len = self.free.len();
+                    self.trimmed = self.trimmed.min(len);
+                    self.low_water = self.low_water.min(len);
                     s
                 }
                 None if self.guard == StackGuard::Auto => self.carve()?,
@@ -177,15 +188,16 @@ impl StackPool {
             return; // dropped: an own mapping is unmapped
         }
         self.free.push(stack);
-        if self.free.len() - self.trimmed > TRIM_BATCH {
-            self.trim();
-        }
     }
 
-    /// Releases the pages of all but the [`WARM_STACKS`] most recently
-    /// returned free stacks.
+    /// Releases the pages of all pooled stacks beyond [`WARM_STACKS`].
     pub(crate) fn trim(&mut self) {
         let end = self.free.len().saturating_sub(WARM_STACKS);
+        self.release_up_to(end);
+        self.low_water = self.free.len();
+    }
+
+    fn release_up_to(&mut self, end: usize) {
         if end <= self.trimmed {
             return;
         }
@@ -195,9 +207,29 @@ impl StackPool {
         self.trimmed = end;
     }
 
-    /// Whether [`StackPool::trim`] has work (cheap; for the idle check).
-    pub(crate) fn needs_trim(&self) -> bool {
-        self.free.len() > self.trimmed + WARM_STACKS
+    /// The decay step, called by the hub once per loop turn with the turn's
+    /// time: every [`DECAY_INTERVAL`], releases the stacks that sat unused
+    /// through the whole interval (beyond [`WARM_STACKS`]).
+    #[inline]
+    pub(crate) fn decay(&mut self, now: Instant) {
+        match self.next_decay {
+            Some(due) if now < due => return,
+            Some(_) => {
+                let end = self
+                    .low_water
+                    .min(self.free.len().saturating_sub(WARM_STACKS));
+                self.release_up_to(end);
+            }
+            None => {}
+        }
+        self.low_water = self.free.len();
+        self.next_decay =
+            (self.free.len() > self.trimmed + WARM_STACKS).then(|| now + DECAY_INTERVAL);
+    }
+
+    /// When the hub must wake to run [`StackPool::decay`], if it has work.
+    pub(crate) fn decay_due(&self) -> Option<Instant> {
+        self.next_decay
     }
 
     fn check_size(&self, size: usize) -> io::Result<usize> {
@@ -364,8 +396,8 @@ pub fn stack_guard() -> StackGuard {
     crate::hub::Hub::get().stacks.borrow().guard()
 }
 
-/// Releases the pages of pooled stacks beyond the warm ones now (the hub
-/// also does this when idle).
+/// Releases the pages of pooled stacks beyond the warm ones now, without
+/// waiting for the decay (see the module docs).
 pub fn trim_stacks() {
     crate::hub::Hub::get().stacks.borrow_mut().trim()
 }
