@@ -43,6 +43,17 @@ pub mod hub {
 
 pub use greenlet_timeout::{with_timeout, with_timeout_or, Timeout};
 
+/// Synchronisation between greenlets: `Event`, `AsyncResult`, `Queue`,
+/// `Channel`, `Semaphore`, `BoundedSemaphore`, `Lock`, `RLock`.
+pub mod sync {
+    pub use greenlet_runtime::sync::*;
+}
+
+/// Groups and size-limited pools of greenlets: `Group`, `Pool`.
+pub mod pool {
+    pub use greenlet_runtime::pool::*;
+}
+
 /// Timeouts: scoped guards that interrupt the waits of the greenlet that
 /// started them. See the crate docs of `greenlet-timeout` for the rules.
 pub mod timeout {

@@ -51,6 +51,9 @@ mod sleep;
 mod stack;
 mod timer;
 
+pub mod pool;
+pub mod sync;
+
 /// The hub of the current thread: remote handles, introspection, counters.
 pub mod hub;
 

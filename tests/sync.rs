@@ -1,0 +1,359 @@
+//! Sync primitives: Event, AsyncResult, Queue, Channel, Semaphore,
+//! BoundedSemaphore, Lock, RLock.
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use greenlet::sync::{
+    AsyncError, AsyncResult, BoundedSemaphore, Channel, Empty, Event, Lock, OverReleased, PutError,
+    Queue, RLock, Semaphore,
+};
+use greenlet::{sleep, spawn, yield_now, Interrupted, Timeout};
+
+const MS: Duration = Duration::from_millis(1);
+
+type Log = Rc<RefCell<Vec<String>>>;
+
+fn log() -> Log {
+    Rc::default()
+}
+
+fn push(l: &Log, s: impl Into<String>) {
+    l.borrow_mut().push(s.into());
+}
+
+#[test]
+fn event_set_wakes_all_waiters_after_the_setter_yields_in_wait_order() {
+    let ev = Event::new();
+    let l = log();
+    let gs: Vec<_> = (0..3)
+        .map(|i| {
+            let (ev, l) = (ev.clone(), l.clone());
+            spawn(move || {
+                ev.wait().unwrap();
+                push(&l, format!("woke {i}"));
+            })
+        })
+        .collect();
+    yield_now(); // all three wait now
+    assert_eq!(ev.waiters(), 3);
+    ev.set();
+    push(&l, "setter continues");
+    assert_eq!(*l.borrow(), ["setter continues"], "set never switches");
+    for g in gs {
+        g.join().unwrap();
+    }
+    assert_eq!(
+        *l.borrow(),
+        ["setter continues", "woke 0", "woke 1", "woke 2"]
+    );
+    // Set: waits return at once until cleared.
+    ev.wait().unwrap();
+    assert!(ev.wait_timeout(MS).unwrap());
+}
+
+#[test]
+fn event_wait_timeout_returns_false_on_timeout() {
+    let ev = Event::new();
+    let t0 = Instant::now();
+    assert!(!ev.wait_timeout(20 * MS).unwrap());
+    assert!(t0.elapsed() >= 20 * MS);
+    assert_eq!(ev.waiters(), 0, "the timed-out waiter left the list");
+    assert_eq!(greenlet::hub::stats().timers, 0);
+}
+
+#[test]
+fn event_set_then_clear_before_the_waiter_runs_still_wakes_it_with_true() {
+    let ev = Event::new();
+    let e = ev.clone();
+    let waiter = spawn(move || e.wait_timeout(Duration::from_secs(5)));
+    yield_now();
+    ev.set();
+    ev.clear();
+    assert!(waiter.get().unwrap().unwrap(), "woken by set: true");
+    assert!(!ev.is_set());
+}
+
+#[test]
+fn event_wait_is_interrupted_by_a_timeout_and_nobody_setting_is_loop_exit() {
+    let ev = Event::new();
+    let t = Timeout::start_new(10 * MS);
+    assert!(t.is(&ev.wait().unwrap_err()));
+    drop(t);
+    assert!(matches!(ev.wait(), Err(Interrupted::LoopExit(_))));
+}
+
+#[test]
+fn async_result_gives_every_getter_a_clone_or_the_error() {
+    let r: AsyncResult<String> = AsyncResult::new();
+    assert!(matches!(r.try_get(), Err(AsyncError::NotReady)));
+    let getters: Vec<_> = (0..2)
+        .map(|_| {
+            let r = r.clone();
+            spawn(move || r.get().unwrap())
+        })
+        .collect();
+    yield_now();
+    r.set("value".to_string());
+    for g in getters {
+        assert_eq!(g.get().unwrap(), "value");
+    }
+    assert_eq!(r.get_timeout(MS).unwrap().as_deref(), Some("value"));
+
+    let bad: AsyncResult<u8> = AsyncResult::new();
+    assert_eq!(bad.get_timeout(5 * MS).unwrap(), None);
+    bad.set_error("it broke");
+    match bad.get() {
+        Err(AsyncError::Failed(e)) => assert_eq!(e.to_string(), "it broke"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn queue_get_timeout_on_empty_is_none_and_try_get_is_empty() {
+    let q: Queue<u8> = Queue::unbounded();
+    assert_eq!(q.try_get(), Err(Empty));
+    let t0 = Instant::now();
+    assert_eq!(q.get_timeout(20 * MS).unwrap(), None);
+    assert!(t0.elapsed() >= 20 * MS);
+    assert_eq!(q.getters(), 0);
+}
+
+#[test]
+fn bounded_put_blocks_when_full_and_resumes_in_order() {
+    let q = Queue::bounded(2);
+    q.put(1).unwrap();
+    q.put(2).unwrap();
+    assert!(q.is_full());
+    assert!(matches!(q.try_put(3), Err(PutError::Full(3))));
+    let l = log();
+    let (q2, l2) = (q.clone(), l.clone());
+    let producer = spawn(move || {
+        q2.put(3).unwrap();
+        push(&l2, "put 3 done");
+        q2.put(4).unwrap();
+        push(&l2, "put 4 done");
+    });
+    yield_now();
+    assert_eq!(q.putters(), 1, "the producer waits");
+    assert!(l.borrow().is_empty());
+    assert_eq!(q.get().unwrap(), 1);
+    yield_now();
+    assert_eq!(*l.borrow(), ["put 3 done"]);
+    let rest: Vec<i32> = (0..3).map(|_| q.get().unwrap()).collect();
+    assert_eq!(rest, [2, 3, 4]);
+    producer.join().unwrap();
+}
+
+#[test]
+fn put_timeout_gives_the_item_back() {
+    let q = Queue::bounded(1);
+    q.put("a").unwrap();
+    match q.put_timeout("b", 10 * MS) {
+        Err(PutError::Full(item)) => assert_eq!(item, "b"),
+        other => panic!("{other:?}"),
+    }
+    let t = Timeout::start_new(5 * MS);
+    match q.put("c") {
+        Err(PutError::Interrupted(e, item)) => {
+            assert!(t.is(&e));
+            assert_eq!(item, "c");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(q.len(), 1);
+    assert_eq!(q.putters(), 0);
+}
+
+#[test]
+fn blocked_getters_are_served_fifo() {
+    let q = Queue::unbounded();
+    let l = log();
+    let gs: Vec<_> = (0..3)
+        .map(|i| {
+            let (q, l) = (q.clone(), l.clone());
+            spawn(move || {
+                let v: i32 = q.get().unwrap();
+                push(&l, format!("getter {i} got {v}"));
+            })
+        })
+        .collect();
+    yield_now();
+    assert_eq!(q.getters(), 3);
+    for v in [10, 20, 30] {
+        q.put(v).unwrap();
+    }
+    // A late getter cannot overtake the waiting ones.
+    assert_eq!(q.try_get(), Err(Empty));
+    for g in gs {
+        g.join().unwrap();
+    }
+    assert_eq!(
+        *l.borrow(),
+        ["getter 0 got 10", "getter 1 got 20", "getter 2 got 30"]
+    );
+}
+
+#[test]
+fn an_interrupted_getter_takes_nothing() {
+    let q: Queue<u8> = Queue::unbounded();
+    let t = Timeout::start_new(5 * MS);
+    assert!(t.is(&q.get().unwrap_err()));
+    drop(t);
+    q.put(1).unwrap();
+    assert_eq!(
+        q.len(),
+        1,
+        "the item was queued, not handed to the gone getter"
+    );
+}
+
+#[test]
+fn channel_put_blocks_until_a_get() {
+    let ch = Channel::new();
+    let l = log();
+    let (c, l2) = (ch.clone(), l.clone());
+    let sender = spawn(move || {
+        c.put(7).unwrap();
+        push(&l2, "put returned");
+    });
+    sleep(10 * MS).unwrap();
+    assert!(l.borrow().is_empty(), "put waits for a getter");
+    assert_eq!(ch.get().unwrap(), 7);
+    sender.join().unwrap();
+    assert_eq!(*l.borrow(), ["put returned"]);
+    match ch.put_timeout(8, 10 * MS) {
+        Err(PutError::Full(8)) => {}
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(ch.try_put(9), Err(PutError::Full(9))));
+    assert_eq!(ch.try_get(), Err(Empty));
+}
+
+#[test]
+fn semaphore_acquisition_is_fifo() {
+    let sem = Semaphore::new(1);
+    sem.acquire().unwrap();
+    let l = log();
+    let gs: Vec<_> = (0..3)
+        .map(|i| {
+            let (s, l) = (sem.clone(), l.clone());
+            spawn(move || {
+                s.acquire().unwrap();
+                push(&l, format!("{i}"));
+                s.release();
+            })
+        })
+        .collect();
+    yield_now();
+    assert_eq!(sem.waiters(), 3);
+    sem.release();
+    // A newcomer cannot overtake the waiters.
+    assert!(!sem.try_acquire());
+    for g in gs {
+        g.join().unwrap();
+    }
+    assert_eq!(*l.borrow(), ["0", "1", "2"]);
+    assert_eq!(sem.available(), 1);
+}
+
+#[test]
+fn acquire_timeout_returns_false_rather_than_erroring() {
+    let sem = Semaphore::new(0);
+    let t0 = Instant::now();
+    assert!(!sem.acquire_timeout(15 * MS).unwrap());
+    assert!(t0.elapsed() >= 15 * MS);
+    assert_eq!(sem.waiters(), 0);
+    let s = sem.clone();
+    spawn(move || s.release());
+    assert!(sem.acquire_timeout(Duration::from_secs(5)).unwrap());
+}
+
+#[test]
+fn bounded_semaphore_over_release_is_an_error() {
+    let b = BoundedSemaphore::new(2);
+    assert_eq!(b.release(), Err(OverReleased(2)));
+    b.acquire().unwrap();
+    b.release().unwrap();
+    assert_eq!(b.release(), Err(OverReleased(2)));
+    assert_eq!(b.available(), 2);
+}
+
+#[test]
+fn a_killed_waiter_that_was_handed_a_permit_passes_it_on() {
+    let sem = Semaphore::new(0);
+    let s = sem.clone();
+    let victim = spawn(move || s.acquire());
+    yield_now();
+    sem.release(); // handed to the victim, which has not run yet
+    victim.kill().unwrap();
+    assert_eq!(sem.available(), 1, "the permit was passed on, not lost");
+}
+
+#[test]
+fn lock_excludes_and_unlocks_on_drop_even_on_kill() {
+    let lock = Lock::new();
+    let l = log();
+    let (k, l2) = (lock.clone(), l.clone());
+    let holder = spawn(move || {
+        let _g = k.lock().unwrap();
+        push(&l2, "holder in");
+        sleep(Duration::from_secs(60)).unwrap();
+    });
+    yield_now();
+    assert!(lock.locked());
+    assert!(lock.try_lock().is_none());
+    assert!(lock.lock_timeout(5 * MS).unwrap().is_none());
+    holder.kill().unwrap();
+    assert!(
+        !lock.locked(),
+        "the guard was dropped by the kill's unwinding"
+    );
+    let g = lock.lock().unwrap();
+    drop(g);
+    assert_eq!(*l.borrow(), ["holder in"]);
+}
+
+#[test]
+fn lock_serialises_greenlets_across_blocking_calls() {
+    let lock = Lock::new();
+    let l = log();
+    let gs: Vec<_> = (0..3)
+        .map(|i| {
+            let (k, l) = (lock.clone(), l.clone());
+            spawn(move || {
+                let _g = k.lock().unwrap();
+                push(&l, format!("in {i}"));
+                sleep(2 * MS).unwrap();
+                push(&l, format!("out {i}"));
+            })
+        })
+        .collect();
+    for g in gs {
+        g.join().unwrap();
+    }
+    assert_eq!(
+        *l.borrow(),
+        ["in 0", "out 0", "in 1", "out 1", "in 2", "out 2"]
+    );
+}
+
+#[test]
+fn rlock_is_reentrant_for_its_owner_only() {
+    let r = RLock::new();
+    let a = r.lock().unwrap();
+    let b = r.lock().unwrap();
+    let r2 = r.clone();
+    let other = spawn(move || {
+        let _g = r2.lock().unwrap();
+        "got it"
+    });
+    yield_now();
+    assert!(!other.dead(), "another greenlet waits");
+    drop(b);
+    yield_now();
+    assert!(!other.dead(), "still held once");
+    drop(a);
+    assert_eq!(other.get().unwrap(), "got it");
+    assert!(!r.locked());
+}
