@@ -20,7 +20,8 @@
 //! ```
 //!
 //! Modules: [`hub`] (remote handles, introspection), [`timeout`],
-//! [`eventlet`] (eventlet's names). Cooperative sockets (`net`) come next.
+//! [`eventlet`] (eventlet's names), [`net`] (cooperative sockets),
+//! [`threadpool`].
 #![deny(missing_docs)]
 
 pub use greenlet_runtime::{
@@ -58,6 +59,20 @@ pub mod pool {
 /// started them. See the crate docs of `greenlet-timeout` for the rules.
 pub mod timeout {
     pub use greenlet_timeout::*;
+}
+
+/// Cooperative sockets: `std::net` and `std::os::unix::net` whose blocking
+/// calls park the calling greenlet, plus `wait_read`/`Watcher`/`select`,
+/// DNS on the thread pool and `create_connection`. See the crate docs of
+/// `greenlet-net`.
+pub mod net {
+    pub use greenlet_net::*;
+}
+
+/// The thread pool: blocking `Send` work on OS threads, waited on
+/// cooperatively (`threadpool::spawn(f).get()`).
+pub mod threadpool {
+    pub use greenlet_runtime::threadpool::*;
 }
 
 /// eventlet's names for greenlet's functions, for code ported from eventlet.

@@ -11,6 +11,8 @@
 //! - [`Interrupted`]: why a wait ended early (timeout, cancel, deadlock);
 //! - [`Registration`]: an fd on the hub's reactor, for cooperative I/O;
 //! - [`hub`]: [`hub::Remote`], [`run_info`] and hub counters;
+//! - [`threadpool`]: blocking `Send` work on OS threads, waited on
+//!   cooperatively;
 //! - [`arm_timeout`] / [`cancel_timeout`]: the hook timeouts are built on.
 //!
 //! # The model
@@ -56,6 +58,8 @@ pub mod sync;
 
 /// The hub of the current thread: remote handles, introspection, counters.
 pub mod hub;
+
+pub mod threadpool;
 
 pub use greenlet::{
     getcurrent, joinall, killall, panic_message, spawn, spawn_later, spawn_raw, Builder, Greenlet,

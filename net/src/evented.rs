@@ -1,0 +1,525 @@
+//! The cooperative core every socket type is built on: an owned,
+//! non-blocking socket plus its reactor [`Registration`], the per-socket
+//! settings (timeouts, the non-blocking flag) and `close(&self)`.
+//!
+//! # Hot path
+//! An operation runs its non-blocking syscall first and parks only on
+//! `WouldBlock`, which clears the readiness flag; the reactor's next edge
+//! sets it again. A short read (fewer bytes than asked, on a stream socket)
+//! clears read readiness too, so the next read parks without a syscall
+//! that would return `EAGAIN`; likewise a short write. The registration is
+//! made lazily, the first time readiness must be recorded, and never
+//! changed afterwards: no `epoll_ctl` per operation, no allocation.
+//!
+//! # Closing while others wait
+//! The fd and its registration live in an `Rc<Sys>`; an operation holds a
+//! clone while it may park, so [`Evented::close`] (which takes `&self`, like
+//! every operation) can run while another greenlet is parked on the same
+//! socket. `close` fails the waiters with `Interrupted::Cancelled` and makes
+//! the fd dead at once by `dup3`-ing a placeholder over it (an `O_PATH` fd
+//! of `/`, on which I/O fails with `EBADF`): the socket is released now (the
+//! peer sees the close), while the fd *number* stays allocated until the
+//! value is dropped. So a waiter that has not run yet, or a `BorrowedFd`
+//! from `as_fd`, never refers to a number the process may have reused.
+
+use std::cell::{Cell, OnceCell};
+use std::fmt;
+use std::fs::File;
+use std::io;
+use std::net::Shutdown;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, IntoRawFd, OwnedFd, RawFd};
+use std::os::unix::fs::OpenOptionsExt;
+use std::rc::Rc;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use greenlet_runtime::{Interrupted, Registration};
+
+/// The error of an operation on a closed socket: `EBADF`, "Bad file
+/// descriptor".
+pub(crate) fn ebadf() -> io::Error {
+    io::Error::from_raw_os_error(libc::EBADF)
+}
+
+/// The error of a per-socket timeout: `TimedOut`, "timed out".
+pub(crate) fn timed_out() -> io::Error {
+    io::Error::new(io::ErrorKind::TimedOut, "timed out")
+}
+
+/// std's error for `set_read_timeout(Some(ZERO))` and the like.
+pub(crate) fn zero_timeout() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        "cannot set a 0 duration timeout",
+    )
+}
+
+/// Is `e` the error of a wait cancelled by `close`/`shutdown`/`cancel_wait`?
+pub(crate) fn is_cancelled(e: &io::Error) -> bool {
+    matches!(Interrupted::from_io(e), Some(Interrupted::Cancelled))
+}
+
+/// A process-wide fd on which every I/O operation fails with `EBADF`,
+/// dup'ed over the fd of a closed socket.
+fn placeholder() -> Option<BorrowedFd<'static>> {
+    static DEAD: OnceLock<Option<OwnedFd>> = OnceLock::new();
+    DEAD.get_or_init(|| {
+        File::options()
+            .read(true)
+            .custom_flags(libc::O_PATH)
+            .open("/")
+            .ok()
+            .map(OwnedFd::from)
+    })
+    .as_ref()
+    .map(|fd| fd.as_fd())
+}
+
+/// A direction of readiness.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Dir {
+    Read,
+    Write,
+}
+
+/// The fd, its registration and what waiters must see when they resume.
+/// Field order matters: the registration is dropped before the socket.
+pub(crate) struct Sys<S> {
+    reg: OnceCell<Registration>,
+    pub(crate) sock: S,
+    /// Set by `close`: a waiter that resumes finds the socket gone.
+    closed: Cell<bool>,
+    /// Bumped by `shutdown(Read)` / `shutdown(Write)`: tells the waiter of
+    /// that direction its wait was cancelled (`cancel_waiters` ends the
+    /// waits of both directions; the other one waits again).
+    read_gen: Cell<u32>,
+    write_gen: Cell<u32>,
+}
+
+impl<S: AsRawFd> Sys<S> {
+    fn registration(&self) -> io::Result<&Registration> {
+        if let Some(r) = self.reg.get() {
+            return Ok(r);
+        }
+        // SAFETY: the fd is owned by `self.sock`, which is dropped after
+        // `self.reg` (field order), or after the registration is taken out
+        // and dropped (`close`, `into_inner`). `close` replaces the fd with
+        // a placeholder instead of closing it, so the number stays open.
+        let r = unsafe { Registration::new(self.sock.as_raw_fd()) }?;
+        Ok(self.reg.get_or_init(|| r))
+    }
+
+    #[inline]
+    fn ready(&self, dir: Dir) -> bool {
+        match (self.reg.get(), dir) {
+            (None, _) => true,
+            (Some(r), Dir::Read) => r.is_readable(),
+            (Some(r), Dir::Write) => r.is_writable(),
+        }
+    }
+
+    /// Records that `dir` is not ready (registering the fd if needed).
+    #[inline]
+    fn clear(&self, dir: Dir) -> io::Result<()> {
+        let r = self.registration()?;
+        match dir {
+            Dir::Read => r.clear_readable(),
+            Dir::Write => r.clear_writable(),
+        }
+        Ok(())
+    }
+
+    fn generation(&self, dir: Dir) -> u32 {
+        match dir {
+            Dir::Read => self.read_gen.get(),
+            Dir::Write => self.write_gen.get(),
+        }
+    }
+
+    /// Parks until `dir` may be ready. `Ok` may be spurious (the caller
+    /// retries its operation or parks again).
+    fn park(
+        &self,
+        dir: Dir,
+        timeout: Option<Duration>,
+        deadline: &mut Option<Instant>,
+    ) -> io::Result<()> {
+        let remaining = match timeout {
+            None => None,
+            Some(t) => {
+                let now = Instant::now();
+                let d = *deadline.get_or_insert(now + t);
+                if now >= d {
+                    return Err(timed_out());
+                }
+                Some(d - now)
+            }
+        };
+        let reg = self.registration()?;
+        let gen = self.generation(dir);
+        let r = match dir {
+            Dir::Read => reg.wait_readable(remaining),
+            Dir::Write => reg.wait_writable(remaining),
+        };
+        if self.closed.get() {
+            return Err(Interrupted::Cancelled.into());
+        }
+        match r {
+            // `shutdown` of the other direction ended this wait too.
+            Err(e) if is_cancelled(&e) && self.generation(dir) == gen => Ok(()),
+            r => r,
+        }
+    }
+}
+
+/// A cooperative socket: `S` is the std (or socket2) socket type, always in
+/// non-blocking mode at the OS level.
+pub(crate) struct Evented<S: AsRawFd> {
+    /// The open socket; `None` once closed (or taken by `into_inner`).
+    sys: Cell<Option<Rc<Sys<S>>>>,
+    /// After `close`: the socket whose fd now refers to the placeholder,
+    /// kept so the fd number stays allocated while `self` lives.
+    dead: Cell<Option<Rc<Sys<S>>>>,
+    read_timeout: Cell<Option<Duration>>,
+    write_timeout: Cell<Option<Duration>>,
+    nonblocking: Cell<bool>,
+}
+
+impl<S: AsRawFd> Evented<S> {
+    /// Wraps `sock`, which must already be in non-blocking mode. Does no
+    /// syscall: the registration is made when first needed.
+    pub(crate) fn new(sock: S) -> Evented<S> {
+        Evented {
+            sys: Cell::new(Some(Rc::new(Sys {
+                reg: OnceCell::new(),
+                sock,
+                closed: Cell::new(false),
+                read_gen: Cell::new(0),
+                write_gen: Cell::new(0),
+            }))),
+            dead: Cell::new(None),
+            read_timeout: Cell::new(None),
+            write_timeout: Cell::new(None),
+            nonblocking: Cell::new(false),
+        }
+    }
+
+    /// A new socket with this one's settings (for `try_clone`).
+    pub(crate) fn with_settings_of<T: AsRawFd>(sock: S, other: &Evented<T>) -> Evented<S> {
+        let e = Evented::new(sock);
+        e.read_timeout.set(other.read_timeout.get());
+        e.write_timeout.set(other.write_timeout.get());
+        e.nonblocking.set(other.nonblocking.get());
+        e
+    }
+
+    #[inline]
+    fn sys(&self) -> io::Result<Rc<Sys<S>>> {
+        let s = self.sys.take();
+        let r = s.clone();
+        self.sys.set(s);
+        r.ok_or_else(ebadf)
+    }
+
+    /// Runs `f` on the open socket (a syscall that never blocks, such as
+    /// `peer_addr` or a socket option); `EBADF` if closed.
+    #[inline]
+    pub(crate) fn with<R>(&self, f: impl FnOnce(&S) -> io::Result<R>) -> io::Result<R> {
+        let s = self.sys.take();
+        let r = match &s {
+            Some(sys) => f(&sys.sock),
+            None => Err(ebadf()),
+        };
+        self.sys.set(s);
+        r
+    }
+
+    /// Runs the read-side operation `op` cooperatively: try first, park on
+    /// `WouldBlock` (up to the read timeout), retry. `short(&r)` says
+    /// whether a result means the socket's receive buffer is now empty
+    /// (a short read on a stream socket), so readiness is cleared.
+    #[inline]
+    pub(crate) fn read<R>(
+        &self,
+        op: impl FnMut(&S) -> io::Result<R>,
+        short: impl Fn(&R) -> bool,
+    ) -> io::Result<R> {
+        self.op(Dir::Read, self.read_timeout.get(), op, short)
+    }
+
+    /// As [`Evented::read`], for the write side (write timeout).
+    #[inline]
+    pub(crate) fn write<R>(
+        &self,
+        op: impl FnMut(&S) -> io::Result<R>,
+        short: impl Fn(&R) -> bool,
+    ) -> io::Result<R> {
+        self.op(Dir::Write, self.write_timeout.get(), op, short)
+    }
+
+    #[inline]
+    fn op<R>(
+        &self,
+        dir: Dir,
+        timeout: Option<Duration>,
+        mut op: impl FnMut(&S) -> io::Result<R>,
+        short: impl Fn(&R) -> bool,
+    ) -> io::Result<R> {
+        let sys = self.sys()?;
+        let nonblocking = self.nonblocking.get();
+        let mut deadline = None;
+        loop {
+            // In non-blocking mode the caller handles `WouldBlock` itself
+            // (perhaps after its own readiness wait), so always try.
+            if nonblocking || sys.ready(dir) {
+                match op(&sys.sock) {
+                    Ok(r) => {
+                        if short(&r) {
+                            // Best effort: without it the next operation
+                            // costs one `EAGAIN` syscall.
+                            let _ = sys.clear(dir);
+                        }
+                        return Ok(r);
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        if nonblocking {
+                            return Err(e);
+                        }
+                        sys.clear(dir)?;
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            sys.park(dir, timeout, &mut deadline)?;
+        }
+    }
+
+    /// Waits for a non-blocking `connect` in progress to finish (write
+    /// readiness), up to `timeout`. The caller then reads `SO_ERROR`.
+    pub(crate) fn wait_connected(&self, timeout: Option<Duration>) -> io::Result<()> {
+        let sys = self.sys()?;
+        sys.clear(Dir::Write)?;
+        let mut deadline = None;
+        loop {
+            sys.park(Dir::Write, timeout, &mut deadline)?;
+            if sys.ready(Dir::Write) {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Closes the socket now; see the module docs. Idempotent; never fails
+    /// and never switches. Waiters get `Interrupted::Cancelled` ("File
+    /// descriptor was closed in another greenlet").
+    pub(crate) fn close(&self) {
+        let Some(mut sys) = self.sys.take() else {
+            return;
+        };
+        sys.closed.set(true);
+        if let Some(reg) = sys.reg.get() {
+            reg.cancel_waiters();
+        }
+        // Nobody else holds it (no waiter): deregister now, while the fd
+        // still refers to the socket.
+        if let Some(s) = Rc::get_mut(&mut sys) {
+            drop(s.reg.take());
+        }
+        let fd = sys.sock.as_raw_fd();
+        let replaced = placeholder().is_some_and(|p| {
+            // SAFETY: `fd` is open and owned by `sys.sock`; `dup3` atomically
+            // makes it refer to the placeholder, releasing the socket (it
+            // closes if no other fd refers to it) without freeing the number.
+            unsafe { libc::dup3(p.as_raw_fd(), fd, libc::O_CLOEXEC) >= 0 }
+        });
+        if !replaced {
+            // No placeholder: keep the fd until drop, but end the connection.
+            // SAFETY: `fd` is open and owned by `sys.sock`.
+            unsafe { libc::shutdown(fd, libc::SHUT_RDWR) };
+        }
+        self.dead.set(Some(sys));
+    }
+
+    /// True once [`Evented::close`] has run.
+    pub(crate) fn is_closed(&self) -> bool {
+        let s = self.sys.take();
+        let closed = s.is_none();
+        self.sys.set(s);
+        closed
+    }
+
+    /// Shuts down `how` with `f`, failing the waiters of that direction with
+    /// `Interrupted::Cancelled` (gevent: `shutdown` cancels the waits).
+    pub(crate) fn shutdown(
+        &self,
+        how: Shutdown,
+        f: impl FnOnce(&S, Shutdown) -> io::Result<()>,
+    ) -> io::Result<()> {
+        let sys = self.sys()?;
+        let r = f(&sys.sock, how);
+        if matches!(how, Shutdown::Read | Shutdown::Both) {
+            sys.read_gen.set(sys.read_gen.get().wrapping_add(1));
+        }
+        if matches!(how, Shutdown::Write | Shutdown::Both) {
+            sys.write_gen.set(sys.write_gen.get().wrapping_add(1));
+        }
+        if let Some(reg) = sys.reg.get() {
+            reg.cancel_waiters();
+        }
+        r
+    }
+
+    /// The fd: the socket's, or after `close` the dead placeholder's copy
+    /// (the number is the same and stays allocated until drop).
+    pub(crate) fn raw_fd(&self) -> RawFd {
+        for cell in [&self.sys, &self.dead] {
+            let s = cell.take();
+            let fd = s.as_ref().map(|s| s.sock.as_raw_fd());
+            cell.set(s);
+            if let Some(fd) = fd {
+                return fd;
+            }
+        }
+        -1
+    }
+
+    /// The fd, borrowed for as long as `self`.
+    pub(crate) fn as_fd(&self) -> BorrowedFd<'_> {
+        let fd = self.raw_fd();
+        debug_assert!(fd >= 0, "an Evented always holds an fd until consumed");
+        // SAFETY: exactly one of `sys` / `dead` holds the socket for as long
+        // as `self` lives (only the consuming `into_*` take it away), and
+        // `close` keeps the number open (a placeholder is dup'ed over it),
+        // so `fd` stays a valid open fd for the borrow's lifetime.
+        unsafe { BorrowedFd::borrow_raw(fd) }
+    }
+
+    /// Takes the socket out, deregistered: `EBADF` if it was closed.
+    pub(crate) fn into_inner(self) -> io::Result<S> {
+        let sys = self.sys.take().ok_or_else(ebadf)?;
+        match Rc::try_unwrap(sys) {
+            Ok(Sys { reg, sock, .. }) => {
+                drop(reg);
+                Ok(sock)
+            }
+            Err(sys) => {
+                // Unreachable: clones live only inside `&self` calls.
+                self.sys.set(Some(sys));
+                Err(io::Error::new(
+                    io::ErrorKind::ResourceBusy,
+                    "the socket is in use by another greenlet",
+                ))
+            }
+        }
+    }
+
+    /// Converts the socket type (same fd), keeping the registration, the
+    /// settings and the closed state (for `Socket` -> `TcpStream` and the
+    /// like).
+    pub(crate) fn map<T: AsRawFd>(self, f: impl FnOnce(S) -> T) -> Evented<T> {
+        let open = self.sys.take();
+        let was_open = open.is_some();
+        let out = Evented::<T> {
+            sys: Cell::new(None),
+            dead: Cell::new(None),
+            read_timeout: Cell::new(self.read_timeout.get()),
+            write_timeout: Cell::new(self.write_timeout.get()),
+            nonblocking: Cell::new(self.nonblocking.get()),
+        };
+        let Some(sys) = open.or_else(|| self.dead.take()) else {
+            return out;
+        };
+        // Clones live only inside `&self` calls, so this is the only one.
+        let Ok(sys) = Rc::try_unwrap(sys) else {
+            return out;
+        };
+        let Sys {
+            reg,
+            sock,
+            closed,
+            read_gen,
+            write_gen,
+        } = sys;
+        let mapped = Rc::new(Sys {
+            reg,
+            sock: f(sock),
+            closed,
+            read_gen,
+            write_gen,
+        });
+        if was_open {
+            out.sys.set(Some(mapped));
+        } else {
+            out.dead.set(Some(mapped));
+        }
+        out
+    }
+
+    /// Gives up ownership of the fd (after `close`, of the dead
+    /// placeholder copy), deregistered.
+    pub(crate) fn into_raw_fd(self) -> RawFd
+    where
+        S: IntoRawFd,
+    {
+        let sys = self.sys.take().or_else(|| self.dead.take());
+        match sys.map(Rc::try_unwrap) {
+            Some(Ok(Sys { reg, sock, .. })) => {
+                drop(reg);
+                sock.into_raw_fd()
+            }
+            // Unreachable (see `into_inner`): hand out a duplicate.
+            // SAFETY: `dup` of an fd we own; the caller owns the result.
+            Some(Err(sys)) => unsafe { libc::fcntl(sys.sock.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 0) },
+            None => -1,
+        }
+    }
+
+    /// The read timeout; `EBADF` if closed.
+    pub(crate) fn read_timeout(&self) -> io::Result<Option<Duration>> {
+        self.with(|_| Ok(self.read_timeout.get()))
+    }
+
+    /// The write timeout; `EBADF` if closed.
+    pub(crate) fn write_timeout(&self) -> io::Result<Option<Duration>> {
+        self.with(|_| Ok(self.write_timeout.get()))
+    }
+
+    /// Sets the read timeout; `InvalidInput` for zero, `EBADF` if closed.
+    pub(crate) fn set_read_timeout(&self, t: Option<Duration>) -> io::Result<()> {
+        if t == Some(Duration::ZERO) {
+            return Err(zero_timeout());
+        }
+        self.with(|_| Ok(self.read_timeout.set(t)))
+    }
+
+    /// Sets the write timeout; `InvalidInput` for zero, `EBADF` if closed.
+    pub(crate) fn set_write_timeout(&self, t: Option<Duration>) -> io::Result<()> {
+        if t == Some(Duration::ZERO) {
+            return Err(zero_timeout());
+        }
+        self.with(|_| Ok(self.write_timeout.set(t)))
+    }
+
+    /// Sets our non-blocking flag (the OS fd always is); `EBADF` if closed.
+    pub(crate) fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
+        self.with(|_| Ok(self.nonblocking.set(nonblocking)))
+    }
+
+    /// Our non-blocking flag.
+    pub(crate) fn nonblocking(&self) -> bool {
+        self.nonblocking.get()
+    }
+
+    /// Formats as `Name(<the std socket's Debug>)`, or `Name(closed)`.
+    pub(crate) fn fmt_debug(&self, name: &str, f: &mut fmt::Formatter<'_>) -> fmt::Result
+    where
+        S: fmt::Debug,
+    {
+        let s = self.sys.take();
+        let r = match &s {
+            Some(sys) => f.debug_tuple(name).field(&sys.sock).finish(),
+            None => write!(f, "{name}(closed)"),
+        };
+        self.sys.set(s);
+        r
+    }
+}

@@ -1,0 +1,353 @@
+//! Waiting for readiness of any fd (sockets, pipes, eventfds, ...):
+//! [`wait_read`], [`wait_write`], [`wait_readwrite`], [`Watcher`], [`wait`]
+//! and [`cancel_wait`] (gevent's "Gevent Extensions" of `gevent.socket`).
+//!
+//! These report *level* readiness, as `select(2)` would: a wait returns at
+//! once while the fd is readable (or writable). A readiness check is one
+//! `poll(2)` with a zero timeout; only when the fd is not ready does the
+//! greenlet park, on a small level-triggered epoll instance that holds the
+//! fd and is itself registered with the hub's reactor. That instance is
+//! ours: the fd is never added to the hub's own epoll, so the sockets of
+//! this crate (which are) can be waited on too, and a foreign fd that is
+//! closed later can never disturb another registration.
+//!
+//! ```
+//! use greenlet_net::{wait_read, UnixStream};
+//! use greenlet_runtime::spawn;
+//! use std::io::Write;
+//! use std::os::fd::AsRawFd;
+//! use std::time::Duration;
+//!
+//! let (a, mut b) = UnixStream::pair().unwrap();
+//! spawn(move || b.write_all(b"!").unwrap());
+//! wait_read(a.as_raw_fd(), Some(Duration::from_secs(5))).unwrap();
+//! ```
+
+use std::cell::Cell;
+use std::fmt;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::time::{Duration, Instant};
+
+use greenlet_runtime::{Interrupted, Registration};
+
+use crate::evented::{ebadf, timed_out};
+
+/// Which readiness to wait for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Interest {
+    /// Readable (or at end of file, hung up, or in error).
+    Read,
+    /// Writable (or hung up, or in error).
+    Write,
+    /// Either.
+    ReadWrite,
+}
+
+impl Interest {
+    fn poll_events(self) -> i16 {
+        match self {
+            Interest::Read => libc::POLLIN,
+            Interest::Write => libc::POLLOUT,
+            Interest::ReadWrite => libc::POLLIN | libc::POLLOUT,
+        }
+    }
+}
+
+/// `poll(2)` with a zero timeout: fills `revents`, returns how many are set.
+pub(crate) fn poll_now(pfds: &mut [libc::pollfd]) -> io::Result<usize> {
+    loop {
+        // SAFETY: `pfds` is a valid, writable array of `pfds.len()` pollfds.
+        let n = unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, 0) };
+        if n >= 0 {
+            return Ok(n as usize);
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}
+
+/// `EBADF` if `poll` found an fd that is not open.
+pub(crate) fn check_open(pfds: &[libc::pollfd]) -> io::Result<()> {
+    if pfds.iter().any(|p| p.revents & libc::POLLNVAL != 0) {
+        return Err(ebadf());
+    }
+    Ok(())
+}
+
+/// A wake-up source for a set of fds: a level-triggered epoll instance
+/// holding them, registered (edge-triggered) with the hub's reactor. Any
+/// event on one of the fds makes the instance readable, which wakes the
+/// parked greenlet. Field order: the registration is dropped first.
+pub(crate) struct EpollWaker {
+    reg: Registration,
+    _epoll: OwnedFd,
+}
+
+impl EpollWaker {
+    /// Watches `fds` (fd, `poll` events). A regular file (which epoll
+    /// refuses: it is always ready) is skipped.
+    ///
+    /// # Errors
+    /// `EBADF` for an fd that is not open; OS errors (`EMFILE`, ...).
+    pub(crate) fn new(fds: impl IntoIterator<Item = (RawFd, i16)>) -> io::Result<EpollWaker> {
+        // SAFETY: plain syscall; the result is checked below.
+        let ep = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+        if ep < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `ep` is a new fd that nothing else owns.
+        let epoll = unsafe { OwnedFd::from_raw_fd(ep) };
+        for (fd, events) in fds {
+            let mut mask = 0u32;
+            if events & libc::POLLIN != 0 {
+                mask |= libc::EPOLLIN as u32;
+            }
+            if events & libc::POLLOUT != 0 {
+                mask |= libc::EPOLLOUT as u32;
+            }
+            let mut ev = libc::epoll_event {
+                events: mask,
+                u64: fd as u64,
+            };
+            // SAFETY: `epoll` is open; `ev` is a valid event. epoll does not
+            // keep `fd` alive nor require it to outlive the instance: a
+            // closed fd simply leaves the set.
+            let rc = unsafe { libc::epoll_ctl(epoll.as_raw_fd(), libc::EPOLL_CTL_ADD, fd, &mut ev) };
+            if rc < 0 {
+                let e = io::Error::last_os_error();
+                if e.raw_os_error() != Some(libc::EPERM) {
+                    return Err(e);
+                }
+            }
+        }
+        // SAFETY: `epoll` is owned by the value returned and dropped after
+        // `reg` (field order).
+        let reg = unsafe { Registration::new(epoll.as_raw_fd()) }?;
+        Ok(EpollWaker {
+            reg,
+            _epoll: epoll,
+        })
+    }
+
+    /// Parks until one of the fds may have become ready (spurious wake-ups
+    /// are possible: check again). Call after a check found none ready.
+    ///
+    /// # Errors
+    /// `TimedOut` ("timed out") after `remaining`; `ResourceBusy` if another
+    /// greenlet waits on it; the `io::Error` of an [`Interrupted`].
+    pub(crate) fn park(&self, remaining: Option<Duration>) -> io::Result<()> {
+        self.reg.clear_readable();
+        self.reg.wait_readable(remaining)
+    }
+
+    /// Fails the parked greenlet (if any) with `Interrupted::Cancelled`.
+    pub(crate) fn cancel(&self) {
+        self.reg.cancel_waiters();
+    }
+}
+
+/// The time left until `deadline`; `None` for no deadline; `Err(TimedOut)`
+/// once it has passed.
+pub(crate) fn remaining(deadline: Option<Instant>) -> io::Result<Option<Duration>> {
+    match deadline {
+        None => Ok(None),
+        Some(d) => {
+            let now = Instant::now();
+            if now >= d {
+                Err(timed_out())
+            } else {
+                Ok(Some(d - now))
+            }
+        }
+    }
+}
+
+/// Is `e` the plain "timed out" of a wait's own deadline (not a `Timeout`
+/// guard's interruption)?
+pub(crate) fn is_own_timeout(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::TimedOut && Interrupted::from_io(e).is_none()
+}
+
+/// A reusable readiness watch of one fd (gevent's `io` watcher): create it
+/// once, [`wait`] on it any number of times, [`cancel_wait`] it from another
+/// greenlet. One greenlet may wait on a watcher at a time. The fd must stay
+/// open while waited on; closing it does not end a wait (cancel first).
+/// `!Send`.
+///
+/// ```
+/// use greenlet_net::{cancel_wait, wait, Interest, UnixStream, Watcher};
+/// use greenlet_runtime::spawn;
+/// use std::os::fd::AsRawFd;
+/// use std::rc::Rc;
+///
+/// let (a, _b) = UnixStream::pair().unwrap();
+/// let w = Rc::new(Watcher::new(a.as_raw_fd(), Interest::Read).unwrap());
+/// let w2 = w.clone();
+/// let canceller = spawn(move || {
+///     cancel_wait(&w2, std::io::Error::other("shutting down"));
+/// });
+/// let err = wait(&w, None).unwrap_err();
+/// assert_eq!(err.to_string(), "shutting down");
+/// canceller.join().unwrap();
+/// ```
+pub struct Watcher {
+    waker: EpollWaker,
+    fd: RawFd,
+    interest: Interest,
+    waiting: Cell<bool>,
+    cancel: Cell<Option<io::Error>>,
+}
+
+impl fmt::Debug for Watcher {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Watcher")
+            .field("fd", &self.fd)
+            .field("interest", &self.interest)
+            .field("waiting", &self.waiting.get())
+            .finish()
+    }
+}
+
+impl Watcher {
+    /// A watcher of `fd` for `interest`.
+    ///
+    /// # Errors
+    /// `EBADF` if `fd` is not open; OS errors (`EMFILE`).
+    pub fn new(fd: RawFd, interest: Interest) -> io::Result<Watcher> {
+        Ok(Watcher {
+            waker: EpollWaker::new([(fd, interest.poll_events())])?,
+            fd,
+            interest,
+            waiting: Cell::new(false),
+            cancel: Cell::new(None),
+        })
+    }
+
+    /// The watched fd.
+    pub fn fd(&self) -> RawFd {
+        self.fd
+    }
+
+    /// What it waits for.
+    pub fn interest(&self) -> Interest {
+        self.interest
+    }
+
+    /// True while a greenlet waits on it.
+    pub fn is_waiting(&self) -> bool {
+        self.waiting.get()
+    }
+
+    /// Is the fd ready now? (one `poll(2)`)
+    fn ready_now(&self) -> io::Result<bool> {
+        let mut p = [libc::pollfd {
+            fd: self.fd,
+            events: self.interest.poll_events(),
+            revents: 0,
+        }];
+        let n = poll_now(&mut p)?;
+        check_open(&p)?;
+        Ok(n > 0)
+    }
+}
+
+/// Resets a watcher's `waiting` flag when the wait ends (also by a kill).
+struct Waiting<'a>(&'a Watcher);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.waiting.set(false);
+        self.0.cancel.set(None);
+    }
+}
+
+/// Waits until `watcher`'s fd is ready for its interest (gevent's
+/// `wait(io, timeout)`); returns at once if it already is.
+///
+/// # Errors
+/// `TimedOut` ("timed out") after `timeout`; the error given to
+/// [`cancel_wait`] by another greenlet; `ResourceBusy` if another greenlet
+/// already waits on this watcher; `EBADF` if the fd is not open; the
+/// `io::Error` of an interruption (a `Timeout`: `Timeout::is` holds).
+pub fn wait(watcher: &Watcher, timeout: Option<Duration>) -> io::Result<()> {
+    if watcher.waiting.get() {
+        return Err(io::Error::new(
+            io::ErrorKind::ResourceBusy,
+            format!(
+                "fd {} is already waited on by another greenlet (one waiter per Watcher)",
+                watcher.fd
+            ),
+        ));
+    }
+    watcher.waiting.set(true);
+    watcher.cancel.set(None);
+    let _waiting = Waiting(watcher);
+    let deadline = timeout.map(|t| Instant::now() + t);
+    loop {
+        if watcher.ready_now()? {
+            return Ok(());
+        }
+        let r = watcher.waker.park(remaining(deadline)?);
+        if let Some(e) = watcher.cancel.take() {
+            return Err(e);
+        }
+        r?;
+    }
+}
+
+/// Ends another greenlet's [`wait`] on `watcher` with `err` (gevent's
+/// `cancel_wait`): returns at once, and the waiter gets `err` when it next
+/// runs. Does nothing if nobody waits. Never switches.
+pub fn cancel_wait(watcher: &Watcher, err: io::Error) {
+    if watcher.waiting.get() {
+        watcher.cancel.set(Some(err));
+        watcher.waker.cancel();
+    }
+}
+
+fn wait_fd(fd: RawFd, interest: Interest, timeout: Option<Duration>) -> io::Result<()> {
+    let mut p = [libc::pollfd {
+        fd,
+        events: interest.poll_events(),
+        revents: 0,
+    }];
+    let ready = poll_now(&mut p)? > 0;
+    check_open(&p)?;
+    if ready {
+        return Ok(());
+    }
+    if timeout == Some(Duration::ZERO) {
+        return Err(timed_out());
+    }
+    let w = Watcher::new(fd, interest)?;
+    wait(&w, timeout)
+}
+
+/// Waits until `fd` is readable (gevent's `wait_read`); returns at once if
+/// it is. Works for any pollable fd, including this crate's sockets.
+///
+/// # Errors
+/// `TimedOut` ("timed out") after `timeout`; `EBADF` if `fd` is not open
+/// (never a hang); the `io::Error` of an interruption.
+pub fn wait_read(fd: RawFd, timeout: Option<Duration>) -> io::Result<()> {
+    wait_fd(fd, Interest::Read, timeout)
+}
+
+/// Waits until `fd` is writable; as [`wait_read`].
+///
+/// # Errors
+/// As [`wait_read`].
+pub fn wait_write(fd: RawFd, timeout: Option<Duration>) -> io::Result<()> {
+    wait_fd(fd, Interest::Write, timeout)
+}
+
+/// Waits until `fd` is readable or writable; as [`wait_read`].
+///
+/// # Errors
+/// As [`wait_read`].
+pub fn wait_readwrite(fd: RawFd, timeout: Option<Duration>) -> io::Result<()> {
+    wait_fd(fd, Interest::ReadWrite, timeout)
+}
