@@ -222,29 +222,27 @@ impl Core {
     }
 }
 
-/// A greenlet record; `dyn Record` is the untyped view shared by the hub and
-/// [`GreenletRef`], `Task<T>` the typed one.
-pub(crate) trait Record: Any {
-    fn core(&self) -> &Core;
-    fn as_any(&self) -> &dyn Any;
-}
-
-pub(crate) struct Task<T> {
+/// A greenlet record: the untyped [`Core`] followed by the typed result
+/// slot. The hub and [`GreenletRef`] hold it as `Rc<Record>` (the slot as
+/// `dyn Any`), so reaching the core is a plain field access, not a virtual
+/// call; `Greenlet<T>` downcasts the slot to take the value.
+pub(crate) struct Task<V: ?Sized> {
     pub(crate) core: Core,
-    value: Cell<Option<T>>,
+    value: V,
 }
 
-impl<T: 'static> Record for Task<T> {
-    fn core(&self) -> &Core {
+/// The untyped record.
+pub(crate) type Record = Task<dyn Any>;
+
+impl<V: ?Sized> Task<V> {
+    #[inline(always)]
+    pub(crate) fn core(&self) -> &Core {
         &self.core
     }
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
 }
 
-impl<T> Task<T> {
-    pub(crate) fn new(core: Core) -> Task<T> {
+impl<T> Task<Cell<Option<T>>> {
+    pub(crate) fn new(core: Core) -> Task<Cell<Option<T>>> {
         Task {
             core,
             value: Cell::new(None),
@@ -254,7 +252,7 @@ impl<T> Task<T> {
 
 /// The coroutine body of a greenlet running `f`.
 fn body<T: 'static, F: FnOnce() -> T + 'static>(
-    task: *const Task<T>,
+    task: *const Task<Cell<Option<T>>>,
     f: F,
 ) -> impl FnOnce(&Yielder<(), ()>, ()) + 'static {
     move |yielder, ()| {
@@ -286,7 +284,7 @@ fn body<T: 'static, F: FnOnce() -> T + 'static>(
 }
 
 /// Runs links and wakes joiners of a greenlet that just died.
-pub(crate) fn on_death(hub: &Hub, rec: &Rc<dyn Record>) {
+pub(crate) fn on_death(hub: &Hub, rec: &Rc<Record>) {
     let core = rec.core();
     let joiners = std::mem::take(&mut *core.joiners.borrow_mut());
     for w in joiners {
@@ -306,7 +304,7 @@ pub(crate) fn on_death(hub: &Hub, rec: &Rc<dyn Record>) {
     }
 }
 
-fn spawn_link(hub: &Hub, rec: Rc<dyn Record>, f: LinkFn) {
+fn spawn_link(hub: &Hub, rec: Rc<Record>, f: LinkFn) {
     let r = GreenletRef { rec };
     // A link runs in its own greenlet; if no stack can be had, report it
     // rather than lose the callback silently.
@@ -407,21 +405,22 @@ impl Hub {
         stack_size: Option<usize>,
         location: &'static Location<'static>,
         start: Option<Instant>,
-    ) -> io::Result<Rc<dyn Record>>
+    ) -> io::Result<Rc<Record>>
     where
         F: FnOnce() -> T + 'static,
         T: 'static,
     {
         let stack = self.stacks.borrow_mut().get(stack_size)?;
         let id = self.next_id();
-        let task: Rc<Task<T>> = Rc::new(Task::new(Core::new(id, name, location, false)));
+        let task: Rc<Task<Cell<Option<T>>>> =
+            Rc::new(Task::new(Core::new(id, name, location, false)));
         task.core
             .stack_size
             .set(stack.usable(self.stacks.borrow().page()));
         task.core.guard_page.set(stack.bottom);
         let co = Coroutine::with_stack(stack, body(Rc::as_ptr(&task), f));
         task.core.co.set(Some(co));
-        let rec: Rc<dyn Record> = task;
+        let rec: Rc<Record> = task;
         self.register_live(&rec);
         match start {
             None => self.schedule(rec.clone()),
@@ -575,13 +574,13 @@ impl<T: 'static> Greenlet<T> {
                 None => Err(GreenletError::Taken),
             },
             Outcome::Value => {
-                let task = self
+                let slot = self
                     .r
                     .rec
-                    .as_any()
-                    .downcast_ref::<Task<T>>()
-                    .expect("a Greenlet<T> always points at a Task<T>");
-                task.value.take().ok_or(GreenletError::Taken)
+                    .value
+                    .downcast_ref::<Cell<Option<T>>>()
+                    .expect("a Greenlet<T> always points at a Task of T");
+                slot.take().ok_or(GreenletError::Taken)
             }
         }
     }
@@ -615,7 +614,7 @@ impl<T> fmt::Debug for Greenlet<T> {
 /// `getcurrent()` returns it): identity, state, join, kill and links.
 #[derive(Clone)]
 pub struct GreenletRef {
-    pub(crate) rec: Rc<dyn Record>,
+    pub(crate) rec: Rc<Record>,
 }
 
 impl AsRef<GreenletRef> for GreenletRef {

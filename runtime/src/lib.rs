@@ -44,6 +44,7 @@
 //! ```
 #![deny(missing_docs)]
 
+mod epoll;
 mod greenlet;
 mod interrupt;
 mod park;

@@ -39,15 +39,21 @@ use crate::interrupt::Interrupted;
 /// never leave their hub's thread (use `Remote` to cross threads).
 #[derive(Clone)]
 pub struct Waker {
-    pub(crate) rec: Rc<dyn Record>,
+    pub(crate) rec: Rc<Record>,
     pub(crate) seq: u32,
 }
 
 impl Waker {
     /// Ends the park this waker was made for, if it has not ended yet: the
     /// greenlet is scheduled and its `park` returns `Ok(())`. Never switches.
+    #[inline]
     pub fn wake(self) {
-        self.wake_with(WakeReason::Woken);
+        let core = self.rec.core();
+        if core.park_seq.get() == self.seq && core.state.get() == State::Parked {
+            core.wake_reason.set(WakeReason::Woken);
+            // Moves this waker's reference into the ready queue.
+            Hub::get().schedule(self.rec);
+        }
     }
 
     /// Like [`Waker::wake`] without consuming the waker.

@@ -1,10 +1,10 @@
-//! The reactor: readiness of file descriptors, on `polling`.
+//! The reactor: readiness of file descriptors, on `epoll` (see `epoll.rs`).
 //!
 //! Each fd is registered once, edge-triggered, for read and write. The hub
 //! keeps per-fd readiness flags and at most one read and one write waiter.
 //! I/O is try-first: an operation runs its non-blocking syscall and parks
 //! only on `WouldBlock`, which consumes the readiness flag; the next edge
-//! sets it again. `Poller::wait` runs at most once per loop turn, never per
+//! sets it again. `epoll_wait` runs at most once per loop turn, never per
 //! operation, and no `epoll_ctl` happens after registration.
 //!
 //! ```
@@ -28,20 +28,19 @@ use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::io;
 use std::marker::PhantomData;
-use std::num::NonZeroUsize;
-use std::os::fd::{BorrowedFd, RawFd};
+use std::os::fd::RawFd;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use polling::{Event, Events, PollMode, Poller};
 use slab::Slab;
 
+use crate::epoll::{Epoll, Notifier, Ready, NOTIFY_KEY};
 use crate::hub::Hub;
 use crate::interrupt::Interrupted;
 use crate::park::{park, Waker};
 use crate::timer::{TimerAction, TimerGuard};
 
-/// Capacity of the events buffer filled by one `Poller::wait`.
+/// Capacity of the events buffer filled by one `epoll_wait`.
 const EVENTS: usize = 1024;
 
 struct Source {
@@ -53,27 +52,35 @@ struct Source {
 }
 
 pub(crate) struct Reactor {
-    poller: Arc<Poller>,
+    epoll: Epoll,
+    notifier: Arc<Notifier>,
     sources: RefCell<Slab<Source>>,
-    events: RefCell<Events>,
+    /// The `epoll_wait` buffer and the decoded events (kept to reuse their
+    /// allocations).
+    events: RefCell<(Vec<libc::epoll_event>, Vec<Ready>)>,
     /// Number of `Some` wakers in `sources` (for the deadlock check).
     waiters: Cell<usize>,
 }
 
 impl Reactor {
     pub(crate) fn new() -> io::Result<Reactor> {
+        let epoll = Epoll::new()?;
+        let notifier = Arc::new(Notifier::new(&epoll)?);
         Ok(Reactor {
-            poller: Arc::new(Poller::new()?),
+            epoll,
+            notifier,
             sources: RefCell::new(Slab::new()),
-            events: RefCell::new(Events::with_capacity(
-                NonZeroUsize::new(EVENTS).expect("nonzero"),
+            events: RefCell::new((
+                vec![libc::epoll_event { events: 0, u64: 0 }; EVENTS],
+                Vec::with_capacity(EVENTS),
             )),
             waiters: Cell::new(0),
         })
     }
 
-    pub(crate) fn poller(&self) -> &Arc<Poller> {
-        &self.poller
+    /// Wakes this reactor's poll from any thread.
+    pub(crate) fn notifier(&self) -> &Arc<Notifier> {
+        &self.notifier
     }
 
     pub(crate) fn waiters(&self) -> usize {
@@ -82,36 +89,35 @@ impl Reactor {
 
     /// Waits for readiness (or a notify) up to `timeout` and wakes waiters.
     pub(crate) fn poll(&self, timeout: Option<Duration>) {
-        let mut events = self.events.borrow_mut();
-        events.clear();
-        if let Err(e) = self.poller.wait(&mut events, timeout) {
-            if e.kind() != io::ErrorKind::Interrupted {
-                eprintln!("greenlet: polling for I/O readiness failed: {e}");
-            }
+        let mut ev = self.events.borrow_mut();
+        let (buf, ready) = &mut *ev;
+        ready.clear();
+        if let Err(e) = self.epoll.wait(buf, timeout, ready) {
+            eprintln!("greenlet: polling for I/O readiness failed: {e}");
             return;
         }
-        for ev in events.iter() {
-            let (r, w) = {
+        for r in ready.iter() {
+            if r.key == NOTIFY_KEY {
+                self.notifier.clear();
+                continue;
+            }
+            let (rw, ww) = {
                 let mut sources = self.sources.borrow_mut();
-                let Some(s) = sources.get_mut(ev.key) else {
+                let Some(s) = sources.get_mut(r.key as usize) else {
                     continue;
                 };
-                if ev.readable {
-                    s.readable = true;
-                }
-                if ev.writable {
-                    s.writable = true;
-                }
-                let r = if ev.readable { s.reader.take() } else { None };
-                let w = if ev.writable { s.writer.take() } else { None };
-                (r, w)
+                s.readable |= r.readable;
+                s.writable |= r.writable;
+                let rw = if r.readable { s.reader.take() } else { None };
+                let ww = if r.writable { s.writer.take() } else { None };
+                (rw, ww)
             };
             self.waiters
-                .set(self.waiters.get() - r.is_some() as usize - w.is_some() as usize);
-            if let Some(r) = r {
-                r.wake();
+                .set(self.waiters.get() - rw.is_some() as usize - ww.is_some() as usize);
+            if let Some(w) = rw {
+                w.wake();
             }
-            if let Some(w) = w {
+            if let Some(w) = ww {
                 w.wake();
             }
         }
@@ -189,7 +195,8 @@ impl Registration {
     ///
     /// # Safety
     /// `fd` must stay open until this `Registration` is dropped (drop it
-    /// before closing the fd), as for `polling::Poller::add`.
+    /// before closing the fd): otherwise the number could be reused by an
+    /// unrelated file whose registration this one would then delete.
     ///
     /// # Errors
     /// The error of `epoll_ctl`, e.g. `EBADF` for an fd that is not open, or
@@ -204,9 +211,7 @@ impl Registration {
             reader: None,
             writer: None,
         });
-        // SAFETY: the caller keeps `fd` open until drop, where it is deleted.
-        let added = unsafe { r.poller.add_with_mode(fd, Event::all(key), PollMode::Edge) };
-        if let Err(e) = added {
+        if let Err(e) = r.epoll.add(fd, key as u64) {
             r.sources.borrow_mut().remove(key);
             return Err(e);
         }
@@ -404,10 +409,9 @@ impl Drop for Registration {
         let Some(hub) = Hub::try_get() else { return };
         let source = hub.reactor.sources.borrow_mut().try_remove(self.key);
         if let Some(s) = source {
-            // SAFETY: the contract of `Registration::new` keeps the fd open
-            // until now.
-            let fd = unsafe { BorrowedFd::borrow_raw(s.fd) };
-            let _ = hub.reactor.poller.delete(fd);
+            // The contract of `Registration::new` keeps the fd open until
+            // now, so this deletes our registration and nobody else's.
+            let _ = hub.reactor.epoll.delete(s.fd);
             let n = s.reader.is_some() as usize + s.writer.is_some() as usize;
             hub.reactor.waiters.set(hub.reactor.waiters.get() - n);
             for w in [s.reader, s.writer].into_iter().flatten() {

@@ -1,7 +1,7 @@
 //! [`Remote`]: a `Send + Sync` handle to a hub, for other threads.
 //!
 //! Greenlets never cross threads; work does. `Remote::spawn` queues a `Send`
-//! closure for the hub and wakes its poller (`Poller::notify`); the hub runs
+//! closure for the hub and wakes its poll (an eventfd); the hub runs
 //! it in a new greenlet at its next loop turn.
 //!
 //! ```
@@ -29,8 +29,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
-use polling::Poller;
 
+use crate::epoll::Notifier;
 use crate::hub::Hub;
 
 pub(crate) type Job = Box<dyn FnOnce() + Send>;
@@ -40,7 +40,7 @@ pub(crate) struct RemoteShared {
     /// Set when `queue.jobs` is non-empty; lets the hub skip the lock on
     /// every turn.
     queued: AtomicBool,
-    poller: Arc<Poller>,
+    poller: Arc<Notifier>,
 }
 
 struct Queue {
@@ -52,7 +52,7 @@ struct Queue {
 }
 
 impl RemoteShared {
-    pub(crate) fn new(poller: Arc<Poller>) -> RemoteShared {
+    pub(crate) fn new(poller: Arc<Notifier>) -> RemoteShared {
         RemoteShared {
             queue: Mutex::new(Queue {
                 jobs: Vec::new(),
@@ -73,7 +73,8 @@ impl RemoteShared {
     }
 
     pub(crate) fn take_jobs(&self) -> Vec<Job> {
-        if !self.queued.swap(false, Ordering::AcqRel) {
+        // A plain load on the (common) empty path; the swap only when set.
+        if !self.queued.load(Ordering::Acquire) || !self.queued.swap(false, Ordering::AcqRel) {
             return Vec::new();
         }
         mem::take(&mut self.queue.lock().jobs)

@@ -23,9 +23,9 @@ pub(crate) enum TimerAction {
     /// Wake a parked greenlet (sleep, join_timeout, ...).
     Wake(Waker),
     /// Deliver a timeout to a greenlet.
-    Interrupt(Rc<dyn Record>, TimeoutId),
+    Interrupt(Rc<Record>, TimeoutId),
     /// Schedule a greenlet made by `spawn_later`.
-    Start(Rc<dyn Record>),
+    Start(Rc<Record>),
 }
 
 /// Names one armed timer, for [`Timers::cancel`]. The sequence number makes

@@ -227,6 +227,12 @@ impl StackPool {
             (self.free.len() > self.trimmed + WARM_STACKS).then(|| now + DECAY_INTERVAL);
     }
 
+    /// Whether more stacks are pooled than kept warm (cheap check).
+    #[inline]
+    pub(crate) fn has_excess(&self) -> bool {
+        self.free.len() > self.trimmed + WARM_STACKS
+    }
+
     /// When the hub must wake to run [`StackPool::decay`], if it has work.
     pub(crate) fn decay_due(&self) -> Option<Instant> {
         self.next_decay
