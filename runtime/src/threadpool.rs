@@ -176,7 +176,7 @@ thread_local! {
     /// Per hub thread: the waker of the greenlet waiting on each outstanding
     /// job (`None` while nobody waits). The key travels to the worker and
     /// back, so the hub side finds the waker without it crossing threads.
-    static WAITERS: RefCell<Slab<Option<Waker>>> = RefCell::new(Slab::new());
+    static WAITERS: RefCell<Slab<Option<Waker>>> = const { RefCell::new(Slab::new()) };
 }
 
 /// What a finished job left behind.
