@@ -88,6 +88,60 @@ pub mod eventlet {
     pub fn exc_after(duration: Duration) -> crate::Timeout {
         crate::Timeout::start_new(duration)
     }
+
+    /// eventlet's `call_after(seconds, f)`: runs `f` in a new greenlet after
+    /// `delay` (built on [`spawn_later`](crate::spawn_later)); the returned
+    /// [`CallAfter`] cancels it if it has not started yet.
+    ///
+    /// ```
+    /// use greenlet::eventlet::call_after;
+    /// use std::time::Duration;
+    ///
+    /// let late = call_after(Duration::from_secs(60), || println!("never"));
+    /// assert!(late.cancel());
+    /// let soon = call_after(Duration::from_millis(1), || ());
+    /// soon.wait().unwrap();
+    /// assert!(!soon.cancel(), "already ran");
+    /// ```
+    #[track_caller]
+    pub fn call_after(delay: Duration, f: impl FnOnce() + 'static) -> CallAfter {
+        CallAfter {
+            g: crate::spawn_later(delay, f),
+        }
+    }
+
+    /// A pending [`call_after`].
+    #[derive(Debug)]
+    pub struct CallAfter {
+        g: crate::Greenlet<()>,
+    }
+
+    impl CallAfter {
+        /// Cancels the call if it has not started; `true` if it was
+        /// cancelled (then it never runs). A call already running or done
+        /// is left alone.
+        pub fn cancel(&self) -> bool {
+            if self.g.state() == crate::GreenletState::NotStarted {
+                self.g.kill_nowait();
+                true
+            } else {
+                false
+            }
+        }
+
+        /// Whether the call is still waiting for its time.
+        pub fn pending(&self) -> bool {
+            self.g.state() == crate::GreenletState::NotStarted
+        }
+
+        /// Waits until the call has run (or was cancelled).
+        ///
+        /// # Errors
+        /// [`Interrupted`](crate::Interrupted) if the wait was interrupted.
+        pub fn wait(&self) -> Result<(), crate::Interrupted> {
+            self.g.join()
+        }
+    }
 }
 
 /// The README's example, compiled and run as a doctest so it never rots.
