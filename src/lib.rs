@@ -50,6 +50,13 @@ pub mod sync {
     pub use greenlet_runtime::sync::*;
 }
 
+/// Signal handlers that run as greenlets (gevent's `signal_handler`).
+pub mod signal {
+    pub use greenlet_runtime::signal::*;
+    /// Common signal numbers, so callers need not depend on `libc`.
+    pub use libc::{SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2};
+}
+
 /// Groups and size-limited pools of greenlets: `Group`, `Pool`.
 pub mod pool {
     pub use greenlet_runtime::pool::*;

@@ -89,6 +89,10 @@ pub(crate) struct Hub {
     /// Outstanding external wake-up sources (thread-pool jobs and the like)
     /// that keep a waiting main greenlet from being declared deadlocked.
     pub(crate) keepalive: Cell<usize>,
+    /// Signal handlers registered on this hub (see `signal.rs`).
+    pub(crate) signals: RefCell<crate::signal::HubSignals>,
+    /// Set by the signal handler when a signal for this hub arrived.
+    pub(crate) signal_flag: Arc<std::sync::atomic::AtomicBool>,
     /// The alternate signal stack this hub installed, if the thread had
     /// none (overflow reports run on it).
     _altstack: Option<AltStack>,
@@ -164,6 +168,8 @@ impl Hub {
             batch_left: Cell::new(0),
             closing: Cell::new(false),
             keepalive: Cell::new(0),
+            signals: RefCell::new(crate::signal::HubSignals::new()),
+            signal_flag: Arc::new(std::sync::atomic::AtomicBool::new(false)),
             _altstack: AltStack::ensure(),
         }
     }
@@ -401,7 +407,9 @@ impl Hub {
                 self.schedule(self.main.clone());
                 return;
             }
-            let timeout = if self.remote.has_work() {
+            let timeout = if self.remote.has_work()
+                || self.signal_flag.load(std::sync::atomic::Ordering::Acquire)
+            {
                 Some(Duration::ZERO)
             } else {
                 // Wake for the stack pool's decay too (not a wake-up source
@@ -425,6 +433,7 @@ impl Hub {
             self.stacks.borrow_mut().decay(Instant::now());
         }
         self.drain_remote();
+        self.dispatch_signals();
     }
 
     /// Whether anything outside the ready queue and timers could wake a

@@ -55,6 +55,7 @@ mod stack;
 mod timer;
 
 pub mod pool;
+pub mod signal;
 pub mod sync;
 
 /// The hub of the current thread: remote handles, introspection, counters.
