@@ -90,6 +90,7 @@ mod connect;
 mod dns;
 mod evented;
 mod select;
+mod server;
 mod socket;
 mod tcp;
 mod udp;
@@ -105,6 +106,7 @@ pub use dns::{
     NI_DGRAM, NI_NAMEREQD, NI_NOFQDN, NI_NUMERICHOST, NI_NUMERICSERV,
 };
 pub use select::select;
+pub use server::{Datagram, DatagramServer, StreamServer, MAX_BACKOFF, MAX_DATAGRAM, MIN_BACKOFF};
 pub use socket::Socket;
 pub use tcp::{Incoming, TcpListener, TcpStream};
 pub use udp::UdpSocket;

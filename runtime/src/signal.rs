@@ -228,8 +228,16 @@ impl fmt::Debug for SignalHandler {
 
 /// The hub's side: registered handlers and spawning them.
 pub(crate) struct HubSignals {
-    handlers: Vec<(u64, usize, Rc<dyn Fn()>)>,
+    handlers: Vec<Registered>,
     next_id: u64,
+}
+
+/// One handler registered on this hub.
+struct Registered {
+    id: u64,
+    /// Its slot in `TARGETS`.
+    slot: usize,
+    handler: Rc<dyn Fn()>,
 }
 
 impl HubSignals {
@@ -246,7 +254,11 @@ impl Hub {
         let mut s = self.signals.borrow_mut();
         let id = s.next_id;
         s.next_id += 1;
-        s.handlers.push((id, slot, f));
+        s.handlers.push(Registered {
+            id,
+            slot,
+            handler: f,
+        });
         self.keepalive.set(self.keepalive.get() + 1);
         id
     }
@@ -255,7 +267,7 @@ impl Hub {
         let removed = {
             let mut s = self.signals.borrow_mut();
             let before = s.handlers.len();
-            s.handlers.retain(|(i, _, _)| *i != id);
+            s.handlers.retain(|r| r.id != id);
             before - s.handlers.len()
         };
         self.keepalive.set(self.keepalive.get() - removed);
@@ -273,14 +285,14 @@ impl Hub {
             .borrow()
             .handlers
             .iter()
-            .filter_map(|(_, slot, f)| {
-                let p = TARGETS[*slot].load(Ordering::Acquire);
+            .filter_map(|r| {
+                let p = TARGETS[r.slot].load(Ordering::Acquire);
                 if p.is_null() {
                     return None;
                 }
                 // SAFETY: published targets are never freed.
                 let n = unsafe { (*p).count.swap(0, Ordering::AcqRel) };
-                (n > 0).then(|| (f.clone(), n))
+                (n > 0).then(|| (r.handler.clone(), n))
             })
             .collect();
         for (f, n) in due {

@@ -1,0 +1,459 @@
+//! Servers: [`StreamServer`] (a greenlet per TCP connection) and
+//! [`DatagramServer`] (a greenlet per UDP datagram), gevent.server's.
+//!
+//! ```
+//! use greenlet_net::{StreamServer, TcpStream};
+//! use std::io::{Read, Write};
+//!
+//! let server = StreamServer::bind("127.0.0.1:0", |mut conn: TcpStream, _peer| {
+//!     let mut buf = [0u8; 1024];
+//!     while let Ok(n @ 1..) = conn.read(&mut buf) {
+//!         if conn.write_all(&buf[..n]).is_err() {
+//!             break;
+//!         }
+//!     }
+//! })
+//! .unwrap();
+//! server.start().unwrap();
+//! let mut c = TcpStream::connect(server.local_addr().unwrap()).unwrap();
+//! c.write_all(b"ping").unwrap();
+//! let mut reply = [0u8; 4];
+//! c.read_exact(&mut reply).unwrap();
+//! assert_eq!(&reply, b"ping");
+//! server.stop(None).unwrap();
+//! ```
+
+use std::cell::{Cell, RefCell};
+use std::fmt;
+use std::io;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::Duration;
+
+use greenlet_runtime::pool::{Group, Pool};
+use greenlet_runtime::sync::Event;
+use greenlet_runtime::{sleep, spawn, Greenlet, Interrupted};
+
+use crate::addr::ToSocketAddrs;
+use crate::{TcpListener, TcpStream, UdpSocket};
+
+/// First pause after an accept error such as `EMFILE`; doubles up to
+/// [`MAX_BACKOFF`] while the error persists.
+pub const MIN_BACKOFF: Duration = Duration::from_millis(10);
+/// Longest pause between accept attempts while they keep failing.
+pub const MAX_BACKOFF: Duration = Duration::from_secs(1);
+
+/// Errors of `accept` that concern one connection, not the listener: retry
+/// at once.
+fn transient(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::ECONNABORTED | libc::EINTR | libc::EPROTO | libc::EPERM)
+    ) || e.kind() == io::ErrorKind::ConnectionAborted
+}
+
+type Handler = Rc<dyn Fn(TcpStream, SocketAddr)>;
+
+struct Inner {
+    listener: TcpListener,
+    handler: Handler,
+    pool: Option<Pool>,
+    /// Handlers when there is no pool (`stop` leaves them alone).
+    group: Group,
+    accepting: RefCell<Option<Greenlet<()>>>,
+    stopped: Event,
+    accepted: Cell<u64>,
+    accept_errors: Cell<u64>,
+}
+
+/// A TCP server that runs a handler in its own greenlet for each
+/// connection (gevent's `StreamServer`).
+///
+/// The handler gets the connection and the peer's address; the connection
+/// is closed when the handler returns (it owns it). A handler that panics
+/// is reported by the panic hook and the server keeps accepting. With a
+/// [`Pool`] (`pool`, `max_connections`), at most that many handlers run at
+/// once and accepting waits for a free slot. Accept errors that concern
+/// the process, such as running out of file descriptors (`EMFILE`,
+/// `ENFILE`), pause accepting (10 ms, doubling to 1 s) and it resumes once
+/// they clear — the server never spins and never exits on its own.
+///
+/// Cloning gives another handle to the same server.
+#[derive(Clone)]
+pub struct StreamServer {
+    inner: Rc<Inner>,
+}
+
+impl StreamServer {
+    /// Binds `addr` and prepares a server; call [`StreamServer::start`] or
+    /// [`StreamServer::serve_forever`] to accept.
+    ///
+    /// # Errors
+    /// The error of resolving or binding `addr`.
+    pub fn bind(
+        addr: impl ToSocketAddrs,
+        handler: impl Fn(TcpStream, SocketAddr) + 'static,
+    ) -> io::Result<StreamServer> {
+        Ok(StreamServer::from_listener(
+            TcpListener::bind(addr)?,
+            handler,
+        ))
+    }
+
+    /// A server on a listener you made.
+    pub fn from_listener(
+        listener: TcpListener,
+        handler: impl Fn(TcpStream, SocketAddr) + 'static,
+    ) -> StreamServer {
+        StreamServer {
+            inner: Rc::new(Inner {
+                listener,
+                handler: Rc::new(handler),
+                pool: None,
+                group: Group::new(),
+                accepting: RefCell::new(None),
+                stopped: Event::new(),
+                accepted: Cell::new(0),
+                accept_errors: Cell::new(0),
+            }),
+        }
+    }
+
+    fn with_pool(self, pool: Pool) -> StreamServer {
+        let Ok(mut inner) = Rc::try_unwrap(self.inner) else {
+            panic!("StreamServer::pool must be called before the server is cloned or started");
+        };
+        inner.pool = Some(pool);
+        StreamServer {
+            inner: Rc::new(inner),
+        }
+    }
+
+    /// Runs handlers in `pool`: at most its size at once; accepting waits
+    /// for a free slot. Call before cloning or starting the server.
+    ///
+    /// # Panics
+    /// If the server was already cloned or started.
+    pub fn pool(self, pool: Pool) -> StreamServer {
+        self.with_pool(pool)
+    }
+
+    /// Limits concurrent handlers to `n` (a pool of size `n`).
+    ///
+    /// # Panics
+    /// As [`StreamServer::pool`].
+    pub fn max_connections(self, n: usize) -> StreamServer {
+        self.with_pool(Pool::new(n))
+    }
+
+    /// The address the server listens on.
+    ///
+    /// # Errors
+    /// As `TcpListener::local_addr` (e.g. `EBADF` after `stop`).
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.inner.listener.local_addr()
+    }
+
+    /// Starts accepting in a background greenlet and returns at once.
+    ///
+    /// # Errors
+    /// `InvalidInput` if it was already started; `EBADF` if stopped.
+    pub fn start(&self) -> io::Result<()> {
+        if self.inner.listener.is_closed() {
+            return Err(io::Error::from_raw_os_error(libc::EBADF));
+        }
+        let mut acc = self.inner.accepting.borrow_mut();
+        if acc.is_some() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "the server is already started",
+            ));
+        }
+        let inner = self.inner.clone();
+        *acc = Some(spawn(move || accept_loop(&inner)));
+        Ok(())
+    }
+
+    /// Starts (if needed) and waits until [`StreamServer::stop`] is called.
+    ///
+    /// # Errors
+    /// As [`StreamServer::start`]; an interrupted wait (a `Timeout` of the
+    /// caller) as an `io::Error`.
+    pub fn serve_forever(&self) -> io::Result<()> {
+        if self.inner.accepting.borrow().is_none() {
+            self.start()?;
+        }
+        self.inner.stopped.wait().map_err(io::Error::from)
+    }
+
+    /// Stops accepting: closes the listener, then, with a pool, waits up to
+    /// `timeout` (`None`: as long as it takes) for running handlers and
+    /// kills those still running. Without a pool, running handlers are left
+    /// alone (gevent's behaviour). Wakes `serve_forever`.
+    ///
+    /// # Errors
+    /// [`Interrupted`] if waiting for handlers was interrupted.
+    pub fn stop(&self, timeout: Option<Duration>) -> Result<(), Interrupted> {
+        self.inner.listener.close();
+        if let Some(g) = self.inner.accepting.borrow_mut().take() {
+            g.kill()?;
+        }
+        self.inner.stopped.set();
+        drain(self.inner.pool.as_ref(), timeout)
+    }
+
+    /// Whether it is accepting.
+    pub fn started(&self) -> bool {
+        self.inner.accepting.borrow().is_some()
+    }
+
+    /// Connections accepted so far.
+    pub fn accepted(&self) -> u64 {
+        self.inner.accepted.get()
+    }
+
+    /// Accept errors that paused accepting (e.g. `EMFILE`).
+    pub fn accept_errors(&self) -> u64 {
+        self.inner.accept_errors.get()
+    }
+
+    /// Handlers running now.
+    pub fn connections(&self) -> usize {
+        match &self.inner.pool {
+            Some(p) => p.len(),
+            None => self.inner.group.len(),
+        }
+    }
+}
+
+/// Waits up to `timeout` for a pool's handlers, then kills the rest.
+fn drain(pool: Option<&Pool>, timeout: Option<Duration>) -> Result<(), Interrupted> {
+    let Some(pool) = pool else { return Ok(()) };
+    let done = match timeout {
+        None => pool.join().map(|()| true)?,
+        Some(t) => pool.group().join_timeout(t)?,
+    };
+    if !done {
+        pool.kill()?;
+    }
+    Ok(())
+}
+
+fn accept_loop(inner: &Rc<Inner>) {
+    let mut backoff = MIN_BACKOFF;
+    loop {
+        if let Some(pool) = &inner.pool {
+            // Back-pressure: do not accept what cannot be served yet.
+            if pool.wait_available().is_err() {
+                return;
+            }
+        }
+        match inner.listener.accept() {
+            Ok((conn, peer)) => {
+                backoff = MIN_BACKOFF;
+                inner.accepted.set(inner.accepted.get() + 1);
+                let h = inner.handler.clone();
+                let run = move || h(conn, peer);
+                match &inner.pool {
+                    Some(pool) => {
+                        if pool.spawn(run).is_err() {
+                            return;
+                        }
+                    }
+                    None => {
+                        inner.group.spawn(run);
+                    }
+                }
+            }
+            Err(_) if inner.listener.is_closed() => return,
+            Err(e) if transient(&e) => {}
+            Err(e) => {
+                // EMFILE, ENFILE, ENOBUFS, ENOMEM and anything unexpected:
+                // the connection stays in the backlog; pause and retry.
+                inner.accept_errors.set(inner.accept_errors.get() + 1);
+                if backoff == MIN_BACKOFF {
+                    eprintln!("greenlet StreamServer: accept failed: {e}; retrying with back-off");
+                }
+                if sleep(backoff).is_err() {
+                    return;
+                }
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+            }
+        }
+    }
+}
+
+impl fmt::Debug for StreamServer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StreamServer")
+            .field("local_addr", &self.local_addr().ok())
+            .field("started", &self.started())
+            .field("accepted", &self.accepted())
+            .finish()
+    }
+}
+
+/// One datagram received by a [`DatagramServer`], with the means to reply.
+pub struct Datagram {
+    /// The payload.
+    pub data: Vec<u8>,
+    /// Who sent it.
+    pub from: SocketAddr,
+    socket: Rc<UdpSocket>,
+}
+
+impl Datagram {
+    /// Sends `bytes` back to the sender from the server's socket.
+    ///
+    /// # Errors
+    /// The error of `send_to`.
+    pub fn reply(&self, bytes: &[u8]) -> io::Result<usize> {
+        self.socket.send_to(bytes, self.from)
+    }
+
+    /// The server's socket.
+    pub fn socket(&self) -> &UdpSocket {
+        &self.socket
+    }
+}
+
+impl fmt::Debug for Datagram {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Datagram")
+            .field("len", &self.data.len())
+            .field("from", &self.from)
+            .finish()
+    }
+}
+
+/// A UDP server that runs a handler in its own greenlet for each datagram
+/// (gevent's `DatagramServer`). Cloning gives another handle.
+#[derive(Clone)]
+pub struct DatagramServer {
+    socket: Rc<UdpSocket>,
+    handler: Rc<dyn Fn(Datagram)>,
+    pool: Option<Pool>,
+    receiving: Rc<RefCell<Option<Greenlet<()>>>>,
+    stopped: Event,
+}
+
+/// Largest datagram a [`DatagramServer`] receives whole.
+pub const MAX_DATAGRAM: usize = 65_536;
+
+impl DatagramServer {
+    /// Binds `addr` and prepares a server.
+    ///
+    /// # Errors
+    /// The error of resolving or binding `addr`.
+    pub fn bind(
+        addr: impl ToSocketAddrs,
+        handler: impl Fn(Datagram) + 'static,
+    ) -> io::Result<DatagramServer> {
+        Ok(DatagramServer {
+            socket: Rc::new(UdpSocket::bind(addr)?),
+            handler: Rc::new(handler),
+            pool: None,
+            receiving: Rc::default(),
+            stopped: Event::new(),
+        })
+    }
+
+    /// Runs handlers in `pool` (receiving waits for a free slot).
+    pub fn pool(mut self, pool: Pool) -> DatagramServer {
+        self.pool = Some(pool);
+        self
+    }
+
+    /// The address it listens on.
+    ///
+    /// # Errors
+    /// As `UdpSocket::local_addr`.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.socket.local_addr()
+    }
+
+    /// Starts receiving in a background greenlet.
+    ///
+    /// # Errors
+    /// `InvalidInput` if already started.
+    pub fn start(&self) -> io::Result<()> {
+        let mut r = self.receiving.borrow_mut();
+        if r.is_some() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "the server is already started",
+            ));
+        }
+        let (socket, handler, pool) =
+            (self.socket.clone(), self.handler.clone(), self.pool.clone());
+        *r = Some(spawn(move || {
+            let mut buf = vec![0u8; MAX_DATAGRAM];
+            loop {
+                if let Some(p) = &pool {
+                    if p.wait_available().is_err() {
+                        return;
+                    }
+                }
+                match socket.recv_from(&mut buf) {
+                    Ok((n, from)) => {
+                        let d = Datagram {
+                            data: buf[..n].to_vec(),
+                            from,
+                            socket: socket.clone(),
+                        };
+                        let h = handler.clone();
+                        match &pool {
+                            Some(p) => {
+                                if p.spawn(move || h(d)).is_err() {
+                                    return;
+                                }
+                            }
+                            None => {
+                                spawn(move || h(d));
+                            }
+                        }
+                    }
+                    Err(e) if e.raw_os_error() == Some(libc::EBADF) => return,
+                    Err(_) => {
+                        if sleep(MIN_BACKOFF).is_err() {
+                            return;
+                        }
+                    }
+                }
+            }
+        }));
+        Ok(())
+    }
+
+    /// Starts (if needed) and waits until stopped.
+    ///
+    /// # Errors
+    /// As [`DatagramServer::start`]; an interrupted wait as an `io::Error`.
+    pub fn serve_forever(&self) -> io::Result<()> {
+        if self.receiving.borrow().is_none() {
+            self.start()?;
+        }
+        self.stopped.wait().map_err(io::Error::from)
+    }
+
+    /// Stops receiving; with a pool, waits up to `timeout` for handlers,
+    /// then kills the rest.
+    ///
+    /// # Errors
+    /// [`Interrupted`] if waiting was interrupted.
+    pub fn stop(&self, timeout: Option<Duration>) -> Result<(), Interrupted> {
+        if let Some(g) = self.receiving.borrow_mut().take() {
+            g.kill()?;
+        }
+        self.stopped.set();
+        drain(self.pool.as_ref(), timeout)
+    }
+}
+
+impl fmt::Debug for DatagramServer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DatagramServer")
+            .field("local_addr", &self.local_addr().ok())
+            .finish()
+    }
+}
