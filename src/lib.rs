@@ -117,6 +117,28 @@ pub mod eventlet {
         }
     }
 
+    /// eventlet's `listen(addr)` / `tcp_listener(addr)`: a cooperative
+    /// listening socket (alias of [`TcpListener::bind`](crate::net::TcpListener::bind)).
+    ///
+    /// # Errors
+    /// The error of resolving or binding `addr`.
+    pub fn tcp_listener(
+        addr: impl greenlet_net::ToSocketAddrs,
+    ) -> std::io::Result<greenlet_net::TcpListener> {
+        greenlet_net::TcpListener::bind(addr)
+    }
+
+    /// eventlet's `connect(addr)` / `connect_tcp(addr)`: a cooperative
+    /// connected socket (alias of [`TcpStream::connect`](crate::net::TcpStream::connect)).
+    ///
+    /// # Errors
+    /// The error of resolving or connecting to `addr`.
+    pub fn connect_tcp(
+        addr: impl greenlet_net::ToSocketAddrs,
+    ) -> std::io::Result<greenlet_net::TcpStream> {
+        greenlet_net::TcpStream::connect(addr)
+    }
+
     /// A pending [`call_after`].
     #[derive(Debug)]
     pub struct CallAfter {

@@ -1,0 +1,80 @@
+//! A byte echo server: one greenlet per connection, plain blocking code.
+//!
+//! ```sh
+//! cargo run --release --example echo_server            # 127.0.0.1:16000
+//! cargo run --release --example echo_server -- --bind 0.0.0.0:7000 --max-conns 1000
+//! nc 127.0.0.1 16000                                    # type; it echoes
+//! ```
+//!
+//! Prints a line when it starts, for each connection opened and closed
+//! (unless `--quiet`), and when it stops. Ctrl-C (SIGINT) or SIGTERM stops
+//! it gracefully: no new connections, running ones get 2 s to finish.
+mod common;
+
+use std::io::{Read, Write};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use greenlet::net::{StreamServer, TcpStream};
+
+const USAGE: &str = "echo_server [--bind ADDR] [--max-conns N] [--quiet]";
+
+/// Echoes until the peer closes; returns the bytes echoed.
+fn echo(mut conn: TcpStream) -> std::io::Result<u64> {
+    let mut buf = [0u8; 16 * 1024];
+    let mut total = 0;
+    loop {
+        let n = conn.read(&mut buf)?;
+        if n == 0 {
+            return Ok(total);
+        }
+        conn.write_all(&buf[..n])?;
+        total += n as u64;
+    }
+}
+
+fn main() {
+    let args = common::Args::parse(USAGE);
+    let bind: String = args.get("--bind", "127.0.0.1:16000".to_string());
+    let max_conns: usize = args.get("--max-conns", 0);
+    let quiet = args.flag("--quiet");
+
+    let handler = move |conn: TcpStream, peer: SocketAddr| {
+        if !quiet {
+            println!("{peer}: connected");
+        }
+        match echo(conn) {
+            Ok(n) if !quiet => println!("{peer}: closed after {n} bytes"),
+            Err(e) if !quiet => println!("{peer}: error: {e}"),
+            _ => {}
+        }
+    };
+    let mut server = match StreamServer::bind(bind.as_str(), handler) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("cannot listen on {bind}: {e}");
+            std::process::exit(1);
+        }
+    };
+    if max_conns > 0 {
+        server = server.max_connections(max_conns);
+    }
+    let addr = server.local_addr().expect("bound");
+    let limit = if max_conns > 0 {
+        format!("at most {max_conns} connections")
+    } else {
+        "no connection limit".to_string()
+    };
+    println!("echo server listening on {addr} ({limit}); Ctrl-C to stop");
+
+    let s = server.clone();
+    let _signals = common::on_terminate(move || {
+        println!("stopping: no new connections, 2 s for running ones");
+        let _ = s.stop(Some(Duration::from_secs(2)));
+    });
+    if let Err(e) = server.serve_forever() {
+        eprintln!("server failed: {e}");
+        std::process::exit(1);
+    }
+    println!("stopped after {} connections", server.accepted());
+}

@@ -1,0 +1,222 @@
+//! Each example, run as its own process and talked to over loopback.
+//! (`cargo test` builds the examples next to the test binaries.)
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::path::PathBuf;
+use std::process::{Child, ChildStdout, Command, Output, Stdio};
+use std::time::Duration;
+
+fn example(name: &str) -> Command {
+    // target/<profile>/deps/<this test> -> target/<profile>/examples/<name>
+    let mut p: PathBuf = std::env::current_exe().unwrap();
+    p.pop();
+    p.pop();
+    p.push("examples");
+    p.push(name);
+    assert!(p.exists(), "example binary {} not built", p.display());
+    Command::new(p)
+}
+
+/// A running example, killed if the test fails before it exits.
+struct Running {
+    child: Child,
+    out: BufReader<ChildStdout>,
+}
+
+impl Running {
+    fn start(name: &str, args: &[&str]) -> Running {
+        let mut child = example(name)
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let out = BufReader::new(child.stdout.take().unwrap());
+        Running { child, out }
+    }
+
+    fn line(&mut self) -> String {
+        let mut l = String::new();
+        self.out.read_line(&mut l).unwrap();
+        l
+    }
+
+    /// The first address printed on its first line.
+    fn addr(&mut self) -> SocketAddr {
+        let l = self.line();
+        l.split_whitespace()
+            .find_map(|w| w.trim_end_matches([';', ')', ',']).parse().ok())
+            .unwrap_or_else(|| panic!("no address in {l:?}"))
+    }
+
+    /// Sends SIGTERM and returns everything it printed afterwards, with its
+    /// exit status.
+    fn terminate(mut self) -> (std::process::ExitStatus, String) {
+        // SAFETY: kill(2) on our own child.
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let mut rest = String::new();
+        self.out.read_to_string(&mut rest).unwrap();
+        let status = self.child.wait().unwrap();
+        (status, rest)
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn run(name: &str, args: &[&str]) -> Output {
+    let out = example(name).args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{name} failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn connect(addr: SocketAddr) -> TcpStream {
+    let s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s
+}
+
+#[test]
+fn echo_server_echoes_and_stops_gracefully_on_sigterm() {
+    let mut server = Running::start("echo_server", &["--bind", "127.0.0.1:0"]);
+    let addr = server.addr();
+    let mut c = connect(addr);
+    c.write_all(b"hello, greenlet").unwrap();
+    let mut back = [0u8; 15];
+    c.read_exact(&mut back).unwrap();
+    assert_eq!(&back, b"hello, greenlet");
+    assert!(server.line().contains("connected"));
+    drop(c);
+    assert!(server.line().contains("closed after 15 bytes"));
+    let (status, rest) = server.terminate();
+    assert!(status.success(), "{status:?}");
+    assert!(rest.contains("stopping") && rest.contains("stopped after 1 connections"), "{rest}");
+}
+
+#[test]
+fn echo_client_drives_echo_server() {
+    let mut server = Running::start("echo_server", &["--bind", "127.0.0.1:0", "--quiet", "--max-conns", "100"]);
+    let addr = server.addr().to_string();
+    let out = run(
+        "echo_client",
+        &["--addr", &addr, "--clients", "20", "--messages", "50", "--size", "100"],
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("1000 echoes"), "{text}");
+    assert!(text.contains("p99"), "{text}");
+    let (status, _) = server.terminate();
+    assert!(status.success());
+}
+
+#[test]
+fn line_echo_server_welcomes_echoes_lines_and_quits() {
+    let mut server = Running::start("line_echo_server", &["--bind", "127.0.0.1:0"]);
+    let addr = server.addr();
+    let c = connect(addr);
+    let mut r = BufReader::new(c.try_clone().unwrap());
+    let mut l = String::new();
+    r.read_line(&mut l).unwrap();
+    assert_eq!(l, "Welcome to the echo server! Type quit to exit.\r\n");
+    (&c).write_all(b"first line\n").unwrap();
+    l.clear();
+    r.read_line(&mut l).unwrap();
+    assert_eq!(l, "first line\n");
+    (&c).write_all(b"QUIT\r\n").unwrap();
+    l.clear();
+    assert_eq!(r.read_line(&mut l).unwrap(), 0, "the server closed on quit");
+    let (status, rest) = server.terminate();
+    assert!(status.success());
+    assert!(rest.contains("client quit"), "{rest}");
+}
+
+#[test]
+fn portforwarder_forwards_both_ways() {
+    let mut echo = Running::start("echo_server", &["--bind", "127.0.0.1:0", "--quiet"]);
+    let echo_addr = echo.addr().to_string();
+    let mut fwd = Running::start("portforwarder", &["--listen", "127.0.0.1:0", "--to", &echo_addr]);
+    let fwd_addr = fwd.addr();
+    let mut c = connect(fwd_addr);
+    let payload: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+    let writer = {
+        let mut w = c.try_clone().unwrap();
+        let p = payload.clone();
+        std::thread::spawn(move || w.write_all(&p).unwrap())
+    };
+    let mut back = vec![0u8; payload.len()];
+    c.read_exact(&mut back).unwrap();
+    writer.join().unwrap();
+    assert!(back == payload, "100 kB through the forwarder, byte-exact");
+    c.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut rest = Vec::new();
+    c.read_to_end(&mut rest).unwrap();
+    assert!(rest.is_empty());
+    let (status, out) = fwd.terminate();
+    assert!(status.success());
+    assert!(out.contains("stopped after 1 connections"), "{out}");
+    assert!(echo.terminate().0.success());
+}
+
+#[test]
+fn udp_client_gets_the_udp_echo_servers_reply() {
+    let mut server = Running::start("udp_echo_server", &["--bind", "127.0.0.1:0"]);
+    let addr = server.addr().to_string();
+    let out = run("udp_client", &["--addr", &addr, "ping over udp"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("replied: ping over udp"));
+    // And a plain std client.
+    let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.send_to(b"x", &addr).unwrap();
+    let mut b = [0u8; 8];
+    assert_eq!(s.recv(&mut b).unwrap(), 1);
+    assert!(server.terminate().0.success());
+}
+
+#[test]
+fn udp_client_times_out_without_a_server() {
+    let free = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = free.local_addr().unwrap().to_string();
+    // A bound socket that never answers: the client's Timeout fires.
+    let out = example("udp_client")
+        .args(["--addr", &addr, "--timeout", "0.2", "hello"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no reply"));
+}
+
+#[test]
+fn unix_echo_demo_round_trips() {
+    let out = run("unix_echo", &[]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(text, "reply: one\nreply: two\nreply: three\n");
+}
+
+#[test]
+fn dns_mass_resolve_resolves_local_names_through_a_pool() {
+    let out = run("dns_mass_resolve", &["--count", "8", "--timeout", "2"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("localhost -> 127.0.0.1"), "{text}");
+    assert!(text.contains("8 names"), "{text}");
+}
+
+#[test]
+fn threadpool_example_keeps_the_hub_running() {
+    let out = run("threadpool", &["--jobs", "3", "--millis", "100"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let ticks: u32 = text
+        .split("ticked ")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(ticks >= 3, "the hub kept ticking while jobs blocked: {ticks}");
+}
