@@ -22,7 +22,9 @@ fn main() {
     let count: usize = args.get("--count", 20);
     let pool_size: usize = args.get("--pool", 10);
     let timeout = args.seconds("--timeout", 2.0);
-    let mut names: Vec<String> = (0..).map_while(|i| args.positional(i).map(String::from)).collect();
+    let mut names: Vec<String> = (0..)
+        .map_while(|i| args.positional(i).map(String::from))
+        .collect();
     if names.is_empty() {
         names = (0..count)
             .map(|i| match i % 4 {
@@ -46,7 +48,10 @@ fn main() {
         match r {
             Ok(Ok(addrs)) => {
                 ok += 1;
-                let first = addrs.first().map(|a| a.addr.ip().to_string()).unwrap_or_default();
+                let first = addrs
+                    .first()
+                    .map(|a| a.addr.ip().to_string())
+                    .unwrap_or_default();
                 println!("{name:>20} -> {first}");
             }
             Ok(Err(e)) => {

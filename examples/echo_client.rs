@@ -20,7 +20,12 @@ const USAGE: &str =
 
 /// One client: connects, sends `messages` messages of `size` bytes, checks
 /// each echo; returns the round-trip latencies.
-fn client(addr: SocketAddr, id: usize, messages: usize, size: usize) -> std::io::Result<Vec<Duration>> {
+fn client(
+    addr: SocketAddr,
+    id: usize,
+    messages: usize,
+    size: usize,
+) -> std::io::Result<Vec<Duration>> {
     let mut conn = TcpStream::connect(addr)?;
     conn.set_nodelay(true)?;
     let mut msg = vec![0u8; size];

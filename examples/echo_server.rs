@@ -3,6 +3,7 @@
 //! ```sh
 //! cargo run --release --example echo_server            # 127.0.0.1:16000
 //! cargo run --release --example echo_server -- --bind 0.0.0.0:7000 --max-conns 1000
+//! cargo run --release --example echo_server -- --threads 2   # a hub per core
 //! nc 127.0.0.1 16000                                    # type; it echoes
 //! ```
 //!
@@ -17,7 +18,7 @@ use std::time::Duration;
 
 use greenlet::net::{StreamServer, TcpStream};
 
-const USAGE: &str = "echo_server [--bind ADDR] [--max-conns N] [--quiet]";
+const USAGE: &str = "echo_server [--bind ADDR] [--max-conns N] [--threads N] [--quiet]";
 
 /// Echoes until the peer closes; returns the bytes echoed.
 fn echo(mut conn: TcpStream) -> std::io::Result<u64> {
@@ -33,11 +34,47 @@ fn echo(mut conn: TcpStream) -> std::io::Result<u64> {
     }
 }
 
+/// `--threads N`: N hubs, each on its own thread with its own SO_REUSEPORT
+/// listener; connection lines name the thread that serves them.
+fn serve_threads(bind: &str, n: usize, quiet: bool) {
+    let handler = move |conn: TcpStream, peer: SocketAddr| {
+        let thread = std::thread::current().id();
+        if !quiet {
+            println!("{peer}: connected (served by {thread:?})");
+        }
+        if let Ok(n) = echo(conn) {
+            if !quiet {
+                println!("{peer}: closed after {n} bytes ({thread:?})");
+            }
+        }
+    };
+    let server = StreamServer::threads(bind, n, handler).unwrap_or_else(|e| {
+        eprintln!("cannot listen on {bind}: {e}");
+        std::process::exit(1)
+    });
+    println!(
+        "echo server listening on {} ({n} threads, a hub each); Ctrl-C to stop",
+        server.local_addr()
+    );
+    let stop = greenlet::sync::Event::new();
+    let s = stop.clone();
+    let _signals = common::on_terminate(move || s.set());
+    stop.wait().expect("wait for a signal");
+    println!("stopping");
+    server.stop();
+    let per_thread = server.join().expect("threads");
+    println!("stopped; connections per thread: {per_thread:?}");
+}
+
 fn main() {
     let args = common::Args::parse(USAGE);
     let bind: String = args.get("--bind", "127.0.0.1:16000".to_string());
     let max_conns: usize = args.get("--max-conns", 0);
     let quiet = args.flag("--quiet");
+    let threads: usize = args.get("--threads", 1);
+    if threads > 1 {
+        return serve_threads(&bind, threads, quiet);
+    }
 
     let handler = move |conn: TcpStream, peer: SocketAddr| {
         if !quiet {

@@ -23,7 +23,10 @@ fn main() {
         sock.send_to(msg.as_bytes(), addr)?;
         let mut buf = [0u8; 65_536];
         let (n, from) = sock.recv_from(&mut buf)?;
-        Ok(format!("{from} replied: {}", String::from_utf8_lossy(&buf[..n])))
+        Ok(format!(
+            "{from} replied: {}",
+            String::from_utf8_lossy(&buf[..n])
+        ))
     };
     match run() {
         Ok(line) => println!("{line}"),

@@ -40,7 +40,8 @@ fn ask(path: &Path, msg: &str) -> std::io::Result<String> {
 
 fn main() {
     let args = common::Args::parse(USAGE);
-    let default = std::env::temp_dir().join(format!("greenlet-unix-echo-{}.sock", std::process::id()));
+    let default =
+        std::env::temp_dir().join(format!("greenlet-unix-echo-{}.sock", std::process::id()));
     let path: PathBuf = args.get("--path", default);
     match args.positional(0).unwrap_or("demo") {
         "server" => {

@@ -99,16 +99,31 @@ fn echo_server_echoes_and_stops_gracefully_on_sigterm() {
     assert!(server.line().contains("closed after 15 bytes"));
     let (status, rest) = server.terminate();
     assert!(status.success(), "{status:?}");
-    assert!(rest.contains("stopping") && rest.contains("stopped after 1 connections"), "{rest}");
+    assert!(
+        rest.contains("stopping") && rest.contains("stopped after 1 connections"),
+        "{rest}"
+    );
 }
 
 #[test]
 fn echo_client_drives_echo_server() {
-    let mut server = Running::start("echo_server", &["--bind", "127.0.0.1:0", "--quiet", "--max-conns", "100"]);
+    let mut server = Running::start(
+        "echo_server",
+        &["--bind", "127.0.0.1:0", "--quiet", "--max-conns", "100"],
+    );
     let addr = server.addr().to_string();
     let out = run(
         "echo_client",
-        &["--addr", &addr, "--clients", "20", "--messages", "50", "--size", "100"],
+        &[
+            "--addr",
+            &addr,
+            "--clients",
+            "20",
+            "--messages",
+            "50",
+            "--size",
+            "100",
+        ],
     );
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("1000 echoes"), "{text}");
@@ -142,7 +157,10 @@ fn line_echo_server_welcomes_echoes_lines_and_quits() {
 fn portforwarder_forwards_both_ways() {
     let mut echo = Running::start("echo_server", &["--bind", "127.0.0.1:0", "--quiet"]);
     let echo_addr = echo.addr().to_string();
-    let mut fwd = Running::start("portforwarder", &["--listen", "127.0.0.1:0", "--to", &echo_addr]);
+    let mut fwd = Running::start(
+        "portforwarder",
+        &["--listen", "127.0.0.1:0", "--to", &echo_addr],
+    );
     let fwd_addr = fwd.addr();
     let mut c = connect(fwd_addr);
     let payload: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
@@ -218,5 +236,39 @@ fn threadpool_example_keeps_the_hub_running() {
         .and_then(|s| s.split_whitespace().next())
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("{text}"));
-    assert!(ticks >= 3, "the hub kept ticking while jobs blocked: {ticks}");
+    assert!(
+        ticks >= 3,
+        "the hub kept ticking while jobs blocked: {ticks}"
+    );
+}
+
+#[test]
+fn echo_server_with_threads_serves_from_more_than_one_thread() {
+    let mut server = Running::start("echo_server", &["--bind", "127.0.0.1:0", "--threads", "2"]);
+    let addr = server.addr();
+    let clients: Vec<TcpStream> = (0..40).map(|_| connect(addr)).collect();
+    for (i, mut c) in clients.iter().enumerate() {
+        let msg = format!("client {i}");
+        c.write_all(msg.as_bytes()).unwrap();
+        let mut back = vec![0u8; msg.len()];
+        c.read_exact(&mut back).unwrap();
+        assert_eq!(back, msg.as_bytes());
+    }
+    drop(clients);
+    let (status, rest) = server.terminate();
+    assert!(status.success(), "{rest}");
+    let counts = rest
+        .lines()
+        .find_map(|l| l.strip_prefix("stopped; connections per thread: "))
+        .unwrap_or_else(|| panic!("{rest}"));
+    let counts: Vec<u64> = counts
+        .trim_matches(['[', ']'])
+        .split(", ")
+        .map(|n| n.parse().unwrap())
+        .collect();
+    assert_eq!(counts.iter().sum::<u64>(), 40);
+    assert!(
+        counts.iter().all(|&n| n > 0),
+        "both threads served connections: {counts:?}"
+    );
 }

@@ -106,7 +106,9 @@ pub use dns::{
     NI_DGRAM, NI_NAMEREQD, NI_NOFQDN, NI_NUMERICHOST, NI_NUMERICSERV,
 };
 pub use select::select;
-pub use server::{Datagram, DatagramServer, StreamServer, MAX_BACKOFF, MAX_DATAGRAM, MIN_BACKOFF};
+pub use server::{
+    Datagram, DatagramServer, StreamServer, ThreadedServer, MAX_BACKOFF, MAX_DATAGRAM, MIN_BACKOFF,
+};
 pub use socket::Socket;
 pub use tcp::{Incoming, TcpListener, TcpStream};
 pub use udp::UdpSocket;

@@ -457,3 +457,137 @@ impl fmt::Debug for DatagramServer {
             .finish()
     }
 }
+
+thread_local! {
+    /// The server a hub thread of a [`ThreadedServer`] runs, for `stop`.
+    static THREAD_SERVER: RefCell<Option<StreamServer>> = const { RefCell::new(None) };
+}
+
+/// A listener bound with `SO_REUSEPORT`, so several threads can each accept
+/// on the same address (the kernel spreads connections among them).
+fn reuseport_listener(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
+    let domain = socket2::Domain::for_address(addr);
+    let s = socket2::Socket::new(domain, socket2::Type::STREAM, None)?;
+    s.set_reuse_address(true)?;
+    s.set_reuse_port(true)?;
+    s.bind(&addr.into())?;
+    s.listen(1024)?;
+    Ok(s.into())
+}
+
+impl StreamServer {
+    /// Serves `addr` on `n` OS threads, each with its own hub and its own
+    /// `SO_REUSEPORT` listener: a hub per core. `handler` is shared by all
+    /// threads, so it must be `Send + Sync`; each connection still runs in a
+    /// greenlet of the thread that accepted it.
+    ///
+    /// ```
+    /// use greenlet_net::StreamServer;
+    /// use std::io::{Read, Write};
+    ///
+    /// let server = StreamServer::threads("127.0.0.1:0", 2, |mut c: greenlet_net::TcpStream, _| {
+    ///     let mut b = [0u8; 1];
+    ///     if c.read_exact(&mut b).is_ok() {
+    ///         let _ = c.write_all(&b);
+    ///     }
+    /// })
+    /// .unwrap();
+    /// let mut c = std::net::TcpStream::connect(server.local_addr()).unwrap();
+    /// c.write_all(b"x").unwrap();
+    /// let mut b = [0u8; 1];
+    /// c.read_exact(&mut b).unwrap();
+    /// server.stop();
+    /// assert_eq!(server.join().unwrap().iter().sum::<u64>(), 1);
+    /// ```
+    ///
+    /// # Errors
+    /// Binding errors (the first listener's), or a thread that could not be
+    /// started.
+    pub fn threads(
+        addr: impl ToSocketAddrs,
+        n: usize,
+        handler: impl Fn(TcpStream, SocketAddr) + Send + Sync + 'static,
+    ) -> io::Result<ThreadedServer> {
+        let addr = addr
+            .to_socket_addrs()?
+            .next()
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no address to bind"))?;
+        let first = reuseport_listener(addr)?;
+        let addr = first.local_addr()?; // the real port if 0 was asked for
+        let handler = std::sync::Arc::new(handler);
+        let mut first = Some(first);
+        let mut threads = Vec::with_capacity(n);
+        for _ in 0..n.max(1) {
+            let std_listener = match first.take() {
+                Some(l) => l,
+                None => reuseport_listener(addr)?,
+            };
+            let h = handler.clone();
+            threads.push(greenlet_runtime::hub::spawn_thread(
+                move || -> io::Result<u64> {
+                    let listener = TcpListener::from_std(std_listener)?;
+                    let server = StreamServer::from_listener(listener, move |c, p| h(c, p));
+                    THREAD_SERVER.with(|s| *s.borrow_mut() = Some(server.clone()));
+                    let r = server.serve_forever();
+                    THREAD_SERVER.with(|s| s.borrow_mut().take());
+                    r.map(|()| server.accepted())
+                },
+            )?);
+        }
+        Ok(ThreadedServer { threads, addr })
+    }
+}
+
+/// A server running on several hub threads ([`StreamServer::threads`]).
+pub struct ThreadedServer {
+    threads: Vec<greenlet_runtime::hub::HubThread<io::Result<u64>>>,
+    addr: SocketAddr,
+}
+
+impl ThreadedServer {
+    /// The address all threads listen on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Number of threads.
+    pub fn threads(&self) -> usize {
+        self.threads.len()
+    }
+
+    /// Asks every thread to stop accepting (running handlers are left to
+    /// finish). Never blocks.
+    pub fn stop(&self) {
+        for t in &self.threads {
+            let _ = t.remote().spawn(|| {
+                if let Some(s) = THREAD_SERVER.with(|s| s.borrow().clone()) {
+                    let _ = s.stop(None);
+                }
+            });
+        }
+    }
+
+    /// Waits (cooperatively) for every thread to end, after [`stop`]; returns
+    /// how many connections each accepted.
+    ///
+    /// [`stop`]: ThreadedServer::stop
+    ///
+    /// # Errors
+    /// The first thread's error (a failed listener, a panic, an interrupted
+    /// wait) as an `io::Error`.
+    pub fn join(self) -> io::Result<Vec<u64>> {
+        self.threads
+            .into_iter()
+            .map(|t| t.join().map_err(io::Error::from)?)
+            .collect()
+    }
+}
+
+impl fmt::Debug for ThreadedServer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ThreadedServer")
+            .field("addr", &self.addr)
+            .field("threads", &self.threads.len())
+            .finish()
+    }
+}

@@ -615,3 +615,4 @@ pub use crate::stack::{
     default_stack_size, set_default_stack_size, set_max_stacks, set_stack_guard, stack_guard,
     trim_stacks,
 };
+pub use crate::thread::{spawn_thread, HubThread};

@@ -52,6 +52,7 @@ mod reactor;
 mod remote;
 mod sleep;
 mod stack;
+mod thread;
 mod timer;
 
 pub mod pool;
