@@ -140,6 +140,22 @@ pub mod eventlet {
         greenlet_net::TcpStream::connect(addr)
     }
 
+    /// eventlet's `ssl_listener(address, certificate, private_key)`: a TLS
+    /// listener from PEM files (alias of `net::tls::listener`; feature
+    /// `tls`).
+    ///
+    /// # Errors
+    /// Bad certificate or key files (the message names the file), or the
+    /// error of binding `addr`.
+    #[cfg(feature = "tls")]
+    pub fn ssl_listener(
+        addr: impl greenlet_net::ToSocketAddrs,
+        certfile: impl AsRef<std::path::Path>,
+        keyfile: impl AsRef<std::path::Path>,
+    ) -> std::io::Result<greenlet_net::tls::TlsListener> {
+        greenlet_net::tls::listener(addr, certfile, keyfile)
+    }
+
     /// A pending [`call_after`].
     #[derive(Debug)]
     pub struct CallAfter {

@@ -272,3 +272,31 @@ fn echo_server_with_threads_serves_from_more_than_one_thread() {
         "both threads served connections: {counts:?}"
     );
 }
+
+#[cfg(feature = "tls")]
+#[test]
+fn tls_echo_server_echoes_over_tls() {
+    use std::io::Read as _;
+    let mut server = Running::start("tls_echo_server", &["--bind", "127.0.0.1:0"]);
+    let first = server.line();
+    let addr: SocketAddr = first
+        .split_whitespace()
+        .find_map(|w| w.parse().ok())
+        .unwrap_or_else(|| panic!("{first}"));
+    let cert = first
+        .split("(certificate ")
+        .nth(1)
+        .and_then(|s| s.split(')').next())
+        .unwrap_or_else(|| panic!("{first}"))
+        .to_string();
+    let config = greenlet::net::tls::client_config(&cert).unwrap();
+    let mut c = greenlet::net::tls::connect(addr, "localhost", config).unwrap();
+    c.write_all(b"tls example").unwrap();
+    let mut back = [0u8; 11];
+    c.read_exact(&mut back).unwrap();
+    assert_eq!(&back, b"tls example");
+    c.close_notify().unwrap();
+    drop(c);
+    let (status, rest) = server.terminate();
+    assert!(status.success(), "{rest}");
+}

@@ -254,3 +254,15 @@ fn datagram_server_replies_to_each_datagram() {
     }
     server.stop(None).unwrap();
 }
+
+#[test]
+fn concurrent_stops_from_two_greenlets_are_safe() {
+    let server = StreamServer::bind("127.0.0.1:0", echo).unwrap();
+    server.start().unwrap();
+    let (a, b) = (server.clone(), server.clone());
+    let g1 = greenlet::spawn(move || a.stop(None));
+    let g2 = greenlet::spawn(move || b.stop(None));
+    g1.get().unwrap().unwrap();
+    g2.get().unwrap().unwrap();
+    assert!(!server.started());
+}

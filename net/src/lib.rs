@@ -91,6 +91,8 @@ mod dns;
 mod evented;
 mod select;
 mod server;
+#[cfg(feature = "tls")]
+pub mod tls;
 mod socket;
 mod tcp;
 mod udp;

@@ -32,7 +32,7 @@ use std::time::Duration;
 
 use greenlet_runtime::pool::{Group, Pool};
 use greenlet_runtime::sync::Event;
-use greenlet_runtime::{sleep, spawn, Greenlet, Interrupted};
+use greenlet_runtime::{sleep, spawn, Builder, Greenlet, Interrupted};
 
 use crate::addr::ToSocketAddrs;
 use crate::{TcpListener, TcpStream, UdpSocket};
@@ -61,6 +61,8 @@ struct Inner {
     /// Handlers when there is no pool (`stop` leaves them alone).
     group: Group,
     accepting: RefCell<Option<Greenlet<()>>>,
+    /// Stack size of handler greenlets (`None`: the hub's default).
+    stack_size: Option<usize>,
     stopped: Event,
     accepted: Cell<u64>,
     accept_errors: Cell<u64>,
@@ -112,6 +114,7 @@ impl StreamServer {
                 pool: None,
                 group: Group::new(),
                 accepting: RefCell::new(None),
+                stack_size: None,
                 stopped: Event::new(),
                 accepted: Cell::new(0),
                 accept_errors: Cell::new(0),
@@ -119,14 +122,28 @@ impl StreamServer {
         }
     }
 
-    fn with_pool(self, pool: Pool) -> StreamServer {
+    fn configure(self, f: impl FnOnce(&mut Inner)) -> StreamServer {
         let Ok(mut inner) = Rc::try_unwrap(self.inner) else {
-            panic!("StreamServer::pool must be called before the server is cloned or started");
+            panic!("StreamServer must be configured before it is cloned or started");
         };
-        inner.pool = Some(pool);
+        f(&mut inner);
         StreamServer {
             inner: Rc::new(inner),
         }
+    }
+
+    fn with_pool(self, pool: Pool) -> StreamServer {
+        self.configure(|i| i.pool = Some(pool))
+    }
+
+    /// Runs each handler on a stack of `bytes` (handlers that need deep
+    /// stacks, such as TLS handshakes in debug builds). Call before cloning
+    /// or starting the server.
+    ///
+    /// # Panics
+    /// If the server was already cloned or started.
+    pub fn stack_size(self, bytes: usize) -> StreamServer {
+        self.configure(|i| i.stack_size = Some(bytes))
     }
 
     /// Runs handlers in `pool`: at most its size at once; accepting waits
@@ -195,7 +212,10 @@ impl StreamServer {
     /// [`Interrupted`] if waiting for handlers was interrupted.
     pub fn stop(&self, timeout: Option<Duration>) -> Result<(), Interrupted> {
         self.inner.listener.close();
-        if let Some(g) = self.inner.accepting.borrow_mut().take() {
+        // Take it out first: `kill` switches, and a second `stop` may run
+        // meanwhile (two signals), so no borrow may be held across it.
+        let accepting = self.inner.accepting.borrow_mut().take();
+        if let Some(g) = accepting {
             g.kill()?;
         }
         self.inner.stopped.set();
@@ -254,14 +274,23 @@ fn accept_loop(inner: &Rc<Inner>) {
                 inner.accepted.set(inner.accepted.get() + 1);
                 let h = inner.handler.clone();
                 let run = move || h(conn, peer);
-                match &inner.pool {
-                    Some(pool) => {
-                        if pool.spawn(run).is_err() {
-                            return;
-                        }
+                let mut builder = Builder::new();
+                if let Some(size) = inner.stack_size {
+                    builder = builder.stack_size(size);
+                }
+                let spawned = match &inner.pool {
+                    Some(pool) => pool.spawn_with(builder, run).map(drop),
+                    None => builder.spawn(run).map(|g| inner.group.add(&g)),
+                };
+                if let Err(e) = spawned {
+                    if inner.listener.is_closed() {
+                        return;
                     }
-                    None => {
-                        inner.group.spawn(run);
+                    // No stack for the handler: the connection is dropped
+                    // (closed) and accepting goes on after a pause.
+                    eprintln!("greenlet StreamServer: cannot start a handler: {e}");
+                    if sleep(backoff).is_err() {
+                        return;
                     }
                 }
             }
@@ -442,7 +471,8 @@ impl DatagramServer {
     /// # Errors
     /// [`Interrupted`] if waiting was interrupted.
     pub fn stop(&self, timeout: Option<Duration>) -> Result<(), Interrupted> {
-        if let Some(g) = self.receiving.borrow_mut().take() {
+        let receiving = self.receiving.borrow_mut().take(); // see StreamServer::stop
+        if let Some(g) = receiving {
             g.kill()?;
         }
         self.stopped.set();

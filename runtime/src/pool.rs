@@ -17,6 +17,7 @@
 
 use std::cell::RefCell;
 use std::fmt;
+use std::io;
 use std::panic::{self, AssertUnwindSafe};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -197,6 +198,27 @@ impl Pool {
             let _slot = slot;
             f()
         }))
+    }
+
+    /// Like [`Pool::spawn`], with the name and stack size of `builder`.
+    ///
+    /// # Errors
+    /// An interrupted wait for a slot (as an `io::Error`), or `builder`'s
+    /// spawn error (e.g. an impossible stack size; the slot is then freed).
+    #[track_caller]
+    pub fn spawn_with<T: 'static>(
+        &self,
+        builder: crate::Builder,
+        f: impl FnOnce() -> T + 'static,
+    ) -> io::Result<Greenlet<T>> {
+        self.slots.acquire()?;
+        let slot = Slot(self.slots.clone());
+        let g = builder.spawn(move || {
+            let _slot = slot;
+            f()
+        })?;
+        self.group.add(&g);
+        Ok(g)
     }
 
     /// The size limit.

@@ -1,0 +1,83 @@
+//! An echo server over TLS (feature `tls`): each connection's handshake and
+//! I/O run in its own greenlet.
+//!
+//! ```sh
+//! cargo run --features tls --example tls_echo_server      # self-signed, 127.0.0.1:16443
+//! openssl s_client -connect 127.0.0.1:16443 -quiet         # type; it echoes
+//! cargo run --features tls --example tls_echo_server -- --cert cert.pem --key key.pem
+//! ```
+//! Without `--cert`/`--key` it makes a self-signed certificate for
+//! `localhost` and 127.0.0.1 and prints where it wrote it (pass that file to
+//! a client as the trust anchor).
+mod common;
+
+use std::io::{Read, Write};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use greenlet::net::tls::{self, TlsStream};
+use greenlet::net::StreamServer;
+
+const USAGE: &str = "tls_echo_server [--bind ADDR] [--cert PEM --key PEM]";
+
+fn echo(mut conn: TlsStream, peer: std::net::SocketAddr) {
+    if let Err(e) = conn.handshake() {
+        println!("{peer}: handshake failed: {e}");
+        return;
+    }
+    println!("{peer}: TLS established");
+    let mut buf = [0u8; 16 * 1024];
+    let mut total = 0;
+    while let Ok(n @ 1..) = conn.read(&mut buf) {
+        if conn.write_all(&buf[..n]).is_err() {
+            break;
+        }
+        total += n;
+    }
+    let _ = conn.close_notify();
+    println!("{peer}: closed after {total} bytes");
+}
+
+/// A self-signed certificate for localhost, written to a temp directory.
+fn self_signed() -> (PathBuf, PathBuf) {
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()])
+        .expect("generate a certificate");
+    let dir = std::env::temp_dir().join(format!("greenlet-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let (c, k) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&c, cert.cert.pem()).expect("write cert");
+    std::fs::write(&k, cert.key_pair.serialize_pem()).expect("write key");
+    (c, k)
+}
+
+fn main() {
+    let args = common::Args::parse(USAGE);
+    let bind: String = args.get("--bind", "127.0.0.1:16443".to_string());
+    let (cert, key) = match (args.opt::<PathBuf>("--cert"), args.opt::<PathBuf>("--key")) {
+        (Some(c), Some(k)) => (c, k),
+        (None, None) => self_signed(),
+        _ => {
+            eprintln!("give both --cert and --key, or neither\nusage: {USAGE}");
+            std::process::exit(2);
+        }
+    };
+    let config = tls::server_config(&cert, &key).unwrap_or_else(|e| {
+        eprintln!("{e}");
+        std::process::exit(1)
+    });
+    let server = StreamServer::bind_tls(bind.as_str(), config, echo).unwrap_or_else(|e| {
+        eprintln!("cannot listen on {bind}: {e}");
+        std::process::exit(1)
+    });
+    println!(
+        "tls echo server on {} (certificate {}); Ctrl-C to stop",
+        server.local_addr().expect("bound"),
+        cert.display()
+    );
+    let s = server.clone();
+    let _signals = common::on_terminate(move || {
+        let _ = s.stop(Some(Duration::from_secs(1)));
+    });
+    server.serve_forever().expect("serve");
+    println!("stopped after {} connections", server.accepted());
+}
