@@ -34,9 +34,9 @@ pub use greenlet_runtime::{
 /// [`hub::run_info`], counters and the reactor registration type.
 pub mod hub {
     pub use greenlet_runtime::hub::{
-        default_stack_size, run_info, set_default_stack_size, set_max_stacks, set_stack_guard,
-        spawn_thread, stack_guard, stats, trim_stacks, GreenletInfo, HubStats, HubThread, Remote,
-        RemoteError, POLL_EVERY,
+        default_stack_size, monitor, run_info, set_default_stack_size, set_max_stacks,
+        set_stack_guard, spawn_thread, stack_guard, stats, trim_stacks, GreenletInfo, HubStats,
+        HubThread, Remote, RemoteError, POLL_EVERY,
     };
     pub use greenlet_runtime::{
         Registration, StackGuard, DECAY_INTERVAL, DEFAULT_STACK_SIZE, MIN_STACK_SIZE, WARM_STACKS,

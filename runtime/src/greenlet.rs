@@ -143,6 +143,8 @@ pub(crate) struct Core {
     pub(crate) stack_size: Cell<usize>,
     /// Address of its stack's guard page (0 for the main greenlet).
     pub(crate) guard_page: Cell<usize>,
+    /// Its name was given to the blocking monitor.
+    pub(crate) name_published: Cell<bool>,
     pub(crate) is_main: bool,
 }
 
@@ -174,6 +176,7 @@ impl Core {
             start_timer: Cell::new(None),
             stack_size: Cell::new(0),
             guard_page: Cell::new(0),
+            name_published: Cell::new(false),
             is_main,
         }
     }

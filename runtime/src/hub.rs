@@ -89,6 +89,8 @@ pub(crate) struct Hub {
     /// Outstanding external wake-up sources (thread-pool jobs and the like)
     /// that keep a waiting main greenlet from being declared deadlocked.
     pub(crate) keepalive: Cell<usize>,
+    /// The blocking monitor's view of this hub, when it is on.
+    pub(crate) monitor: RefCell<Option<Arc<crate::monitor::Watched>>>,
     /// Signal handlers registered on this hub (see `signal.rs`).
     pub(crate) signals: RefCell<crate::signal::HubSignals>,
     /// Set by the signal handler when a signal for this hub arrived.
@@ -137,6 +139,9 @@ impl Hub {
         // Register the teardown; if thread-locals are already being destroyed
         // this fails and the hub is leaked rather than torn down too early.
         let _ = GUARD.try_with(|_| ());
+        if let Some(limit) = crate::monitor::env_limit() {
+            crate::monitor::monitor(Some(limit));
+        }
         // SAFETY: just created; lives until the guard frees it.
         unsafe { &*p }
     }
@@ -168,6 +173,7 @@ impl Hub {
             batch_left: Cell::new(0),
             closing: Cell::new(false),
             keepalive: Cell::new(0),
+            monitor: RefCell::new(None),
             signals: RefCell::new(crate::signal::HubSignals::new()),
             signal_flag: Arc::new(std::sync::atomic::AtomicBool::new(false)),
             _altstack: AltStack::ensure(),
@@ -215,6 +221,9 @@ impl Hub {
         core.state.set(State::Dead);
         core.unwinding.set(false);
         core.kill_requested.set(false);
+        if let Some(w) = &*self.monitor.borrow() {
+            w.forget(core);
+        }
         let removed = self.live.borrow_mut().try_remove(core.live_key.get());
         drop(removed);
         on_death(self, rec);
@@ -359,6 +368,9 @@ impl Hub {
                 continue;
             };
             if g.core().is_main {
+                if let Some(w) = &*self.monitor.borrow() {
+                    w.running(g.core());
+                }
                 return;
             }
             self.run_one(g);
@@ -374,6 +386,9 @@ impl Hub {
         let Some(mut co) = core.co.take() else { return };
         core.state.set(State::Running);
         core.started.set(true);
+        if let Some(w) = &*self.monitor.borrow() {
+            w.running(core);
+        }
         let prev = self.current.replace(g);
         let r = co.resume(());
         let g = self.current.replace(prev);
@@ -420,7 +435,15 @@ impl Hub {
                     (Some(t), Some(d)) => Some(t.min(d.saturating_duration_since(Instant::now()))),
                 }
             };
+            let watched = self.monitor.borrow().clone();
+            if let Some(w) = &watched {
+                w.set_idle(true);
+            }
             self.reactor.poll(timeout);
+            if let Some(w) = &watched {
+                w.set_idle(false);
+                w.turn();
+            }
         }
         // The clock is read once per turn, and only if something needs it:
         // in a pure hand-off between greenlets it is a quarter of the cost.
@@ -610,6 +633,7 @@ pub fn stats() -> HubStats {
     Hub::get().stats()
 }
 
+pub use crate::monitor::monitor;
 pub use crate::remote::{Remote, RemoteError};
 pub use crate::stack::{
     default_stack_size, set_default_stack_size, set_max_stacks, set_stack_guard, stack_guard,

@@ -47,6 +47,7 @@
 mod epoll;
 mod greenlet;
 mod interrupt;
+mod monitor;
 mod park;
 mod reactor;
 mod remote;
