@@ -1,120 +1,153 @@
-//! Benchmarks of greenlet. `cargo run --release -p greenlet-bench -- micro`.
+//! greenlet-bench: greenlet side by side with its peers, in one run.
 //!
-//! For now the micro suite measures greenlet alone (median, min and max
-//! over repeated runs); the side-by-side comparison with tokio and may is
-//! the benchmark issue's work.
+//! ```text
+//! cargo run --release -p greenlet-bench -- all|micro|echo|memory [--out FILE] [--quick]
+//! ```
+//!
+//! - `micro`: scheduler hot paths against tokio (current_thread + LocalSet)
+//!   and may (one worker);
+//! - `memory`: RSS per parked task at 10k, 100k and 1M, against tokio tasks,
+//!   may coroutines and OS threads, each count in a child process of its own;
+//! - `echo`: a pinned load generator against five echo servers (greenlet,
+//!   tokio, may, thread per connection, raw epoll), each a pinned child
+//!   process: req/s, latency, server CPU and syscalls per request;
+//! - `all`: the three, one after another.
+//!
+//! Each prints markdown tables (median, min and max of repeated runs, and
+//! the ratio greenlet/peer) and writes them to `target/bench-results.md`
+//! (or `--out FILE`). `--quick` shrinks every run, for a smoke test; its
+//! figures are not the benchmark's.
+//!
+//! Hidden subcommands, used by the suites to isolate what they measure:
+//! `serve <kind> <port>` (an echo server, `port` 0 for any) and
+//! `mem-child <kind> <count>` (parks `count` tasks and reports RSS).
 
-use std::cell::Cell;
-use std::hint::black_box;
-use std::rc::Rc;
-use std::time::{Duration, Instant};
+mod echo;
+mod memory;
+mod micro;
+mod sys;
+mod table;
 
-use greenlet::{park, spawn, yield_now, Timeout, Waker};
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::time::Instant;
 
-/// Runs `f` (which performs `n` operations) `runs` times; returns
-/// nanoseconds per operation as (median, min, max).
-fn measure(runs: usize, n: u64, mut f: impl FnMut(u64)) -> (f64, f64, f64) {
-    f(n / 10); // warm-up: fills the stack pool, faults pages in
-    let mut v: Vec<f64> = (0..runs)
-        .map(|_| {
-            let t0 = Instant::now();
-            f(n);
-            t0.elapsed().as_nanos() as f64 / n as f64
-        })
-        .collect();
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    (v[v.len() / 2], v[0], v[v.len() - 1])
-}
+use table::Table;
 
-fn spawn_join(n: u64) {
-    let gs: Vec<_> = (0..n).map(|i| spawn(move || black_box(i))).collect();
-    for g in gs {
-        black_box(g.get().unwrap());
-    }
-}
-
-fn yield_pingpong(n: u64) {
-    // Two greenlets yielding to each other: one round trip = two switches
-    // through the hub per greenlet.
-    let a = spawn(move || {
-        for _ in 0..n {
-            yield_now();
-        }
-    });
-    let b = spawn(move || {
-        for _ in 0..n {
-            yield_now();
-        }
-    });
-    a.join().unwrap();
-    b.join().unwrap();
-}
-
-fn park_wake_pingpong(n: u64) {
-    // Hand-off through park/wake: each side wakes the other and parks.
-    type Slot = Rc<Cell<Option<Waker>>>;
-    let (sa, sb): (Slot, Slot) = (Rc::default(), Rc::default());
-    let (a1, b1) = (sa.clone(), sb.clone());
-    let a = spawn(move || {
-        for _ in 0..n {
-            if let Some(w) = b1.take() {
-                w.wake();
-            }
-            park(&"ping", |w| a1.set(Some(w))).unwrap();
-        }
-        if let Some(w) = b1.take() {
-            w.wake();
-        }
-    });
-    let b = spawn(move || {
-        for _ in 0..n {
-            if let Some(w) = sa.take() {
-                w.wake();
-            }
-            park(&"pong", |w| sb.set(Some(w))).unwrap();
-        }
-        if let Some(w) = sa.take() {
-            w.wake();
-        }
-    });
-    a.join().unwrap();
-    b.join().unwrap();
-}
-
-fn timeout_arm_cancel(n: u64) {
-    let d = Duration::from_secs(10);
-    for _ in 0..n {
-        let t = Timeout::start_new(d);
-        black_box(&t);
-        drop(t);
-    }
-}
+const USAGE: &str = "usage: greenlet-bench all|micro|echo|memory [--out FILE] [--quick]";
 
 fn main() {
-    let suite = std::env::args().nth(1).unwrap_or_else(|| "micro".into());
-    if suite != "micro" && suite != "all" {
-        eprintln!("usage: greenlet-bench [micro|all]");
-        std::process::exit(2);
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("serve") => {
+            let kind = args.get(1).map(String::as_str).unwrap_or("");
+            let port: u16 = args.get(2).and_then(|p| p.parse().ok()).unwrap_or(0);
+            std::process::exit(echo::serve(kind, port));
+        }
+        Some("mem-child") => {
+            let kind = args.get(1).map(String::as_str).unwrap_or("");
+            let count: usize = args.get(2).and_then(|p| p.parse().ok()).unwrap_or(0);
+            std::process::exit(memory::child(kind, count));
+        }
+        _ => {}
     }
-    println!("| benchmark | greenlet median | min | max |");
-    println!("| --- | --- | --- | --- |");
-    type Row = (&'static str, u64, fn(u64));
-    let rows: [Row; 4] = [
-        ("spawn+join per greenlet (100k live)", 100_000, spawn_join),
-        ("yield ping-pong round trip", 1_000_000, yield_pingpong),
-        (
-            "park/wake hand-off round trip",
-            1_000_000,
-            park_wake_pingpong,
+
+    let mut suite = None;
+    let mut out = None;
+    let mut quick = false;
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "all" | "micro" | "echo" | "memory" if suite.is_none() => suite = Some(a.clone()),
+            "--out" => out = it.next().map(PathBuf::from),
+            "--quick" => quick = true,
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                return;
+            }
+            _ => {
+                eprintln!("{USAGE}");
+                std::process::exit(2);
+            }
+        }
+    }
+    let suite = suite.unwrap_or_else(|| "all".into());
+    let out = out.unwrap_or_else(|| {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/bench-results.md")
+    });
+
+    let t0 = Instant::now();
+    let header = format!(
+        "# greenlet-bench results\n\n\
+         - command: `cargo run --release -p greenlet-bench -- {suite}{}`\n\
+         - machine: {}\n\
+         - greenlet commit: {}\n",
+        if quick { " --quick" } else { "" },
+        sys::machine(),
+        git_rev()
+    );
+    println!("{header}");
+    let mut doc = header.clone();
+    let mut emit = |t: Table| {
+        let md = t.markdown();
+        println!("{md}");
+        doc.push('\n');
+        doc.push_str(&md);
+        let _ = std::io::stdout().flush();
+    };
+    let all = suite == "all";
+    if all || suite == "micro" {
+        eprintln!("running micro ...");
+        emit(micro::run(if quick { 20 } else { 1 }));
+    }
+    if all || suite == "memory" {
+        eprintln!("running memory ...");
+        emit(memory::run(quick));
+    }
+    if all || suite == "echo" {
+        eprintln!("running echo ...");
+        for t in echo::run(quick) {
+            emit(t);
+        }
+    }
+    let footer = format!("\nTotal run time: {:.0} s.\n", t0.elapsed().as_secs_f64());
+    println!("{footer}");
+    doc.push_str(&footer);
+    match std::fs::write(&out, &doc) {
+        Ok(()) => println!(
+            "wrote {}",
+            out.canonicalize().unwrap_or(out.clone()).display()
         ),
-        (
-            "Timeout arm+cancel (unfired)",
-            10_000_000,
-            timeout_arm_cancel,
-        ),
-    ];
-    for (name, n, f) in rows {
-        let (med, min, max) = measure(7, n, f);
-        println!("| {name} | {med:.1} ns | {min:.1} ns | {max:.1} ns |");
+        Err(e) => eprintln!("could not write {}: {e}", out.display()),
+    }
+}
+
+/// The commit of the working tree the bench was run from (with "+dirty" if
+/// it has changes), or "unknown".
+fn git_rev() -> String {
+    let dir = env!("CARGO_MANIFEST_DIR");
+    let run = |args: &[&str]| {
+        std::process::Command::new("git")
+            .args(["-C", dir])
+            .args(args)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+    };
+    match run(&["rev-parse", "--short", "HEAD"]) {
+        Some(rev) => {
+            let dirty = run(&["status", "--porcelain", "--untracked-files=no"])
+                .is_some_and(|s| !s.is_empty());
+            format!(
+                "{rev}{}",
+                if dirty {
+                    " (+ uncommitted changes)"
+                } else {
+                    ""
+                }
+            )
+        }
+        None => "unknown".into(),
     }
 }

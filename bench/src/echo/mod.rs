@@ -1,0 +1,336 @@
+//! The echo suite: a load generator pinned to CPU 1 drives, one after
+//! another, five echo servers, each a child process pinned to CPU 0
+//! (`serve <kind> <port>`): greenlet, tokio current_thread, may with one
+//! worker, a thread per connection, and a raw level-triggered epoll loop
+//! (the physical bound on one core).
+//!
+//! Grid: 64 B and 4 KiB messages × 1, 50 and 500 connections, ping-pong.
+//! Per cell and server: req/s, p50/p99 latency and the server's user and
+//! system CPU time per request (from `/proc/PID/stat` at each window
+//! boundary), each the median (min–max) of [`WINDOWS`] consecutive windows
+//! of continuous load; then syscalls per request, counted over a separate
+//! short burst (see [`syscalls`]).
+
+mod client;
+mod servers;
+mod syscalls;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+pub use servers::serve;
+use servers::KINDS;
+
+use crate::sys::{self, ChildGuard};
+use crate::table::{Better, Cell, Figure, Row, Table};
+
+/// Message sizes of the grid.
+const SIZES: [usize; 2] = [64, 4096];
+/// Connection counts of the grid.
+const CONNS: [usize; 3] = [1, 50, 500];
+/// Measured windows per cell.
+const WINDOWS: usize = 5;
+/// Length of each window.
+const WINDOW: Duration = Duration::from_secs(1);
+/// Load before the first window (connections warm, server steady).
+const WARMUP: Duration = Duration::from_millis(500);
+/// The burst whose syscalls are counted.
+const BURST: Duration = Duration::from_millis(1000);
+
+/// Everything measured for one server in one grid cell.
+struct Measured {
+    rps: Figure,
+    p50: Figure,
+    p99: Figure,
+    user: Figure,
+    sys: Figure,
+    cpu: Figure,
+    server_busy: Figure,
+    client_busy: Figure,
+    syscalls: Result<syscalls::Counts, String>,
+}
+
+/// A running server child.
+struct Server {
+    child: ChildGuard,
+    addr: SocketAddr,
+}
+
+fn start_server(kind: &str) -> Result<Server, String> {
+    let cmd = sys::self_command(&["serve", kind, "0"]).map_err(|e| e.to_string())?;
+    let mut child = sys::spawn_guarded(cmd, true).map_err(|e| format!("spawn: {e}"))?;
+    let line = child
+        .read_line(Duration::from_secs(10))
+        .map_err(|e| format!("{kind} server did not start: {e}"))?;
+    let addr = line
+        .strip_prefix("listening ")
+        .and_then(|a| a.parse().ok())
+        .ok_or_else(|| format!("{kind} server said {line:?}"))?;
+    Ok(Server { child, addr })
+}
+
+fn percentile(sorted: &[u32], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i] as f64
+}
+
+struct Plan {
+    warmup: Duration,
+    windows: usize,
+    window: Duration,
+    burst: Duration,
+}
+
+fn measure(
+    srv: &Server,
+    size: usize,
+    conns: usize,
+    tool: &syscalls::Tool,
+    plan: &Plan,
+) -> Result<Measured, String> {
+    let pid = srv.child.pid();
+    let mut load = client::Load::connect(srv.addr, conns, size)
+        .map_err(|e| format!("connect {conns}: {e}"))?;
+    let ws = load.windows(pid, plan.warmup, plan.windows, plan.window)?;
+    let fig = |f: &dyn Fn(&client::Window) -> f64| {
+        Figure::of(&ws.iter().map(f).collect::<Vec<_>>()).ok_or("no window".to_string())
+    };
+    let mut lat: Vec<(f64, f64)> = Vec::new();
+    for w in &ws {
+        let mut l = w.lat.clone();
+        l.sort_unstable();
+        lat.push((percentile(&l, 0.50) / 1e3, percentile(&l, 0.99) / 1e3));
+    }
+    let per_req = |w: &client::Window, s: f64| {
+        if w.reqs == 0 {
+            f64::NAN
+        } else {
+            s / w.reqs as f64 * 1e6
+        }
+    };
+    let m = Measured {
+        rps: fig(&|w| w.reqs as f64 / w.secs)?,
+        p50: Figure::of(&lat.iter().map(|l| l.0).collect::<Vec<_>>()).ok_or("no latency")?,
+        p99: Figure::of(&lat.iter().map(|l| l.1).collect::<Vec<_>>()).ok_or("no latency")?,
+        user: fig(&|w| per_req(w, w.cpu.0))?,
+        sys: fig(&|w| per_req(w, w.cpu.1))?,
+        cpu: fig(&|w| per_req(w, w.cpu.0 + w.cpu.1))?,
+        server_busy: fig(&|w| (w.cpu.0 + w.cpu.1) / w.secs * 100.0)?,
+        client_busy: fig(&|w| w.client_cpu / w.secs * 100.0)?,
+        syscalls: syscalls::count(tool, pid, &mut load, plan.burst),
+    };
+    Ok(m)
+}
+
+/// Runs the echo suite; returns one table per message size.
+pub fn run(quick: bool) -> Vec<Table> {
+    let plan = if quick {
+        Plan {
+            warmup: Duration::from_millis(100),
+            windows: 2,
+            window: Duration::from_millis(200),
+            burst: Duration::from_millis(200),
+        }
+    } else {
+        Plan {
+            warmup: WARMUP,
+            windows: WINDOWS,
+            window: WINDOW,
+            burst: BURST,
+        }
+    };
+    raise_fd_limit();
+    let (_pin, pin_err) = if sys::online_cpus() >= 2 {
+        sys::AffinityGuard::pin(1)
+    } else {
+        (
+            sys::AffinityGuard::pin(0).0,
+            Some("one CPU only: client and servers share it".into()),
+        )
+    };
+    let tool = syscalls::detect();
+    // results[kind][size][conns]
+    let mut results: Vec<Vec<Vec<Result<Measured, String>>>> = Vec::new();
+    for kind in KINDS {
+        let mut per_size = Vec::new();
+        let mut server: Option<Server> = None;
+        for &size in &SIZES {
+            let mut per_conns = Vec::new();
+            for &conns in &CONNS {
+                eprintln!("  echo: {kind}, {size} B x {conns} conn");
+                // (Re)start the server if it is not running.
+                if !server.as_mut().is_some_and(|s| s.child.is_running()) {
+                    server = None;
+                }
+                if server.is_none() {
+                    match start_server(kind) {
+                        Ok(s) => server = Some(s),
+                        Err(e) => {
+                            per_conns.push(Err(e));
+                            continue;
+                        }
+                    }
+                }
+                let srv = server.as_ref().expect("server started");
+                let r = measure(srv, size, conns, &tool, &plan);
+                if let Err(e) = &r {
+                    eprintln!("    failed: {e}");
+                }
+                per_conns.push(r);
+                // Let closed connections finish before the next cell.
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            per_size.push(per_conns);
+        }
+        drop(server); // kills and reaps the child
+        results.push(per_size);
+    }
+    let mut tables = Vec::new();
+    for (si, &size) in SIZES.iter().enumerate() {
+        let mut rows = Vec::new();
+        for (ci, &conns) in CONNS.iter().enumerate() {
+            let cells = |f: &dyn Fn(&Measured) -> Cell| -> Vec<Cell> {
+                results
+                    .iter()
+                    .map(|per_size| match &per_size[si][ci] {
+                        Ok(m) => f(m),
+                        Err(e) => Cell::Na(short(e)),
+                    })
+                    .collect()
+            };
+            let c = if conns == 1 { "conn" } else { "conns" };
+            let mut add =
+                |what: &str, unit: &'static str, better, f: &dyn Fn(&Measured) -> Cell| {
+                    rows.push(Row {
+                        label: format!("{conns} {c}: {what}"),
+                        unit,
+                        better,
+                        cells: cells(f),
+                    })
+                };
+            add("throughput", "req/s", Better::Higher, &|m| Cell::Fig(m.rps));
+            add("latency p50", "µs", Better::Lower, &|m| Cell::Fig(m.p50));
+            add("latency p99", "µs", Better::Lower, &|m| Cell::Fig(m.p99));
+            add("server user CPU", "µs/req", Better::Lower, &|m| {
+                Cell::Fig(m.user)
+            });
+            add("server sys CPU", "µs/req", Better::Lower, &|m| {
+                Cell::Fig(m.sys)
+            });
+            add("server CPU total", "µs/req", Better::Lower, &|m| {
+                Cell::Fig(m.cpu)
+            });
+            add("syscalls", "/req", Better::Lower, &|m| match &m.syscalls {
+                Ok(s) if s.reqs > 0 => {
+                    let r = s.reqs as f64;
+                    let other = (s.total - s.recv - s.send - s.poll).max(0.0);
+                    let mut parts =
+                        format!("[{:.2}+{:.2}+{:.2}", s.recv / r, s.send / r, s.poll / r);
+                    if other / r >= 0.005 {
+                        parts.push_str(&format!("+{:.2}o", other / r));
+                    }
+                    parts.push(']');
+                    Cell::FigNote(Figure::single(s.total / r), parts)
+                }
+                Ok(_) => Cell::Na("no request in the burst".into()),
+                Err(e) => Cell::Na(short(e)),
+            });
+            add("server / load-gen core use", "%", Better::Info, &|m| {
+                Cell::Text(format!(
+                    "{:.0} / {:.0}",
+                    m.server_busy.median, m.client_busy.median
+                ))
+            });
+        }
+        let mut notes = vec![
+            format!(
+                "Ping-pong: each connection sends {size} B and waits for the whole echo before \
+                 sending again. Figures are the median (min–max) of {} consecutive windows of {:.1} s \
+                 of continuous load (after {:.1} s of warm-up); syscalls are counted over a separate \
+                 {:.1} s burst. Ratio = greenlet / peer: for req/s above 1.00× is better for \
+                 greenlet, for every cost below 1.00× is.",
+                plan.windows,
+                plan.window.as_secs_f64(),
+                plan.warmup.as_secs_f64(),
+                plan.burst.as_secs_f64()
+            ),
+            "Servers run one at a time, each a child process pinned to CPU 0; the load generator \
+             (one thread, level-triggered epoll over blocking-free std sockets) is pinned to CPU 1. \
+             Server CPU time is utime/stime of /proc/PID/stat (all threads), read at each window \
+             boundary: the total is the kernel's exact runtime (reported in 10 ms units), but its \
+             user/system split is sampled at each scheduler tick, so a small user share (a few % \
+             of the core) carries tens of % of noise per window."
+                .into(),
+            "Syscalls per request: total [recv-type + send-type + epoll_wait-type (+ o: \
+             others)]; recv-type = read/recvfrom/recvmsg/readv, send-type = \
+             write/sendto/sendmsg/writev."
+                .into(),
+            match &tool {
+                syscalls::Tool::Perf(_) => "Syscalls: `perf stat -e raw_syscalls:sys_enter` (and per-syscall \
+                     tracepoints for the breakdown) attached to the server and enabled exactly \
+                     around the burst through perf's control fifo; the burst starts and ends with \
+                     every connection idle, so its requests are exactly those served."
+                    .to_string(),
+                syscalls::Tool::Strace => "Syscalls: `strace -f -c -p PID` over the burst (perf is \
+                     not usable here); strace slows the server, which can change how many events \
+                     one epoll_wait returns."
+                    .to_string(),
+                syscalls::Tool::None(why) => format!("Syscalls not counted: {why}."),
+            },
+            "Core use: server CPU time / wall time, and the load generator's, per window \
+             (median). A server below 100% is waiting on the load generator or on latency, not \
+             saturated."
+                .into(),
+            "greenlet server: `greenlet::net::StreamServer` with the handler of \
+             examples/echo_server.rs (blocking-style `read` + `write_all`), one greenlet per \
+             connection. Every server reads into a 16 KiB buffer and sets TCP_NODELAY."
+                .into(),
+        ];
+        if let Some(e) = &pin_err {
+            notes.push(format!("not pinned as intended: {e}"));
+        }
+        tables.push(Table {
+            title: format!(
+                "echo, {} messages",
+                if size >= 1024 {
+                    format!("{} KiB", size / 1024)
+                } else {
+                    format!("{size} B")
+                }
+            ),
+            columns: KINDS.to_vec(),
+            rows,
+            notes,
+        });
+    }
+    tables
+}
+
+/// Shortens an error for a table cell.
+fn short(e: &str) -> String {
+    let e = e.replace('|', "/");
+    if e.chars().count() > 90 {
+        format!("{}…", e.chars().take(90).collect::<String>())
+    } else {
+        e
+    }
+}
+
+/// Raises the soft limit of open files to the hard limit: 500 connections
+/// plus perf's per-thread counters of the thread-per-connection server
+/// need more than the common default of 1024. Children inherit it.
+fn raise_fd_limit() {
+    let mut r = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `r` is a valid, writable rlimit.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) } == 0 && r.rlim_cur < r.rlim_max {
+        r.rlim_cur = r.rlim_max;
+        // SAFETY: `r` is a valid rlimit.
+        unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &r) };
+    }
+}
