@@ -81,10 +81,12 @@ fn main() {
         "# greenlet-bench results\n\n\
          - command: `cargo run --release -p greenlet-bench -- {suite}{}`\n\
          - machine: {}\n\
-         - greenlet commit: {}\n",
+         - greenlet commit: {}\n\
+         - load average (1 min) at start: {}\n",
         if quick { " --quick" } else { "" },
         sys::machine(),
-        git_rev()
+        git_rev(),
+        sys::loadavg()
     );
     println!("{header}");
     let mut doc = header.clone();
@@ -110,7 +112,11 @@ fn main() {
             emit(t);
         }
     }
-    let footer = format!("\nTotal run time: {:.0} s.\n", t0.elapsed().as_secs_f64());
+    let footer = format!(
+        "\nTotal run time: {:.0} s; load average (1 min) at the end: {}.\n",
+        t0.elapsed().as_secs_f64(),
+        sys::loadavg()
+    );
     println!("{footer}");
     doc.push_str(&footer);
     match std::fs::write(&out, &doc) {

@@ -123,6 +123,45 @@ pub fn proc_cpu(pid: u32) -> io::Result<(f64, f64)> {
     Ok((parse(11)?, parse(12)?))
 }
 
+/// Busy seconds (all but idle and iowait) of the given CPUs since boot,
+/// from `/proc/stat`.
+pub fn cpus_busy(cpus: &[usize]) -> io::Result<f64> {
+    let s = std::fs::read_to_string("/proc/stat")?;
+    let mut total = 0u64;
+    for l in s.lines() {
+        let mut f = l.split_whitespace();
+        let Some(name) = f.next() else { continue };
+        let Some(n) = name
+            .strip_prefix("cpu")
+            .and_then(|n| n.parse::<usize>().ok())
+        else {
+            continue;
+        };
+        if !cpus.contains(&n) {
+            continue;
+        }
+        let v: Vec<u64> = f.filter_map(|x| x.parse().ok()).collect();
+        // user nice system idle iowait irq softirq steal ...
+        let busy: u64 = v
+            .iter()
+            .take(8)
+            .enumerate()
+            .filter(|(i, _)| *i != 3 && *i != 4)
+            .map(|(_, x)| x)
+            .sum();
+        total += busy;
+    }
+    Ok(total as f64 / clk_tck())
+}
+
+/// The 1-minute load average, as `/proc/loadavg` prints it.
+pub fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().map(str::to_string))
+        .unwrap_or_else(|| "?".into())
+}
+
 /// A child process that is killed (SIGKILL) and reaped when dropped, on
 /// every path including panics. It also gets `PR_SET_PDEATHSIG`, so it dies
 /// with the bench process even if that is killed itself.
@@ -136,11 +175,6 @@ impl ChildGuard {
     /// The child's process id.
     pub fn pid(&self) -> u32 {
         self.child.id()
-    }
-
-    /// Whether the child is still running (not exited).
-    pub fn is_running(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(None))
     }
 
     /// Waits up to `limit` for the child to exit; kills it past that.

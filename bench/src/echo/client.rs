@@ -35,6 +35,10 @@ pub struct Window {
     pub cpu: (f64, f64),
     /// This process's (the load generator's) CPU seconds in the window.
     pub client_cpu: f64,
+    /// Busy seconds of CPUs 0 and 1 in the window not spent by the server
+    /// or the load generator: other processes, and kernel work accounted
+    /// to no task of the two.
+    pub other_cpu: f64,
 }
 
 /// Connections to one server, driven in ping-pong.
@@ -208,12 +212,13 @@ impl Load {
         len: Duration,
     ) -> Result<Vec<Window>, String> {
         let cpu = |p: u32| crate::sys::proc_cpu(p).map_err(|e| format!("/proc/{p}/stat: {e}"));
+        let busy = || crate::sys::cpus_busy(&[0, 1]).map_err(|e| format!("/proc/stat: {e}"));
         let me = std::process::id();
         self.start_all().map_err(|e| format!("send: {e}"))?;
         let mut out = Vec::with_capacity(n);
         let mut next = Instant::now() + warmup;
         let mut cur = Window::default();
-        let (mut t0, mut c0, mut m0) = (Instant::now(), (0.0, 0.0), 0.0);
+        let (mut t0, mut c0, mut m0, mut b0) = (Instant::now(), (0.0, 0.0), 0.0, 0.0);
         let mut started = false;
         loop {
             self.step(true, &mut cur.reqs, &mut cur.lat)?;
@@ -223,10 +228,12 @@ impl Load {
             }
             let c1 = cpu(pid)?;
             let m1 = cpu(me)?;
+            let b1 = busy()?;
             if started {
                 cur.secs = now.duration_since(t0).as_secs_f64();
                 cur.cpu = (c1.0 - c0.0, c1.1 - c0.1);
                 cur.client_cpu = (m1.0 + m1.1) - m0;
+                cur.other_cpu = ((b1 - b0) - (cur.cpu.0 + cur.cpu.1) - cur.client_cpu).max(0.0);
                 out.push(std::mem::take(&mut cur));
                 if out.len() == n {
                     break;
@@ -237,7 +244,7 @@ impl Load {
                 lat: Vec::with_capacity(1 << 16),
                 ..Window::default()
             };
-            (t0, c0, m0) = (now, c1, m1.0 + m1.1);
+            (t0, c0, m0, b0) = (now, c1, m1.0 + m1.1, b1);
             next = now + len;
         }
         self.drain()?;

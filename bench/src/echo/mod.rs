@@ -47,6 +47,7 @@ struct Measured {
     cpu: Figure,
     server_busy: Figure,
     client_busy: Figure,
+    other_busy: Figure,
     syscalls: Result<syscalls::Counts, String>,
 }
 
@@ -120,6 +121,7 @@ fn measure(
         cpu: fig(&|w| per_req(w, w.cpu.0 + w.cpu.1))?,
         server_busy: fig(&|w| (w.cpu.0 + w.cpu.1) / w.secs * 100.0)?,
         client_busy: fig(&|w| w.client_cpu / w.secs * 100.0)?,
+        other_busy: fig(&|w| w.other_cpu / w.secs * 100.0)?,
         syscalls: syscalls::count(tool, pid, &mut load, plan.burst),
     };
     Ok(m)
@@ -153,40 +155,35 @@ pub fn run(quick: bool) -> Vec<Table> {
     };
     let tool = syscalls::detect();
     // results[kind][size][conns]
-    let mut results: Vec<Vec<Vec<Result<Measured, String>>>> = Vec::new();
-    for kind in KINDS {
-        let mut per_size = Vec::new();
-        let mut server: Option<Server> = None;
-        for &size in &SIZES {
-            let mut per_conns = Vec::new();
-            for &conns in &CONNS {
-                eprintln!("  echo: {kind}, {size} B x {conns} conn");
-                // (Re)start the server if it is not running.
-                if !server.as_mut().is_some_and(|s| s.child.is_running()) {
-                    server = None;
-                }
-                if server.is_none() {
-                    match start_server(kind) {
-                        Ok(s) => server = Some(s),
-                        Err(e) => {
-                            per_conns.push(Err(e));
-                            continue;
-                        }
-                    }
-                }
-                let srv = server.as_ref().expect("server started");
-                let r = measure(srv, size, conns, &tool, &plan);
+    let mut results: Vec<Vec<Vec<Result<Measured, String>>>> = KINDS
+        .iter()
+        .map(|_| SIZES.iter().map(|_| Vec::new()).collect())
+        .collect();
+    // Cell by cell, every server in turn, each a fresh process, in an
+    // order rotated from cell to cell: no server always runs first or
+    // last, and drift over the run (sockets in TIME_WAIT, a warming
+    // machine) spreads over all of them.
+    let mut cell = 0;
+    for (si, &size) in SIZES.iter().enumerate() {
+        for &conns in &CONNS {
+            for k in 0..KINDS.len() {
+                let ki = (k + cell) % KINDS.len();
+                let kind = KINDS[ki];
+                eprintln!("  echo: {size} B x {conns} conn: {kind}");
+                let r = start_server(kind).and_then(|srv| {
+                    let r = measure(&srv, size, conns, &tool, &plan);
+                    drop(srv); // kills and reaps the child
+                    r
+                });
                 if let Err(e) = &r {
                     eprintln!("    failed: {e}");
                 }
-                per_conns.push(r);
-                // Let closed connections finish before the next cell.
+                results[ki][si].push(r);
+                // Let closed connections finish before the next server.
                 std::thread::sleep(Duration::from_millis(100));
             }
-            per_size.push(per_conns);
+            cell += 1;
         }
-        drop(server); // kills and reaps the child
-        results.push(per_size);
     }
     let mut tables = Vec::new();
     for (si, &size) in SIZES.iter().enumerate() {
@@ -238,12 +235,17 @@ pub fn run(quick: bool) -> Vec<Table> {
                 Ok(_) => Cell::Na("no request in the burst".into()),
                 Err(e) => Cell::Na(short(e)),
             });
-            add("server / load-gen core use", "%", Better::Info, &|m| {
-                Cell::Text(format!(
-                    "{:.0} / {:.0}",
-                    m.server_busy.median, m.client_busy.median
-                ))
-            });
+            add(
+                "core use: server / load-gen / other",
+                "%",
+                Better::Info,
+                &|m| {
+                    Cell::Text(format!(
+                        "{:.0} / {:.0} / {:.0}",
+                        m.server_busy.median, m.client_busy.median, m.other_busy.median
+                    ))
+                },
+            );
         }
         let mut notes = vec![
             format!(
@@ -257,7 +259,8 @@ pub fn run(quick: bool) -> Vec<Table> {
                 plan.warmup.as_secs_f64(),
                 plan.burst.as_secs_f64()
             ),
-            "Servers run one at a time, each a child process pinned to CPU 0; the load generator \
+            "Servers run one at a time, each a fresh child process pinned to CPU 0, every server \
+             in turn for each cell (order rotated from cell to cell); the load generator \
              (one thread, level-triggered epoll over blocking-free std sockets) is pinned to CPU 1. \
              Server CPU time is utime/stime of /proc/PID/stat (all threads), read at each window \
              boundary: the total is the kernel's exact runtime (reported in 10 ms units), but its \
@@ -280,9 +283,10 @@ pub fn run(quick: bool) -> Vec<Table> {
                     .to_string(),
                 syscalls::Tool::None(why) => format!("Syscalls not counted: {why}."),
             },
-            "Core use: server CPU time / wall time, and the load generator's, per window \
-             (median). A server below 100% is waiting on the load generator or on latency, not \
-             saturated."
+            "Core use: server CPU time / wall time, the load generator's, and the rest of CPUs 0 \
+             and 1's busy time (other processes, kernel work accounted to neither), per window \
+             (median), in % of one core. A server below 100% is waiting on the load generator or \
+             on latency; a large \"other\" means the machine was not quiet and the cell is noisy."
                 .into(),
             "greenlet server: `greenlet::net::StreamServer` with the handler of \
              examples/echo_server.rs (blocking-style `read` + `write_all`), one greenlet per \

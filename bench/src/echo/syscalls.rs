@@ -50,10 +50,17 @@ fn tracefs() -> Option<PathBuf> {
 }
 
 /// Picks the tool: perf if it can attach a syscall tracepoint to a process
-/// here, else strace if installed, else none.
+/// here, else strace if installed, else none. `GREENLET_BENCH_SYSCALLS=perf`,
+/// `strace` or `none` restricts the choice.
 pub fn detect() -> Tool {
+    let only = std::env::var("GREENLET_BENCH_SYSCALLS").unwrap_or_default();
     let mut why = Vec::new();
-    if sys::have_program("perf") {
+    if only == "none" {
+        return Tool::None("GREENLET_BENCH_SYSCALLS=none".into());
+    }
+    if only == "strace" {
+        why.push("perf not tried (GREENLET_BENCH_SYSCALLS=strace)".into());
+    } else if sys::have_program("perf") {
         match tracefs() {
             Some(t) => {
                 let names: Vec<&'static str> = RECV
@@ -72,6 +79,9 @@ pub fn detect() -> Tool {
         }
     } else {
         why.push("perf not installed".into());
+    }
+    if only == "perf" {
+        return Tool::None(why.join("; "));
     }
     if sys::have_program("strace") {
         return Tool::Strace;
