@@ -468,7 +468,9 @@ impl<S: AsRawFd> Evented<S> {
             }
             // Unreachable (see `into_inner`): hand out a duplicate.
             // SAFETY: `dup` of an fd we own; the caller owns the result.
-            Some(Err(sys)) => unsafe { libc::fcntl(sys.sock.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 0) },
+            Some(Err(sys)) => unsafe {
+                libc::fcntl(sys.sock.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 0)
+            },
             None => -1,
         }
     }

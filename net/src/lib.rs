@@ -91,10 +91,10 @@ mod dns;
 mod evented;
 mod select;
 mod server;
-#[cfg(feature = "tls")]
-pub mod tls;
 mod socket;
 mod tcp;
+#[cfg(feature = "tls")]
+pub mod tls;
 mod udp;
 mod unix_datagram;
 mod unix_stream;
@@ -124,8 +124,9 @@ pub use std::net::{
     AddrParseError, IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, SocketAddrV4, SocketAddrV6,
 };
 
-/// socket2's types used by [`Socket`] and [`Hints`].
-pub use socket2::{Domain, Protocol, SockAddr, Type};
+/// socket2's types used by [`Socket`] and [`Hints`]; [`SockRef`] sets
+/// socket options on any socket of this crate (`SockRef::from(&stream)`).
+pub use socket2::{Domain, Protocol, SockAddr, SockRef, Type};
 
 /// The Unix-domain sockets under std's paths: `use
 /// std::os::unix::net::{UnixStream, SocketAddr}` becomes `use

@@ -49,9 +49,7 @@ pub struct Socket {
 fd_traits!(Socket, socket2::Socket, |io| {
     // A socket of unknown type is treated as a datagram socket: no
     // readiness is cleared after short reads (correct, one syscall more).
-    let stream = io
-        .with(|s| s.r#type())
-        .is_ok_and(|t| t == Type::STREAM);
+    let stream = io.with(|s| s.r#type()).is_ok_and(|t| t == Type::STREAM);
     Socket { io, stream }
 });
 

@@ -113,7 +113,10 @@ impl TcpListener {
             |_| false,
         )?;
         let addr = addr.as_socket().ok_or_else(|| {
-            io::Error::new(io::ErrorKind::InvalidData, "accept returned a non-IP address")
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                "accept returned a non-IP address",
+            )
         })?;
         Ok((
             TcpStream {
@@ -179,7 +182,8 @@ impl TcpListener {
     /// # Errors
     /// `EBADF` if closed; OS errors.
     pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
-        self.io.shutdown(how, |l, how| SockRef::from(l).shutdown(how))
+        self.io
+            .shutdown(how, |l, how| SockRef::from(l).shutdown(how))
     }
 
     /// Sets the accept timeout (see `set_read_timeout` of the streams).

@@ -115,7 +115,8 @@ impl EpollWaker {
             // SAFETY: `epoll` is open; `ev` is a valid event. epoll does not
             // keep `fd` alive nor require it to outlive the instance: a
             // closed fd simply leaves the set.
-            let rc = unsafe { libc::epoll_ctl(epoll.as_raw_fd(), libc::EPOLL_CTL_ADD, fd, &mut ev) };
+            let rc =
+                unsafe { libc::epoll_ctl(epoll.as_raw_fd(), libc::EPOLL_CTL_ADD, fd, &mut ev) };
             if rc < 0 {
                 let e = io::Error::last_os_error();
                 if e.raw_os_error() != Some(libc::EPERM) {
@@ -126,10 +127,7 @@ impl EpollWaker {
         // SAFETY: `epoll` is owned by the value returned and dropped after
         // `reg` (field order).
         let reg = unsafe { Registration::new(epoll.as_raw_fd()) }?;
-        Ok(EpollWaker {
-            reg,
-            _epoll: epoll,
-        })
+        Ok(EpollWaker { reg, _epoll: epoll })
     }
 
     /// Parks until one of the fds may have become ready (spurious wake-ups

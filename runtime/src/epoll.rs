@@ -32,6 +32,11 @@ pub(crate) struct Ready {
     pub(crate) key: u64,
     pub(crate) readable: bool,
     pub(crate) writable: bool,
+    /// The read side is finished for good (peer's FIN: `EPOLLRDHUP`, or
+    /// `EPOLLHUP`): reads never block again.
+    pub(crate) read_closed: bool,
+    /// Hung up (`EPOLLHUP`): writes never block again.
+    pub(crate) write_closed: bool,
 }
 
 impl Epoll {
@@ -108,6 +113,8 @@ impl Epoll {
                 key: ev.u64,
                 readable: err || bits & (libc::EPOLLIN | libc::EPOLLRDHUP | libc::EPOLLPRI) != 0,
                 writable: err || bits & libc::EPOLLOUT != 0,
+                read_closed: bits & (libc::EPOLLRDHUP | libc::EPOLLHUP) != 0,
+                write_closed: bits & libc::EPOLLHUP != 0,
             });
         }
         Ok(())

@@ -47,6 +47,12 @@ struct Source {
     fd: RawFd,
     readable: bool,
     writable: bool,
+    /// Sticky: the read side reached its end (FIN/hang-up), so clearing read
+    /// readiness would park a reader that no edge will ever wake (the FIN
+    /// may have come in the same event as the data a short read took).
+    read_closed: bool,
+    /// Sticky: hung up; writes never block again.
+    write_closed: bool,
     reader: Option<Waker>,
     writer: Option<Waker>,
 }
@@ -108,6 +114,8 @@ impl Reactor {
                 };
                 s.readable |= r.readable;
                 s.writable |= r.writable;
+                s.read_closed |= r.read_closed;
+                s.write_closed |= r.write_closed;
                 let rw = if r.readable { s.reader.take() } else { None };
                 let ww = if r.writable { s.writer.take() } else { None };
                 (rw, ww)
@@ -208,6 +216,8 @@ impl Registration {
             fd,
             readable: true,
             writable: true,
+            read_closed: false,
+            write_closed: false,
             reader: None,
             writer: None,
         });
@@ -244,16 +254,19 @@ impl Registration {
     }
 
     /// Forgets read readiness: the next read waits for the next edge. Call
-    /// after `WouldBlock`, or after a short read on a stream socket.
+    /// after `WouldBlock`, or after a short read on a stream socket. Does
+    /// nothing once the read side has ended (FIN or hang-up seen): reads
+    /// then return at once (0 or an error) and no further edge would come.
     #[inline]
     pub fn clear_readable(&self) {
-        self.with(|s| s.readable = false)
+        self.with(|s| s.readable = s.read_closed)
     }
 
-    /// Forgets write readiness (after `WouldBlock` or a short write).
+    /// Forgets write readiness (after `WouldBlock` or a short write); does
+    /// nothing once the fd hung up.
     #[inline]
     pub fn clear_writable(&self) {
-        self.with(|s| s.writable = false)
+        self.with(|s| s.writable = s.write_closed)
     }
 
     /// Waits until the fd is readable (returns at once if it is known to be).
