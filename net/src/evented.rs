@@ -490,7 +490,10 @@ impl<S: AsRawFd> Evented<S> {
         if t == Some(Duration::ZERO) {
             return Err(zero_timeout());
         }
-        self.with(|_| Ok(self.read_timeout.set(t)))
+        self.with(|_| {
+            self.read_timeout.set(t);
+            Ok(())
+        })
     }
 
     /// Sets the write timeout; `InvalidInput` for zero, `EBADF` if closed.
@@ -498,12 +501,18 @@ impl<S: AsRawFd> Evented<S> {
         if t == Some(Duration::ZERO) {
             return Err(zero_timeout());
         }
-        self.with(|_| Ok(self.write_timeout.set(t)))
+        self.with(|_| {
+            self.write_timeout.set(t);
+            Ok(())
+        })
     }
 
     /// Sets our non-blocking flag (the OS fd always is); `EBADF` if closed.
     pub(crate) fn set_nonblocking(&self, nonblocking: bool) -> io::Result<()> {
-        self.with(|_| Ok(self.nonblocking.set(nonblocking)))
+        self.with(|_| {
+            self.nonblocking.set(nonblocking);
+            Ok(())
+        })
     }
 
     /// Our non-blocking flag.
