@@ -154,6 +154,25 @@ pub fn cpus_busy(cpus: &[usize]) -> io::Result<f64> {
     Ok(total as f64 / clk_tck())
 }
 
+/// Waits until CPUs 0 and 1 are idle (together busy less than 5% of one
+/// core over 400 ms), at most `max`. Returns how long it waited.
+pub fn wait_quiet(max: Duration) -> Duration {
+    let t0 = Instant::now();
+    let step = Duration::from_millis(400);
+    loop {
+        let Ok(b0) = cpus_busy(&[0, 1]) else {
+            return t0.elapsed();
+        };
+        std::thread::sleep(step);
+        let Ok(b1) = cpus_busy(&[0, 1]) else {
+            return t0.elapsed();
+        };
+        if (b1 - b0) / step.as_secs_f64() < 0.05 || t0.elapsed() >= max {
+            return t0.elapsed();
+        }
+    }
+}
+
 /// The 1-minute load average, as `/proc/loadavg` prints it.
 pub fn loadavg() -> String {
     std::fs::read_to_string("/proc/loadavg")

@@ -12,6 +12,10 @@ use std::time::{Duration, Instant};
 /// stalled: the run fails instead of hanging.
 const STALL: Duration = Duration::from_secs(3);
 
+/// A window in which other work used more than this share of a core (on
+/// CPUs 0 and 1 together) is noisy.
+pub const NOISY: f64 = 0.10;
+
 struct Conn {
     s: TcpStream,
     /// Bytes of the current echo received so far.
@@ -201,21 +205,28 @@ impl Load {
         Ok(reqs)
     }
 
-    /// Continuous load: `warmup`, then `n` windows of `len`, with the
-    /// server's CPU time (process `pid`) read at each window boundary. The
-    /// load never pauses between windows; it is drained at the end.
+    /// Continuous load: `warmup`, then windows of `len`, with the server's
+    /// CPU time (process `pid`) read at each window boundary. The load
+    /// never pauses between windows; it is drained at the end.
+    ///
+    /// A window in which other work kept CPUs 0 and 1 busy for more than
+    /// [`NOISY`] of a core is set aside, and another one measured, up to
+    /// `n` extra windows; if too few clean ones come, the least disturbed
+    /// of the noisy ones fill up the `n`. Returns the `n` windows and how
+    /// many were set aside.
     pub fn windows(
         &mut self,
         pid: u32,
         warmup: Duration,
         n: usize,
         len: Duration,
-    ) -> Result<Vec<Window>, String> {
+    ) -> Result<(Vec<Window>, usize), String> {
         let cpu = |p: u32| crate::sys::proc_cpu(p).map_err(|e| format!("/proc/{p}/stat: {e}"));
         let busy = || crate::sys::cpus_busy(&[0, 1]).map_err(|e| format!("/proc/stat: {e}"));
         let me = std::process::id();
         self.start_all().map_err(|e| format!("send: {e}"))?;
-        let mut out = Vec::with_capacity(n);
+        let mut clean = Vec::with_capacity(n);
+        let mut noisy = Vec::new();
         let mut next = Instant::now() + warmup;
         let mut cur = Window::default();
         let (mut t0, mut c0, mut m0, mut b0) = (Instant::now(), (0.0, 0.0), 0.0, 0.0);
@@ -234,8 +245,13 @@ impl Load {
                 cur.cpu = (c1.0 - c0.0, c1.1 - c0.1);
                 cur.client_cpu = (m1.0 + m1.1) - m0;
                 cur.other_cpu = ((b1 - b0) - (cur.cpu.0 + cur.cpu.1) - cur.client_cpu).max(0.0);
-                out.push(std::mem::take(&mut cur));
-                if out.len() == n {
+                let w = std::mem::take(&mut cur);
+                if w.other_cpu / w.secs > NOISY {
+                    noisy.push(w);
+                } else {
+                    clean.push(w);
+                }
+                if clean.len() == n || clean.len() + noisy.len() == 2 * n {
                     break;
                 }
             }
@@ -248,7 +264,11 @@ impl Load {
             next = now + len;
         }
         self.drain()?;
-        Ok(out)
+        let set_aside = noisy.len();
+        noisy.sort_by(|a, b| (a.other_cpu / a.secs).total_cmp(&(b.other_cpu / b.secs)));
+        let missing = n - clean.len();
+        clean.extend(noisy.into_iter().take(missing));
+        Ok((clean, set_aside))
     }
 
     /// Load for `len`, then drained: returns every request completed from

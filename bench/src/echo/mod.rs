@@ -36,6 +36,11 @@ const WINDOW: Duration = Duration::from_secs(1);
 const WARMUP: Duration = Duration::from_millis(500);
 /// The burst whose syscalls are counted.
 const BURST: Duration = Duration::from_millis(1000);
+/// Before each server's run the suite waits for CPUs 0 and 1 to be idle
+/// (other processes done), at most this long ...
+const QUIET_WAIT: Duration = Duration::from_secs(10);
+/// ... and at most this long over the whole suite.
+const QUIET_BUDGET: Duration = Duration::from_secs(60);
 
 /// Everything measured for one server in one grid cell.
 struct Measured {
@@ -48,6 +53,7 @@ struct Measured {
     server_busy: Figure,
     client_busy: Figure,
     other_busy: Figure,
+    set_aside: usize,
     syscalls: Result<syscalls::Counts, String>,
 }
 
@@ -95,7 +101,7 @@ fn measure(
     let pid = srv.child.pid();
     let mut load = client::Load::connect(srv.addr, conns, size)
         .map_err(|e| format!("connect {conns}: {e}"))?;
-    let ws = load.windows(pid, plan.warmup, plan.windows, plan.window)?;
+    let (ws, set_aside) = load.windows(pid, plan.warmup, plan.windows, plan.window)?;
     let fig = |f: &dyn Fn(&client::Window) -> f64| {
         Figure::of(&ws.iter().map(f).collect::<Vec<_>>()).ok_or("no window".to_string())
     };
@@ -122,6 +128,7 @@ fn measure(
         server_busy: fig(&|w| (w.cpu.0 + w.cpu.1) / w.secs * 100.0)?,
         client_busy: fig(&|w| w.client_cpu / w.secs * 100.0)?,
         other_busy: fig(&|w| w.other_cpu / w.secs * 100.0)?,
+        set_aside,
         syscalls: syscalls::count(tool, pid, &mut load, plan.burst),
     };
     Ok(m)
@@ -164,12 +171,19 @@ pub fn run(quick: bool) -> Vec<Table> {
     // last, and drift over the run (sockets in TIME_WAIT, a warming
     // machine) spreads over all of them.
     let mut cell = 0;
+    let mut quiet_budget = if quick { Duration::ZERO } else { QUIET_BUDGET };
+    let mut quiet_waited = Duration::ZERO;
     for (si, &size) in SIZES.iter().enumerate() {
         for &conns in &CONNS {
             for k in 0..KINDS.len() {
                 let ki = (k + cell) % KINDS.len();
                 let kind = KINDS[ki];
                 eprintln!("  echo: {size} B x {conns} conn: {kind}");
+                if quiet_budget > Duration::ZERO {
+                    let waited = sys::wait_quiet(quiet_budget.min(QUIET_WAIT));
+                    quiet_budget = quiet_budget.saturating_sub(waited);
+                    quiet_waited += waited;
+                }
                 let r = start_server(kind).and_then(|srv| {
                     let r = measure(&srv, size, conns, &tool, &plan);
                     drop(srv); // kills and reaps the child
@@ -240,10 +254,14 @@ pub fn run(quick: bool) -> Vec<Table> {
                 "%",
                 Better::Info,
                 &|m| {
-                    Cell::Text(format!(
+                    let mut t = format!(
                         "{:.0} / {:.0} / {:.0}",
                         m.server_busy.median, m.client_busy.median, m.other_busy.median
-                    ))
+                    );
+                    if m.set_aside > 0 {
+                        t.push_str(&format!(" ({} noisy set aside)", m.set_aside));
+                    }
+                    Cell::Text(t)
                 },
             );
         }
@@ -283,11 +301,17 @@ pub fn run(quick: bool) -> Vec<Table> {
                     .to_string(),
                 syscalls::Tool::None(why) => format!("Syscalls not counted: {why}."),
             },
-            "Core use: server CPU time / wall time, the load generator's, and the rest of CPUs 0 \
-             and 1's busy time (other processes, kernel work accounted to neither), per window \
-             (median), in % of one core. A server below 100% is waiting on the load generator or \
-             on latency; a large \"other\" means the machine was not quiet and the cell is noisy."
-                .into(),
+            format!(
+                "Core use: server CPU time / wall time, the load generator's, and the rest of CPUs \
+                 0 and 1's busy time (other processes, kernel work accounted to neither), per \
+                 window (median), in % of one core. A server below 100% is waiting on the load \
+                 generator or on latency. A window with \"other\" above {:.0}% is set aside and \
+                 replaced (up to as many extra windows); before each server's run the suite waited \
+                 for idle CPUs ({:.0} s in all). A large \"other\" means the machine was not quiet \
+                 and the cell is noisy.",
+                client::NOISY * 100.0,
+                quiet_waited.as_secs_f64()
+            ),
             "greenlet server: `greenlet::net::StreamServer` with the handler of \
              examples/echo_server.rs (blocking-style `read` + `write_all`), one greenlet per \
              connection. Every server reads into a 16 KiB buffer and sets TCP_NODELAY."
