@@ -227,29 +227,31 @@ fn connect_to_a_closed_port_is_refused() {
     assert_eq!(err.kind(), ErrorKind::ConnectionRefused);
 }
 
-#[test]
-fn connect_timeout_to_a_full_backlog_times_out() {
-    let _g = shared();
-    // A listener that never accepts, with the smallest backlog: once its
-    // queue is full, further SYNs are dropped and connects hang.
+/// A listener that never accepts, with the smallest backlog, filled up:
+/// further SYNs are dropped, so connects to it hang. Returns the listener,
+/// its address, the connections that filled it, and the error and duration
+/// of the first `connect_timeout(100 ms)` that did not get in.
+fn full_backlog() -> (Socket, SocketAddr, Vec<TcpStream>, io::Error, Duration) {
     let l = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
     l.bind(&"127.0.0.1:0".parse::<SocketAddr>().unwrap().into())
         .unwrap();
     l.listen(0).unwrap();
     let addr = l.local_addr().unwrap().as_socket().unwrap();
     let mut held = Vec::new();
-    let mut timed_out = None;
     for _ in 0..16 {
         let t0 = Instant::now();
         match TcpStream::connect_timeout(&addr, Duration::from_millis(100)) {
             Ok(s) => held.push(s),
-            Err(e) => {
-                timed_out = Some((e, t0.elapsed()));
-                break;
-            }
+            Err(e) => return (l, addr, held, e, t0.elapsed()),
         }
     }
-    let (err, took) = timed_out.expect("a connect to a full backlog should time out");
+    panic!("a connect to a full backlog should time out");
+}
+
+#[test]
+fn connect_timeout_to_a_full_backlog_times_out() {
+    let _g = shared();
+    let (_l, addr, _held, err, took) = full_backlog();
     assert_eq!(err.kind(), ErrorKind::TimedOut, "{err}");
     assert_eq!(err.to_string(), "timed out");
     assert!(took >= Duration::from_millis(100) && took < Duration::from_secs(5));
@@ -259,6 +261,19 @@ fn connect_timeout_to_a_full_backlog_times_out() {
             .kind(),
         ErrorKind::InvalidInput
     );
+}
+
+#[test]
+fn a_timeout_guard_ends_connect_without_trying_the_next_address() {
+    let _g = shared();
+    let (_l, addr, _held, _, _) = full_backlog();
+    // Two addresses that both hang: the guard's error must come back from
+    // the first, not be swallowed while the second is tried.
+    let t = Timeout::start_new(Duration::from_millis(50));
+    let t0 = Instant::now();
+    let err = TcpStream::connect(&[addr, addr][..]).unwrap_err();
+    assert!(t.is(&err), "{err}");
+    assert!(t0.elapsed() < Duration::from_secs(5));
 }
 
 #[test]

@@ -14,6 +14,7 @@ use std::option;
 use std::slice;
 use std::vec;
 
+use greenlet_runtime::Interrupted;
 use socket2::Type;
 
 use crate::dns::{getaddrinfo_hints, Hints};
@@ -150,7 +151,9 @@ impl<T: ToSocketAddrs + ?Sized> ToSocketAddrs for &T {
 
 /// Runs `f` on each address in turn until one succeeds (std's rule):
 /// the last error otherwise, or `InvalidInput` "could not resolve to any
-/// addresses" when there were none.
+/// addresses" when there were none. An interruption (a `Timeout`, a kill's
+/// `LoopExit`, ...) ends the loop at once: it is about the caller, not the
+/// address, and a timeout is raised only once.
 pub(crate) fn each_addr<A: ToSocketAddrs + ?Sized, T>(
     addr: &A,
     mut f: impl FnMut(&SocketAddr) -> io::Result<T>,
@@ -159,6 +162,7 @@ pub(crate) fn each_addr<A: ToSocketAddrs + ?Sized, T>(
     for a in addr.to_socket_addrs()? {
         match f(&a) {
             Ok(v) => return Ok(v),
+            Err(e) if Interrupted::from_io(&e).is_some() => return Err(e),
             Err(e) => last = Some(e),
         }
     }
