@@ -30,6 +30,8 @@ pub use greenlet_runtime::{
     GreenletInfo, GreenletRef, GreenletState, Interrupted, LinkId, TimeoutId, Waker,
 };
 
+pub use greenlet_runtime::process::{fork, reinit, shutdown, Fork};
+
 /// The hub of the current thread: [`hub::Remote`] for other threads,
 /// [`hub::run_info`], counters and the reactor registration type.
 pub mod hub {

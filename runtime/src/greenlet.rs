@@ -286,13 +286,18 @@ fn body<T: 'static, F: FnOnce() -> T + 'static>(
     }
 }
 
-/// Runs links and wakes joiners of a greenlet that just died.
-pub(crate) fn on_death(hub: &Hub, rec: &Rc<Record>) {
-    let core = rec.core();
-    let joiners = std::mem::take(&mut *core.joiners.borrow_mut());
+/// Wakes the joiners of a greenlet that just died.
+pub(crate) fn on_death_joiners(rec: &Rc<Record>) {
+    let joiners = std::mem::take(&mut *rec.core().joiners.borrow_mut());
     for w in joiners {
         w.wake();
     }
+}
+
+/// Runs links and wakes joiners of a greenlet that just died.
+pub(crate) fn on_death(hub: &Hub, rec: &Rc<Record>) {
+    let core = rec.core();
+    on_death_joiners(rec);
     let links = std::mem::take(&mut *core.links.borrow_mut());
     let failed = core.outcome.get() == Outcome::Panicked;
     for l in links {

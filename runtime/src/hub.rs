@@ -54,22 +54,32 @@ struct HubGuard;
 
 impl Drop for HubGuard {
     fn drop(&mut self) {
-        let p = HUB.with(|h| h.get());
-        if p as usize <= DEAD {
-            return;
-        }
-        // SAFETY: `p` came from `Box::into_raw` in `Hub::create` and is freed
-        // only here, once.
-        let hub = unsafe { &*p };
-        hub.teardown();
-        HUB.with(|h| h.set(DEAD as *const Hub));
-        // SAFETY: as above; nothing borrows the hub any more (teardown ended
-        // every greenlet and the pointer no longer leads here).
-        drop(unsafe { Box::from_raw(p as *mut Hub) });
+        destroy(DEAD as *const Hub);
     }
 }
 
+/// Tears down this thread's hub, if any, and leaves `then` as the hub
+/// pointer: `DEAD` at thread exit, null after `shutdown` (a fresh hub is
+/// made on next use).
+pub(crate) fn destroy(then: *const Hub) {
+    let p = HUB.with(|h| h.get());
+    if p as usize <= DEAD {
+        return;
+    }
+    // SAFETY: `p` came from `Box::into_raw` in `Hub::create` and is freed
+    // only here, once (the pointer is replaced before the free).
+    let hub = unsafe { &*p };
+    hub.teardown();
+    HUB.with(|h| h.set(then));
+    // SAFETY: as above; nothing borrows the hub any more (teardown ended
+    // every greenlet and the pointer no longer leads here).
+    drop(unsafe { Box::from_raw(p as *mut Hub) });
+}
+
 pub(crate) struct Hub {
+    /// Unique per thread across hubs (a hub replaced by `shutdown` and a
+    /// new one differ): objects registered with a hub check it.
+    pub(crate) id: u64,
     ready: RefCell<VecDeque<Rc<Record>>>,
     /// The running greenlet; the main greenlet's record while the loop runs.
     current: RefCell<Rc<Record>>,
@@ -130,7 +140,7 @@ impl Hub {
     #[cold]
     fn create(p: *const Hub) -> &'static Hub {
         assert!(
-            p.is_null(),
+            p as usize != DEAD,
             "greenlet: this thread's hub was already destroyed (used from a thread-local destructor during thread exit)"
         );
         let hub = Box::new(Hub::new());
@@ -158,8 +168,17 @@ impl Hub {
             true,
         )));
         main.core().state.set(State::Running);
-        let remote = Arc::new(RemoteShared::new(reactor.notifier().clone()));
+        let remote = Arc::new(RemoteShared::new(reactor.notifier()));
+        thread_local! {
+            static NEXT_HUB_ID: Cell<u64> = const { Cell::new(1) };
+        }
+        let id = NEXT_HUB_ID.with(|n| {
+            let v = n.get();
+            n.set(v + 1);
+            v
+        });
         Hub {
+            id,
             ready: RefCell::new(VecDeque::new()),
             current: RefCell::new(main.clone()),
             main,
@@ -190,6 +209,30 @@ impl Hub {
     #[inline]
     pub(crate) fn current(&self) -> Rc<Record> {
         self.current.borrow().clone()
+    }
+
+    pub(crate) fn live_snapshot(&self) -> Vec<Rc<Record>> {
+        self.live.borrow().iter().map(|(_, r)| r.clone()).collect()
+    }
+
+    pub(crate) fn unregister_live(&self, rec: &Rc<Record>) {
+        let removed = self.live.borrow_mut().try_remove(rec.core().live_key.get());
+        drop(removed);
+    }
+
+    /// After greenlets were discarded (fork): drops timers and I/O waits
+    /// that could only wake dead greenlets, so they neither fire for
+    /// nothing nor keep the hub from reporting a deadlock.
+    pub(crate) fn forget_dead_waits(&self) {
+        let dropped = self.timers.borrow_mut().retain_live();
+        drop(dropped);
+        self.reactor.drop_stale_waiters();
+    }
+
+    /// In a forked child: the thread-pool jobs counted in `keepalive` were
+    /// the parent's; only signal handlers still count.
+    pub(crate) fn after_fork_keepalive(&self) {
+        self.keepalive.set(self.signals.borrow().len());
     }
 
     pub(crate) fn register_live(&self, rec: &Rc<Record>) {
@@ -492,7 +535,7 @@ impl Hub {
 
     /// Ends every greenlet at thread exit: their `Drop`s run on their own
     /// stacks (corosensei's forced unwind), then the queues are emptied.
-    fn teardown(&self) {
+    pub(crate) fn teardown(&self) {
         self.closing.set(true);
         self.remote.close();
         loop {

@@ -57,6 +57,7 @@ mod thread;
 mod timer;
 
 pub mod pool;
+pub mod process;
 pub mod signal;
 pub mod sync;
 

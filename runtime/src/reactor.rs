@@ -58,8 +58,10 @@ struct Source {
 }
 
 pub(crate) struct Reactor {
-    epoll: Epoll,
-    notifier: Arc<Notifier>,
+    /// Replaced in a forked child (`reinit`): the parent's epoll instance
+    /// and eventfd are shared with it and must not be touched.
+    epoll: RefCell<Epoll>,
+    notifier: RefCell<Arc<Notifier>>,
     sources: RefCell<Slab<Source>>,
     /// The `epoll_wait` buffer and the decoded events (kept to reuse their
     /// allocations).
@@ -73,8 +75,8 @@ impl Reactor {
         let epoll = Epoll::new()?;
         let notifier = Arc::new(Notifier::new(&epoll)?);
         Ok(Reactor {
-            epoll,
-            notifier,
+            epoll: RefCell::new(epoll),
+            notifier: RefCell::new(notifier),
             sources: RefCell::new(Slab::new()),
             events: RefCell::new((
                 vec![libc::epoll_event { events: 0, u64: 0 }; EVENTS],
@@ -85,12 +87,40 @@ impl Reactor {
     }
 
     /// Wakes this reactor's poll from any thread.
-    pub(crate) fn notifier(&self) -> &Arc<Notifier> {
-        &self.notifier
+    pub(crate) fn notifier(&self) -> Arc<Notifier> {
+        self.notifier.borrow().clone()
+    }
+
+    /// In a forked child: a new epoll instance and notifier, with every
+    /// registered fd added again. Returns the new notifier.
+    pub(crate) fn reinit(&self) -> io::Result<Arc<Notifier>> {
+        let epoll = Epoll::new()?;
+        let notifier = Arc::new(Notifier::new(&epoll)?);
+        for (key, s) in self.sources.borrow().iter() {
+            // A source whose fd was closed meanwhile just fails here.
+            let _ = epoll.add(s.fd, key as u64);
+        }
+        *self.epoll.borrow_mut() = epoll; // closes our copy of the old one
+        *self.notifier.borrow_mut() = notifier.clone();
+        Ok(notifier)
     }
 
     pub(crate) fn waiters(&self) -> usize {
         self.waiters.get()
+    }
+
+    /// Drops waiters whose park already ended (their greenlet died).
+    pub(crate) fn drop_stale_waiters(&self) {
+        let mut gone = Vec::new();
+        for (_, s) in self.sources.borrow_mut().iter_mut() {
+            for slot in [&mut s.reader, &mut s.writer] {
+                if slot.as_ref().is_some_and(Waker::is_stale) {
+                    gone.extend(slot.take());
+                }
+            }
+        }
+        self.waiters.set(self.waiters.get() - gone.len());
+        drop(gone);
     }
 
     /// Waits for readiness (or a notify) up to `timeout` and wakes waiters.
@@ -98,13 +128,13 @@ impl Reactor {
         let mut ev = self.events.borrow_mut();
         let (buf, ready) = &mut *ev;
         ready.clear();
-        if let Err(e) = self.epoll.wait(buf, timeout, ready) {
+        if let Err(e) = self.epoll.borrow().wait(buf, timeout, ready) {
             eprintln!("greenlet: polling for I/O readiness failed: {e}");
             return;
         }
         for r in ready.iter() {
             if r.key == NOTIFY_KEY {
-                self.notifier.clear();
+                self.notifier.borrow().clear();
                 continue;
             }
             let (rw, ww) = {
@@ -142,6 +172,9 @@ struct WaiterSlot<'a> {
 impl WaiterSlot<'_> {
     fn clear(&mut self) {
         let Some(hub) = Hub::try_get() else { return };
+        if hub.id != self.reg.hub_id {
+            return;
+        }
         let mine = {
             let mut sources = hub.reactor.sources.borrow_mut();
             let Some(s) = sources.get_mut(self.reg.key) else {
@@ -186,6 +219,9 @@ enum Dir {
 pub struct Registration {
     key: usize,
     fd: RawFd,
+    /// The hub it is registered with; after `shutdown` a new hub may use
+    /// the same key for another fd.
+    hub_id: u64,
     _not_send: PhantomData<*const ()>,
 }
 
@@ -221,13 +257,14 @@ impl Registration {
             reader: None,
             writer: None,
         });
-        if let Err(e) = r.epoll.add(fd, key as u64) {
+        if let Err(e) = r.epoll.borrow().add(fd, key as u64) {
             r.sources.borrow_mut().remove(key);
             return Err(e);
         }
         Ok(Registration {
             key,
             fd,
+            hub_id: hub.id,
             _not_send: PhantomData,
         })
     }
@@ -240,7 +277,34 @@ impl Registration {
     fn with<R>(&self, f: impl FnOnce(&mut Source) -> R) -> R {
         let hub = Hub::get();
         let mut sources = hub.reactor.sources.borrow_mut();
-        f(sources.get_mut(self.key).expect("registered source"))
+        match sources.get_mut(self.key) {
+            Some(s) if hub.id == self.hub_id => f(s),
+            // Registered with a hub that was shut down: always "ready", so
+            // operations go to their syscall; waits fail (see `wait`).
+            _ => f(&mut Source {
+                fd: self.fd,
+                readable: true,
+                writable: true,
+                read_closed: false,
+                write_closed: false,
+                reader: None,
+                writer: None,
+            }),
+        }
+    }
+
+    fn check_hub(&self) -> io::Result<()> {
+        if Hub::get().id == self.hub_id {
+            Ok(())
+        } else {
+            Err(io::Error::new(
+                io::ErrorKind::NotConnected,
+                format!(
+                    "fd {} was registered with a hub that has been shut down; make the socket again",
+                    self.fd
+                ),
+            ))
+        }
     }
 
     /// Whether the last known read readiness is "ready".
@@ -289,6 +353,7 @@ impl Registration {
     }
 
     fn wait(&self, dir: Dir, deadline: Option<Instant>) -> io::Result<()> {
+        self.check_hub()?;
         let hub = Hub::get();
         loop {
             let busy = self.with(|s| {
@@ -403,6 +468,9 @@ impl Registration {
 
     /// Fails the current waiters (if any) with `reason`. Never switches.
     pub fn cancel_with(&self, reason: Interrupted) {
+        if self.check_hub().is_err() {
+            return;
+        }
         let (r, w) = self.with(|s| (s.reader.take(), s.writer.take()));
         let hub = Hub::get();
         let n = r.is_some() as usize + w.is_some() as usize;
@@ -420,11 +488,14 @@ impl Drop for Registration {
     /// Deregisters the fd and fails any waiter with `Cancelled`.
     fn drop(&mut self) {
         let Some(hub) = Hub::try_get() else { return };
+        if hub.id != self.hub_id {
+            return; // its hub is gone, and the registration with it
+        }
         let source = hub.reactor.sources.borrow_mut().try_remove(self.key);
         if let Some(s) = source {
             // The contract of `Registration::new` keeps the fd open until
             // now, so this deletes our registration and nobody else's.
-            let _ = hub.reactor.epoll.delete(s.fd);
+            let _ = hub.reactor.epoll.borrow().delete(s.fd);
             let n = s.reader.is_some() as usize + s.writer.is_some() as usize;
             hub.reactor.waiters.set(hub.reactor.waiters.get() - n);
             for w in [s.reader, s.writer].into_iter().flatten() {

@@ -40,7 +40,8 @@ pub(crate) struct RemoteShared {
     /// Set when `queue.jobs` is non-empty; lets the hub skip the lock on
     /// every turn.
     queued: AtomicBool,
-    poller: Arc<Notifier>,
+    /// Replaced in a forked child (the parent's eventfd is shared).
+    poller: Mutex<Arc<Notifier>>,
 }
 
 struct Queue {
@@ -60,7 +61,7 @@ impl RemoteShared {
                 handles: 0,
             }),
             queued: AtomicBool::new(false),
-            poller,
+            poller: Mutex::new(poller),
         }
     }
 
@@ -93,8 +94,17 @@ impl RemoteShared {
         }
         self.queued.store(true, Ordering::Release);
         // A failed notify only delays the job until the hub's next turn.
-        let _ = self.poller.notify();
+        let _ = self.poller.lock().notify();
         Ok(())
+    }
+
+    /// In a forked child: wake through the child's new notifier, and forget
+    /// the jobs queued in the parent (they are the parent's to run).
+    pub(crate) fn after_fork(&self, notifier: Arc<Notifier>) {
+        *self.poller.lock() = notifier;
+        let jobs = mem::take(&mut self.queue.lock().jobs);
+        mem::forget(jobs);
+        self.queued.store(false, Ordering::Release);
     }
 
     pub(crate) fn close(&self) {
@@ -157,7 +167,7 @@ impl Drop for Remote {
         self.shared.queue.lock().handles -= 1;
         // Wake the hub so a main greenlet waiting only on this handle can be
         // told it is deadlocked.
-        let _ = self.shared.poller.notify();
+        let _ = self.shared.poller.lock().notify();
     }
 }
 

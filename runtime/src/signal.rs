@@ -117,7 +117,7 @@ pub fn signal(signum: libc::c_int, handler: impl Fn() + 'static) -> io::Result<S
         active: AtomicBool::new(true),
         count: AtomicUsize::new(0),
         hub_flag: hub.signal_flag.clone(),
-        notifier: hub.reactor.notifier().clone(),
+        notifier: hub.reactor.notifier(),
     }));
     let mut saved = SAVED.lock();
     let saved = saved.get_or_insert_with(HashMap::new);
@@ -229,8 +229,11 @@ impl fmt::Debug for SignalHandler {
 /// The hub's side: registered handlers and spawning them.
 pub(crate) struct HubSignals {
     handlers: Vec<Registered>,
-    next_id: u64,
 }
+
+/// Handler ids, unique in the process (a handle outliving a hub that was
+/// shut down never names a handler of the next one).
+static NEXT_ID: AtomicUsize = AtomicUsize::new(0);
 
 /// One handler registered on this hub.
 struct Registered {
@@ -241,10 +244,13 @@ struct Registered {
 }
 
 impl HubSignals {
+    pub(crate) fn len(&self) -> usize {
+        self.handlers.len()
+    }
+
     pub(crate) fn new() -> HubSignals {
         HubSignals {
             handlers: Vec::new(),
-            next_id: 0,
         }
     }
 }
@@ -252,8 +258,7 @@ impl HubSignals {
 impl Hub {
     fn add_signal_handler(&self, slot: usize, f: Rc<dyn Fn()>) -> u64 {
         let mut s = self.signals.borrow_mut();
-        let id = s.next_id;
-        s.next_id += 1;
+        let id = NEXT_ID.fetch_add(1, Ordering::Relaxed) as u64;
         s.handlers.push(Registered {
             id,
             slot,
@@ -271,6 +276,31 @@ impl Hub {
             before - s.handlers.len()
         };
         self.keepalive.set(self.keepalive.get() - removed);
+    }
+
+    /// In a forked child: points this hub's registrations at its new
+    /// notifier (the old eventfd is shared with the parent). The old targets
+    /// stay allocated (a handler may be reading them) but inactive.
+    pub(crate) fn retarget_signals(&self) {
+        let notifier = self.reactor.notifier();
+        for r in &self.signals.borrow().handlers {
+            let old = TARGETS[r.slot].load(Ordering::Acquire);
+            if old.is_null() {
+                continue;
+            }
+            // SAFETY: published targets are never freed.
+            let signum = unsafe { (*old).signum };
+            let new = Box::into_raw(Box::new(Target {
+                signum,
+                active: AtomicBool::new(true),
+                count: AtomicUsize::new(0),
+                hub_flag: self.signal_flag.clone(),
+                notifier: notifier.clone(),
+            }));
+            TARGETS[r.slot].store(new, Ordering::Release);
+            // SAFETY: as above.
+            unsafe { (*old).active.store(false, Ordering::Release) };
+        }
     }
 
     /// Spawns the handlers of signals that arrived (called once per turn).

@@ -109,6 +109,21 @@ pub fn max_threads() -> usize {
     POOL.state.lock().max
 }
 
+/// In a forked child: no worker survived the fork, so forget them and the
+/// jobs queued in the parent (the parent runs those).
+pub(crate) fn after_fork() {
+    // A worker may have held the lock at the fork; it does not exist here.
+    if POOL.state.is_locked() {
+        // SAFETY: only the forking thread exists in the child, so nobody
+        // else can hold or be about to release this lock.
+        unsafe { POOL.state.force_unlock() };
+    }
+    let mut st = POOL.state.lock();
+    std::mem::forget(std::mem::take(&mut st.jobs));
+    st.threads = 0;
+    st.idle = 0;
+}
+
 /// Worker threads alive now (busy or idle), for diagnostics.
 pub fn threads() -> usize {
     POOL.state.lock().threads

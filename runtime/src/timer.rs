@@ -65,7 +65,12 @@ impl PartialOrd for Entry {
 pub(crate) struct Timers {
     heap: BinaryHeap<Reverse<Entry>>,
     slots: Slab<Slot>,
-    next_seq: u64,
+}
+
+thread_local! {
+    /// Arming order, unique per thread across hubs: a handle to a timer of
+    /// a hub that was shut down never matches a timer of the next hub.
+    static NEXT_SEQ: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
 }
 
 impl Timers {
@@ -73,13 +78,15 @@ impl Timers {
         Timers {
             heap: BinaryHeap::new(),
             slots: Slab::new(),
-            next_seq: 0,
         }
     }
 
     pub(crate) fn arm(&mut self, deadline: Instant, action: TimerAction) -> TimerHandle {
-        let seq = self.next_seq;
-        self.next_seq += 1;
+        let seq = NEXT_SEQ.with(|n| {
+            let v = n.get();
+            n.set(v + 1);
+            v
+        });
         let key = self.slots.insert(Slot { seq, action }) as u32;
         self.heap.push(Reverse(Entry { deadline, seq, key }));
         TimerHandle { key, seq }
@@ -144,6 +151,28 @@ impl Timers {
                 return Some(slot.action);
             }
         }
+    }
+
+    /// Removes timers whose action can only reach a dead greenlet; returns
+    /// them so the caller drops them outside the borrow.
+    pub(crate) fn retain_live(&mut self) -> Vec<TimerAction> {
+        let dead: Vec<usize> = self
+            .slots
+            .iter()
+            .filter(|(_, s)| match &s.action {
+                TimerAction::Wake(w) => w.is_stale(),
+                TimerAction::Interrupt(r, _) | TimerAction::Start(r) => {
+                    r.core().state.get() == crate::greenlet::State::Dead
+                }
+            })
+            .map(|(k, _)| k)
+            .collect();
+        let out = dead
+            .into_iter()
+            .map(|k| self.slots.remove(k).action)
+            .collect();
+        self.compact();
+        out
     }
 
     /// Number of armed timers.

@@ -1,0 +1,146 @@
+//! Process-level operations: [`fork`], [`reinit`] and [`shutdown`]
+//! (gevent's `fork`, `reinit` and hub shutdown).
+//!
+//! # What happens to greenlets in a forked child
+//!
+//! Only the greenlet that called [`fork`] goes on in the child (with the
+//! thread's main greenlet, which hosts the loop, if it was another one).
+//! Every other greenlet is discarded without running any more of its code
+//! — no unwinding, no `Drop`s — exactly as POSIX `fork` keeps only the
+//! calling thread. Their memory stays as copied, their fds stay open in the
+//! child, joiners see them dead (killed), links do not run. gevent instead
+//! lets every greenlet run on in the child, which is how a copied accept
+//! loop or background writer ends up running twice (gevent issue #957). To
+//! serve in children, fork first and start servers after, in each child;
+//! sockets made before the fork keep working there.
+//!
+//! The child's hub gets a new `epoll` instance and notifier with every
+//! registered fd added again (the parent's are shared with the child and
+//! are left alone), the remote queue forgets the parent's jobs, and the
+//! thread pool forgets its workers (threads do not survive `fork`).
+
+use std::io;
+use std::rc::Rc;
+
+use crate::greenlet::{on_death_joiners, Outcome, Record, State};
+use crate::hub::{destroy, Hub};
+use crate::interrupt::Interrupted;
+
+/// Which side of a [`fork`] this is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fork {
+    /// The parent; `child` is the new process's pid.
+    Parent {
+        /// The child's process id.
+        child: i32,
+    },
+    /// The child.
+    Child,
+}
+
+/// Forks the process and makes the child's hub usable (see the module docs
+/// for what happens to the other greenlets).
+///
+/// ```no_run
+/// use greenlet_runtime::process::{fork, Fork};
+///
+/// match fork().unwrap() {
+///     Fork::Child => { /* serve, then std::process::exit(0) */ }
+///     Fork::Parent { child } => println!("started {child}"),
+/// }
+/// ```
+///
+/// # Errors
+/// The error of `fork(2)` (in the parent), or of re-creating the child's
+/// poller (in the child).
+pub fn fork() -> io::Result<Fork> {
+    let hub = Hub::get();
+    // SAFETY: fork(2) itself is always safe to call; the child only runs
+    // this thread, whose state (the hub) is re-initialised below before any
+    // other use.
+    let pid = unsafe { libc::fork() };
+    if pid < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if pid > 0 {
+        return Ok(Fork::Parent { child: pid });
+    }
+    reinit()?;
+    hub.discard_others();
+    Ok(Fork::Child)
+}
+
+/// Re-initialises this thread's hub in a child process made by a raw
+/// `fork(2)` (what [`fork`] does for you): a new poller with every fd
+/// registered again, the remote queue, signal delivery and the thread pool
+/// reset. Greenlets are left as they are.
+///
+/// # Errors
+/// The error of creating the new `epoll` instance or eventfd.
+pub fn reinit() -> io::Result<()> {
+    let hub = Hub::get();
+    let notifier = hub.reactor.reinit()?;
+    hub.remote.after_fork(notifier);
+    hub.retarget_signals();
+    crate::threadpool::after_fork();
+    hub.after_fork_keepalive();
+    Ok(())
+}
+
+/// Kills every greenlet of this thread's hub (their cleanup runs, in their
+/// own context), closes the hub, and leaves the thread ready to make a
+/// fresh hub on next use. Handles to the old hub's greenlets see them
+/// dead; sockets registered with it report an error on their next wait.
+///
+/// # Errors
+/// `InvalidInput` when called from a spawned greenlet (only the thread's
+/// main greenlet can end the loop it runs on); an interrupted wait for the
+/// deaths (a `Timeout` of the caller) as an `io::Error` — the hub is then
+/// still closed.
+pub fn shutdown() -> io::Result<()> {
+    let hub = Hub::get();
+    if !hub.current().core().is_main {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "shutdown() must be called from the thread's main greenlet",
+        ));
+    }
+    let all: Vec<crate::GreenletRef> = hub
+        .live_records()
+        .into_iter()
+        .map(|rec| crate::GreenletRef { rec })
+        .collect();
+    let killed: Result<(), Interrupted> = crate::killall(&all);
+    destroy(std::ptr::null());
+    killed.map_err(io::Error::from)
+}
+
+impl Hub {
+    pub(crate) fn live_records(&self) -> Vec<Rc<Record>> {
+        self.live_snapshot()
+    }
+
+    /// In a forked child: drops every greenlet except the current one and
+    /// the main greenlet, without running their code.
+    fn discard_others(&self) {
+        let me = self.current();
+        for rec in self.live_records() {
+            if Rc::ptr_eq(&rec, &me) || rec.core().is_main {
+                continue;
+            }
+            let core = rec.core();
+            if let Some(co) = core.co.take() {
+                // Not dropped: dropping would unwind it (run its code).
+                std::mem::forget(co);
+            }
+            if let Some(t) = core.start_timer.take() {
+                self.cancel_timer(t);
+            }
+            core.state.set(State::Dead);
+            core.outcome.set(Outcome::Killed);
+            self.unregister_live(&rec);
+            on_death_joiners(&rec);
+        }
+        self.forget_dead_waits();
+    }
+}

@@ -1,0 +1,154 @@
+//! fork, reinit and shutdown.
+use std::cell::RefCell;
+use std::io::{Read, Write};
+use std::process::Command;
+use std::rc::Rc;
+use std::time::Duration;
+
+use greenlet::net::{TcpListener, TcpStream};
+use greenlet::{fork, shutdown, sleep, spawn, Fork, Timeout};
+
+#[test]
+fn after_fork_the_child_accepts_on_the_parents_listener_and_the_parent_is_unaffected() {
+    let exe = std::env::current_exe().unwrap();
+    let out = Command::new(exe)
+        .args([
+            "--ignored",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+            "child_fork",
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("1 passed"),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Runs `f` in the forked child and leaves with its verdict as the exit
+/// code, never returning into the test harness.
+fn child_exit(f: impl FnOnce() -> i32) -> ! {
+    let code = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or(101);
+    // SAFETY: _exit ends the child at once, without running the parent's
+    // copied destructors or harness.
+    unsafe { libc::_exit(code) }
+}
+
+#[test]
+#[ignore = "run in its own process by after_fork_the_child_accepts_on_the_parents_listener_and_the_parent_is_unaffected"]
+fn child_fork() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let ticks = Rc::new(RefCell::new(0));
+    let t = ticks.clone();
+    let background = spawn(move || loop {
+        sleep(Duration::from_millis(2)).unwrap();
+        *t.borrow_mut() += 1;
+    });
+    sleep(Duration::from_millis(5)).unwrap();
+
+    match fork().unwrap() {
+        Fork::Child => child_exit(|| {
+            // Other greenlets were discarded, not run.
+            if !(background.dead() && background.killed()) {
+                return 2;
+            }
+            // The hub works: timers, spawn, I/O on a socket made before the
+            // fork.
+            sleep(Duration::from_millis(1)).unwrap();
+            if spawn(|| 7).get().unwrap() != 7 {
+                return 3;
+            }
+            let t = Timeout::start_new(Duration::from_secs(10));
+            let (mut conn, _) = match listener.accept() {
+                Ok(c) => c,
+                Err(e) if t.is(&e) => return 4,
+                Err(_) => return 5,
+            };
+            let mut buf = [0u8; 4];
+            conn.read_exact(&mut buf).unwrap();
+            conn.write_all(&buf).unwrap();
+            0
+        }),
+        Fork::Parent { child } => {
+            // The child serves the connection.
+            let mut c = TcpStream::connect(addr).unwrap();
+            c.write_all(b"ping").unwrap();
+            let mut back = [0u8; 4];
+            c.read_exact(&mut back).unwrap();
+            assert_eq!(&back, b"ping");
+            // The parent's own greenlets run on.
+            let before = *ticks.borrow();
+            sleep(Duration::from_millis(20)).unwrap();
+            assert!(*ticks.borrow() > before, "the parent's greenlet still runs");
+            let mut status = 0;
+            // SAFETY: waiting for our own child.
+            let r = unsafe { libc::waitpid(child, &mut status, 0) };
+            assert_eq!(r, child);
+            assert!(libc::WIFEXITED(status), "child status {status}");
+            assert_eq!(libc::WEXITSTATUS(status), 0, "child verdict");
+            background.kill().unwrap();
+        }
+    }
+}
+
+#[test]
+fn shutdown_runs_every_cleanup_and_a_later_spawn_gets_a_fresh_hub() {
+    struct Cleanup(Rc<RefCell<Vec<&'static str>>>, &'static str);
+    impl Drop for Cleanup {
+        fn drop(&mut self) {
+            self.0.borrow_mut().push(self.1);
+        }
+    }
+    let log = Rc::new(RefCell::new(Vec::new()));
+    let c1 = Cleanup(log.clone(), "sleeper");
+    let sleeper = spawn(move || {
+        let _c = c1;
+        sleep(Duration::from_secs(3600)).unwrap();
+    });
+    sleep(Duration::ZERO).unwrap(); // the sleeper starts and parks
+                                    // A socket registered with this hub (its first wait registers it).
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    listener
+        .set_accept_timeout(Some(Duration::from_millis(1)))
+        .unwrap();
+    assert_eq!(
+        listener.accept().unwrap_err().kind(),
+        std::io::ErrorKind::TimedOut
+    );
+    let old_timeout = Timeout::start_new(Duration::from_secs(60));
+    let c2 = Cleanup(log.clone(), "never started");
+    let pending = spawn(move || drop(c2));
+
+    shutdown().unwrap();
+
+    let mut got = log.borrow().clone();
+    got.sort();
+    assert_eq!(got, ["never started", "sleeper"], "every cleanup ran");
+    assert!(sleeper.dead() && pending.dead() && pending.killed());
+    // A fresh hub: nothing left over, and it works.
+    let s = greenlet::hub::stats();
+    assert_eq!((s.greenlets, s.timers), (0, 0));
+    assert!(greenlet::run_info().is_empty());
+    assert_eq!(spawn(|| 5).get().unwrap(), 5);
+    sleep(Duration::from_millis(1)).unwrap();
+    // Objects of the old hub fail cleanly instead of touching the new one.
+    drop(old_timeout);
+    let fresh = Timeout::start_new(Duration::from_secs(60));
+    assert!(fresh.pending());
+    assert_eq!(greenlet::hub::stats().timers, 1);
+    drop(fresh);
+    let e = listener.accept().unwrap_err();
+    assert!(e.to_string().contains("shut down"), "{e}");
+}
+
+#[test]
+fn shutdown_from_a_spawned_greenlet_is_an_error() {
+    let g = spawn(shutdown);
+    let e = g.get().unwrap().unwrap_err();
+    assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput);
+}
