@@ -196,3 +196,25 @@ pub mod eventlet {
 #[doc = include_str!("../README.md")]
 #[cfg(doctest)]
 pub struct ReadmeDoctest;
+
+/// The guide (`docs/*.md`): every `rust` block there is compiled and run as
+/// a doctest, so the guide never rots either. `tests/docs_check.rs` checks
+/// that each file of `docs/` is listed here.
+#[cfg(doctest)]
+pub mod docs {
+    /// docs/guide.md
+    #[doc = include_str!("../docs/guide.md")]
+    pub struct Guide;
+    /// docs/porting.md
+    #[doc = include_str!("../docs/porting.md")]
+    pub struct Porting;
+    /// docs/timeouts.md
+    #[doc = include_str!("../docs/timeouts.md")]
+    pub struct Timeouts;
+    /// docs/sockets.md
+    #[doc = include_str!("../docs/sockets.md")]
+    pub struct Sockets;
+    /// docs/design.md
+    #[doc = include_str!("../docs/design.md")]
+    pub struct Design;
+}

@@ -390,7 +390,12 @@ fn operations_on_a_closed_socket_give_ebadf() {
 }
 
 /// `read(2)` on a raw fd: bytes read, or the errno.
+///
+/// # Safety
+/// `fd` must be open for the duration of the call.
 unsafe fn libc_read(fd: i32, buf: &mut [u8]) -> Result<usize, i32> {
+    // SAFETY: `fd` is open (the caller's contract); `ManuallyDrop` keeps
+    // the `File` from closing an fd it does not own.
     let f = std::mem::ManuallyDrop::new(unsafe {
         <std::fs::File as std::os::fd::FromRawFd>::from_raw_fd(fd)
     });
