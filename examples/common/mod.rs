@@ -77,7 +77,7 @@ pub fn on_terminate(stop: impl Fn() + Clone + 'static) -> Vec<greenlet::signal::
         .into_iter()
         .map(|sig| {
             let stop = stop.clone();
-            greenlet::signal::signal(sig, move || stop()).expect("install a signal handler")
+            greenlet::signal::signal(sig, stop).expect("install a signal handler")
         })
         .collect()
 }
