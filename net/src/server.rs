@@ -81,6 +81,23 @@ struct Inner {
 /// they clear — the server never spins and never exits on its own.
 ///
 /// Cloning gives another handle to the same server.
+///
+/// ```
+/// use greenlet_net::{StreamServer, TcpStream};
+/// use std::io::{Read, Write};
+///
+/// let server = StreamServer::bind("127.0.0.1:0", |mut conn: TcpStream, _peer| {
+///     let _ = conn.write_all(b"hello\n");
+/// })
+/// .unwrap()
+/// .max_connections(100);
+/// server.start().unwrap();
+/// let mut c = TcpStream::connect(server.local_addr().unwrap()).unwrap();
+/// let mut s = String::new();
+/// c.read_to_string(&mut s).unwrap(); // the handler returned: closed
+/// assert_eq!(s, "hello\n");
+/// server.stop(None).unwrap();
+/// ```
 #[derive(Clone)]
 pub struct StreamServer {
     inner: Rc<Inner>,
@@ -442,7 +459,15 @@ impl DatagramServer {
                             }
                         }
                     }
-                    Err(e) if e.raw_os_error() == Some(libc::EBADF) => return,
+                    // Closed (a real EBADF, or a waiter's "closed in another
+                    // greenlet"): nothing more to receive.
+                    Err(e)
+                        if e.raw_os_error() == Some(libc::EBADF)
+                            || greenlet_runtime::Interrupted::from_io(&e)
+                                == Some(greenlet_runtime::Interrupted::Cancelled) =>
+                    {
+                        return
+                    }
                     Err(_) => {
                         if sleep(MIN_BACKOFF).is_err() {
                             return;

@@ -330,6 +330,20 @@ fn wait_fd(fd: RawFd, interest: Interest, timeout: Option<Duration>) -> io::Resu
 /// # Errors
 /// `TimedOut` ("timed out") after `timeout`; `EBADF` if `fd` is not open
 /// (never a hang); the `io::Error` of an interruption.
+///
+/// ```
+/// use greenlet_net::wait_read;
+/// use std::io::Write;
+/// use std::os::fd::AsRawFd;
+/// use std::os::unix::net::UnixStream;
+/// use std::time::Duration;
+///
+/// let (mut a, b) = UnixStream::pair().unwrap();
+/// let t = wait_read(b.as_raw_fd(), Some(Duration::from_millis(5)));
+/// assert_eq!(t.unwrap_err().kind(), std::io::ErrorKind::TimedOut);
+/// greenlet_runtime::spawn(move || a.write_all(b"!").unwrap());
+/// wait_read(b.as_raw_fd(), None).unwrap(); // parks until the write
+/// ```
 pub fn wait_read(fd: RawFd, timeout: Option<Duration>) -> io::Result<()> {
     wait_fd(fd, Interest::Read, timeout)
 }

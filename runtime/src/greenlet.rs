@@ -447,6 +447,23 @@ impl Hub {
 
 /// Spawns `f` in a new greenlet and returns its handle.
 ///
+/// ```
+/// use greenlet_runtime::{spawn, yield_now};
+/// use std::cell::Cell;
+/// use std::rc::Rc;
+///
+/// let ran = Rc::new(Cell::new(false));
+/// let r = ran.clone();
+/// let g = spawn(move || {
+///     r.set(true);
+///     "done"
+/// });
+/// assert!(!ran.get(), "spawn does not switch");
+/// yield_now(); // now it runs
+/// assert!(ran.get());
+/// assert_eq!(g.get().unwrap(), "done");
+/// ```
+///
 /// Spawning never switches: the new greenlet starts at the next loop turn,
 /// when the spawner blocks or yields, after every greenlet spawned before
 /// it. The closure needs `'static` but not `Send` (`Rc`/`RefCell` work).
@@ -548,6 +565,23 @@ pub fn panic_message(p: &(dyn Any + Send)) -> &str {
 ///
 /// Dropping it does not stop the greenlet (it runs on, detached). Every
 /// method of the untyped [`GreenletRef`] is available through `Deref`.
+///
+/// ```
+/// use greenlet_runtime::{sleep, spawn, GreenletError};
+/// use std::time::Duration;
+///
+/// let worker = spawn(|| 6 * 7);
+/// assert_eq!(worker.get().unwrap(), 42);
+///
+/// let sleeper = spawn(|| sleep(Duration::from_secs(60)));
+/// sleeper.kill().unwrap(); // unwinds it from its sleep; drops run
+/// assert!(sleeper.dead() && sleeper.successful());
+/// assert!(matches!(sleeper.get(), Err(GreenletError::Killed)));
+///
+/// let failing = spawn(|| -> u8 { panic!("bad input") });
+/// failing.join().unwrap(); // join never reports the failure...
+/// assert!(matches!(failing.get(), Err(GreenletError::Panicked(_)))); // ...get does
+/// ```
 pub struct Greenlet<T> {
     r: GreenletRef,
     _t: PhantomData<fn() -> T>,

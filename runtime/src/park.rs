@@ -122,6 +122,21 @@ impl fmt::Debug for Waker {
 ///
 /// If the greenlet is killed while parked, `park` does not return: the
 /// greenlet unwinds from here with a `GreenletExit` payload.
+///
+/// ```
+/// use greenlet_runtime::{park, spawn, Interrupted};
+///
+/// // Woken by another greenlet:
+/// let (tx, rx) = std::sync::mpsc::channel();
+/// spawn(move || rx.recv().map(|w: greenlet_runtime::Waker| w.wake()));
+/// park(&"a wake-up", |w| tx.send(w).unwrap()).unwrap();
+///
+/// // Nothing can ever wake it: an error naming the wait, not a hang.
+/// match park(&"a signal nobody sends", |_w| {}) {
+///     Err(Interrupted::LoopExit(e)) => assert!(e.waiting_on().contains("nobody sends")),
+///     other => panic!("{other:?}"),
+/// }
+/// ```
 #[inline]
 pub fn park(what: &dyn fmt::Display, register: impl FnOnce(Waker)) -> Result<(), Interrupted> {
     Hub::get().park(what, register)

@@ -159,6 +159,20 @@ impl Drop for Slot {
 /// A [`Group`] with a size limit (gevent's `Pool`, eventlet's `GreenPool`):
 /// `spawn` waits while `size` members are running. Cloning gives another
 /// handle to the same pool.
+///
+/// ```
+/// use greenlet_runtime::{pool::Pool, sleep};
+/// use std::time::Duration;
+///
+/// let pool = Pool::new(2);
+/// let a = pool.spawn(|| sleep(Duration::from_millis(5))).unwrap();
+/// let b = pool.spawn(|| sleep(Duration::from_millis(5))).unwrap();
+/// assert!(pool.full()); // a third spawn would wait for a slot
+/// let c = pool.spawn(|| "ran once a slot was free").unwrap();
+/// assert_eq!(c.get().unwrap(), "ran once a slot was free");
+/// assert!(a.dead() || b.dead());
+/// pool.join().unwrap();
+/// ```
 #[derive(Clone)]
 pub struct Pool {
     group: Group,
