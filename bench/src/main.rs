@@ -19,8 +19,11 @@
 //! figures are not the benchmark's.
 //!
 //! Hidden subcommands, used by the suites to isolate what they measure:
-//! `serve <kind> <port>` (an echo server, `port` 0 for any) and
-//! `mem-child <kind> <count>` (parks `count` tasks and reports RSS).
+//! `serve <kind> <port>` (an echo server, `port` 0 for any),
+//! `mem-child <kind> <count>` (parks `count` tasks and reports RSS) and
+//! `micro-child <impl> <row> <scale>` (one micro figure); and
+//! for profiling, `micro-loop <bench> <seconds>` (one greenlet
+//! micro-benchmark in a loop, under `perf record`).
 
 mod echo;
 mod memory;
@@ -43,6 +46,20 @@ fn main() {
             let kind = args.get(1).map(String::as_str).unwrap_or("");
             let port: u16 = args.get(2).and_then(|p| p.parse().ok()).unwrap_or(0);
             std::process::exit(echo::serve(kind, port));
+        }
+        Some("micro-loop") => {
+            let bench = args.get(1).map(String::as_str).unwrap_or("");
+            let secs: f64 = args.get(2).and_then(|p| p.parse().ok()).unwrap_or(5.0);
+            std::process::exit(micro::profile_loop(bench, secs));
+        }
+        Some("micro-child") => {
+            let imp = args.get(1).map(String::as_str).unwrap_or("");
+            let row: usize = args
+                .get(2)
+                .and_then(|p| p.parse().ok())
+                .unwrap_or(usize::MAX);
+            let scale: u64 = args.get(3).and_then(|p| p.parse().ok()).unwrap_or(1);
+            std::process::exit(micro::child(imp, row, scale));
         }
         Some("mem-child") => {
             let kind = args.get(1).map(String::as_str).unwrap_or("");

@@ -16,8 +16,14 @@ use std::time::{Duration, Instant};
 
 use crate::table::{Better, Cell, Figure, Row, Table};
 
-/// Timed runs per figure (after one warm-up run).
+/// Timed runs per figure, at least (after one warm-up run) ...
 pub const RUNS: usize = 7;
+/// ... and at least this much time of timed runs, so the median is taken
+/// in the steady state (the first runs after a warm-up still fault in
+/// memory the warm-up's frees returned) ...
+const MIN_TIME: Duration = Duration::from_secs(1);
+/// ... but no more runs than this.
+const MAX_RUNS: usize = 200;
 
 /// Round trips of the hand-off and yield ping-pongs (each is two hand-offs).
 const PINGPONG: u64 = 200_000;
@@ -30,11 +36,16 @@ const MAY_SPAWN_BATCH: u64 = 10_000;
 /// Operations per timeout and lock run.
 const SIMPLE: u64 = 1_000_000;
 
-/// Runs `f` (which returns nanoseconds per operation) once to warm up and
-/// then `runs` times.
+/// Runs `f` (which returns nanoseconds per operation) once to warm up,
+/// then at least `runs` times and for at least [`MIN_TIME`] (at most
+/// [`MAX_RUNS`] runs).
 fn measure(runs: usize, mut f: impl FnMut() -> f64) -> Figure {
     f();
-    let v: Vec<f64> = (0..runs).map(|_| f()).collect();
+    let t0 = Instant::now();
+    let mut v = Vec::new();
+    while v.len() < runs || (t0.elapsed() < MIN_TIME && v.len() < MAX_RUNS) {
+        v.push(f());
+    }
     Figure::of(&v).expect("runs > 0")
 }
 
@@ -448,98 +459,166 @@ pub fn configure_may() {
     may::config().set_workers(1);
 }
 
+/// Rows of the suite, in order.
+const ROWS: [&str; 7] = [
+    "hand-off, park/wake",
+    "hand-off, event",
+    "hand-off, channel",
+    "yield ping-pong, per yield",
+    "spawn+join",
+    "Timeout arm+cancel (unfired)",
+    "uncontended lock+unlock",
+];
+/// Row index of spawn+join (its label names the count).
+const SPAWN_ROW: usize = 4;
+/// Implementations, in column order.
+const IMPLS: [&str; 3] = ["greenlet", "tokio", "may"];
+
+/// Measures one row for one implementation in this process.
+fn measure_one(imp: &str, row: usize, scale: u64) -> Result<Figure, String> {
+    let s = |n: u64| (n / scale).max(1);
+    let (pp, sp, simple) = (s(PINGPONG), s(SPAWN), s(SIMPLE));
+    match imp {
+        "greenlet" => {
+            greenlet::yield_now(); // create the hub outside the timed runs
+            let f: Box<dyn FnMut() -> f64> = match row {
+                0 => Box::new(move || g::handoff_park(pp)),
+                1 => Box::new(move || g::handoff_event(pp)),
+                2 => Box::new(move || g::handoff_queue(pp)),
+                3 => Box::new(move || g::yield_pingpong(pp)),
+                4 => Box::new(move || g::spawn_join(sp)),
+                5 => Box::new(move || g::timeout_arm_cancel(simple)),
+                6 => Box::new(move || g::lock(simple)),
+                _ => return Err(format!("no row {row}")),
+            };
+            Ok(measure(RUNS, f))
+        }
+        "tokio" => {
+            let rt = t::runtime();
+            let rt = &rt;
+            let f: Box<dyn FnMut() -> f64> = match row {
+                0 | 1 => Box::new(move || t::run(rt, t::handoff_notify(pp))),
+                2 => Box::new(move || t::run(rt, t::handoff_channel(pp))),
+                3 => Box::new(move || t::run(rt, t::yield_pingpong(pp))),
+                4 => Box::new(move || t::run(rt, t::spawn_join(sp))),
+                5 => Box::new(move || t::run(rt, t::timeout_ready(simple))),
+                6 => Box::new(move || t::run(rt, t::lock(simple))),
+                _ => return Err(format!("no row {row}")),
+            };
+            Ok(measure(RUNS, f))
+        }
+        "may" => {
+            configure_may();
+            let f: Box<dyn FnMut() -> f64> = match row {
+                0 => Box::new(move || m::run(move || m::handoff_park(pp))),
+                1 => Box::new(move || m::run(move || m::handoff_semaphore(pp))),
+                2 => Box::new(move || m::run(move || m::handoff_channel(pp))),
+                3 => Box::new(move || m::run(move || m::yield_pingpong(pp))),
+                4 => Box::new(move || m::run(move || m::spawn_join(sp))),
+                5 => return Err("may has no timeout guard".into()),
+                6 => Box::new(move || m::run(move || m::lock(simple))),
+                _ => return Err(format!("no row {row}")),
+            };
+            Ok(measure(RUNS, f))
+        }
+        _ => Err(format!("unknown implementation {imp:?}")),
+    }
+}
+
+/// The hidden `micro-child <impl> <row> <scale>` subcommand: measures one
+/// row for one implementation, pinned to CPU 0, and prints `fig <median>
+/// <min> <max>` or `na <why>`. Returns the exit code.
+pub fn child(imp: &str, row: usize, scale: u64) -> i32 {
+    let _ = crate::sys::pin_to_cpu(0);
+    match measure_one(imp, row, scale.max(1)) {
+        Ok(f) => println!("fig {} {} {}", f.median, f.min, f.max),
+        Err(e) => println!("na {e}"),
+    }
+    0
+}
+
+/// Runs one (row, implementation) in a child process and returns its cell.
+fn run_child(imp: &str, row: usize, scale: u64) -> Cell {
+    let go = || -> Result<Cell, String> {
+        let cmd =
+            crate::sys::self_command(&["micro-child", imp, &row.to_string(), &scale.to_string()])
+                .map_err(|e| e.to_string())?;
+        let mut c = crate::sys::spawn_guarded(cmd, true).map_err(|e| e.to_string())?;
+        let line = c
+            .read_line(Duration::from_secs(180))
+            .map_err(|e| e.to_string())?;
+        c.wait_for(Duration::from_secs(10));
+        if let Some(why) = line.strip_prefix("na ") {
+            return Ok(Cell::Na(why.to_string()));
+        }
+        let v: Vec<f64> = line
+            .strip_prefix("fig ")
+            .map(|r| {
+                r.split_whitespace()
+                    .filter_map(|x| x.parse().ok())
+                    .collect()
+            })
+            .unwrap_or_default();
+        match v.as_slice() {
+            [median, min, max] => Ok(Cell::Fig(Figure {
+                median: *median,
+                min: *min,
+                max: *max,
+            })),
+            _ => Err(format!("child said {line:?}")),
+        }
+    };
+    go().unwrap_or_else(Cell::Na)
+}
+
 /// Runs the micro suite and returns its table. `scale` divides the
-/// operation counts (1 = full size) for quick checks.
+/// operation counts (1 = full size) for quick checks. Every (row,
+/// implementation) runs in a fresh child process, so that no runtime
+/// measures in a process another one has shaped (allocator state, extra
+/// threads: after tokio or may ran in the same process, greenlet's
+/// spawn+join measured 1.5x slower).
 pub fn run(scale: u64) -> Table {
     // Other processes on CPU 0 would show up as noise: give them up to
     // 10 s to finish.
     let waited = crate::sys::wait_quiet(Duration::from_secs(if scale > 1 { 0 } else { 10 }));
-    let (_pin, pin_err) = crate::sys::AffinityGuard::pin(0);
-    configure_may();
-    let rt = t::runtime();
-    let s = |n: u64| (n / scale).max(1);
-    let (pp, sp, simple) = (s(PINGPONG), s(SPAWN), s(SIMPLE));
-    greenlet::yield_now(); // create the hub outside the timed runs
-
+    let sp = (SPAWN / scale).max(1);
     let mut rows = Vec::new();
-    let mut row = |label: &str, cells: Vec<Cell>| {
+    for (ri, label) in ROWS.iter().enumerate() {
         eprintln!("  micro: {label}");
+        let cells = IMPLS
+            .iter()
+            .map(|imp| {
+                let c = run_child(imp, ri, scale);
+                match (ri, *imp, c) {
+                    (SPAWN_ROW, "may", Cell::Fig(f)) => {
+                        Cell::FigNote(f, format!("[{}k live]", MAY_SPAWN_BATCH.min(sp) / 1000))
+                    }
+                    (_, _, c) => c,
+                }
+            })
+            .collect();
+        let label = if ri == SPAWN_ROW {
+            format!("spawn+join, {}k live", sp / 1000)
+        } else {
+            label.to_string()
+        };
         rows.push(Row {
-            label: label.to_string(),
+            label,
             unit: "ns/op",
             better: Better::Lower,
             cells,
         });
-    };
-    let fig = Cell::Fig;
-
-    row(
-        "hand-off, park/wake",
-        vec![
-            fig(measure(RUNS, || g::handoff_park(pp))),
-            fig(measure(RUNS, || t::run(&rt, t::handoff_notify(pp)))),
-            fig(measure(RUNS, || m::run(move || m::handoff_park(pp)))),
-        ],
-    );
-    row(
-        "hand-off, event",
-        vec![
-            fig(measure(RUNS, || g::handoff_event(pp))),
-            fig(measure(RUNS, || t::run(&rt, t::handoff_notify(pp)))),
-            fig(measure(RUNS, || m::run(move || m::handoff_semaphore(pp)))),
-        ],
-    );
-    row(
-        "hand-off, channel",
-        vec![
-            fig(measure(RUNS, || g::handoff_queue(pp))),
-            fig(measure(RUNS, || t::run(&rt, t::handoff_channel(pp)))),
-            fig(measure(RUNS, || m::run(move || m::handoff_channel(pp)))),
-        ],
-    );
-    row(
-        "yield ping-pong, per yield",
-        vec![
-            fig(measure(RUNS, || g::yield_pingpong(pp))),
-            fig(measure(RUNS, || t::run(&rt, t::yield_pingpong(pp)))),
-            fig(measure(RUNS, || m::run(move || m::yield_pingpong(pp)))),
-        ],
-    );
-    row(
-        &format!("spawn+join, {}k live", sp / 1000),
-        vec![
-            fig(measure(RUNS, || g::spawn_join(sp))),
-            fig(measure(RUNS, || t::run(&rt, t::spawn_join(sp)))),
-            Cell::FigNote(
-                measure(RUNS, || m::run(move || m::spawn_join(sp))),
-                format!("[{}k live]", MAY_SPAWN_BATCH.min(sp) / 1000),
-            ),
-        ],
-    );
-    row(
-        "Timeout arm+cancel (unfired)",
-        vec![
-            fig(measure(RUNS, || g::timeout_arm_cancel(simple))),
-            fig(measure(RUNS, || t::run(&rt, t::timeout_ready(simple)))),
-            Cell::Na("may has no timeout guard".into()),
-        ],
-    );
-    row(
-        "uncontended lock+unlock",
-        vec![
-            fig(measure(RUNS, || g::lock(simple))),
-            fig(measure(RUNS, || t::run(&rt, t::lock(simple)))),
-            fig(measure(RUNS, || m::run(move || m::lock(simple)))),
-        ],
-    );
-
-    let mut notes = vec![
+    }
+    let notes = vec![
         format!(
-            "ns per operation; median (min–max) of {RUNS} runs after a warm-up run. \
-             A hand-off is one task waking the other and switching to it \
-             (a ping-pong round trip is two). Ratio = greenlet / peer: below 1.00× greenlet is faster."
+            "ns per operation; median (min–max) of at least {RUNS} timed runs and at least {} s \
+             of them (at most {MAX_RUNS} runs), after a warm-up run; each row of each runtime in \
+             a fresh process pinned to CPU 0. A hand-off is one task waking the other and \
+             switching to it (a ping-pong round trip is two). Ratio = greenlet / peer: below \
+             1.00× greenlet is faster.",
+            MIN_TIME.as_secs()
         ),
-        "greenlet: main thread's hub. park/wake = `park` + `Waker::wake`; event = \
+        "greenlet: the main thread's hub. park/wake = `park` + `Waker::wake`; event = \
          `sync::Event` set/wait/clear; channel = `sync::Queue::unbounded`; \
          `yield_now`; `spawn` + `Greenlet::get`; `Timeout::start_new` + drop; `sync::Lock`."
             .into(),
@@ -550,30 +629,60 @@ pub fn run(scale: u64) -> Table {
          `sync::Mutex`."
             .into(),
         format!(
-            "may: `config().set_workers(1)`, measured inside a coroutine. park/wake = \
-             `coroutine::park` + `Coroutine::unpark`; event = `sync::Semphore` post/wait; \
-             channel = `sync::mpsc`; `coroutine::yield_now`; spawn + `JoinHandle::join` in batches \
-             of {}k live (each may stack is two memory maps; 100k live exceed `vm.max_map_count`); \
-             `sync::Mutex`.",
+            "may: `config().set_workers(1)` (may pins its worker to the first CPU), measured \
+             inside a coroutine. park/wake = `coroutine::park` + `Coroutine::unpark`; event = \
+             `sync::Semphore` post/wait; channel = `sync::mpsc`; `coroutine::yield_now`; spawn + \
+             `JoinHandle::join` in batches of {}k live (each may stack is two memory maps; 100k \
+             live exceed `vm.max_map_count`); `sync::Mutex`.",
             MAY_SPAWN_BATCH / 1000
         ),
+        format!(
+            "Before the suite it waited {:.1} s for idle CPUs (at most 10 s); load average then: {}.",
+            waited.as_secs_f64(),
+            crate::sys::loadavg()
+        ),
     ];
-    notes.push(format!(
-        "Before the suite it waited {:.1} s for idle CPUs (at most 10 s); load average then: {}.",
-        waited.as_secs_f64(),
-        crate::sys::loadavg()
-    ));
-    if let Some(e) = pin_err {
-        notes.push(format!("not pinned: {e}"));
-    } else {
-        notes.push(
-            "The measuring thread is pinned to CPU 0 (may pins its worker there too).".into(),
-        );
-    }
     Table {
         title: "micro: scheduler hot paths (one core)".into(),
-        columns: vec!["greenlet", "tokio", "may"],
+        columns: IMPLS.to_vec(),
         rows,
         notes,
     }
+}
+
+/// The hidden `micro-loop <bench> <seconds>` subcommand: runs one greenlet
+/// micro-benchmark over and over for about `seconds`, for a profiler
+/// (`perf record -g target/release/greenlet-bench micro-loop spawn 5`).
+/// Benches: park, event, queue, yield, spawn, timeout, lock. Returns the
+/// exit code.
+pub fn profile_loop(bench: &str, seconds: f64) -> i32 {
+    let f: fn() -> f64 = match bench {
+        "park" => || g::handoff_park(PINGPONG),
+        "event" => || g::handoff_event(PINGPONG),
+        "queue" => || g::handoff_queue(PINGPONG),
+        "yield" => || g::yield_pingpong(PINGPONG),
+        "spawn" => || g::spawn_join(SPAWN),
+        "timeout" => || g::timeout_arm_cancel(SIMPLE),
+        "lock" => || g::lock(SIMPLE),
+        _ => {
+            eprintln!("micro-loop: unknown bench {bench:?} (park, event, queue, yield, spawn, timeout, lock)");
+            return 2;
+        }
+    };
+    let _ = crate::sys::pin_to_cpu(0);
+    let t0 = Instant::now();
+    let mut v = Vec::new();
+    while t0.elapsed().as_secs_f64() < seconds {
+        v.push(f());
+    }
+    if let Some(fig) = Figure::of(&v) {
+        println!(
+            "{bench}: {} ns/op median ({}–{}) over {} runs",
+            crate::table::num(fig.median),
+            crate::table::num(fig.min),
+            crate::table::num(fig.max),
+            v.len()
+        );
+    }
+    0
 }
