@@ -534,3 +534,39 @@ impl<S: AsRawFd> Evented<S> {
         r
     }
 }
+
+/// Converting std sockets in and out (`from_std` / `into_std` of every
+/// socket type).
+impl<S: AsRawFd + AsFd> Evented<S> {
+    /// Adopts a std socket: non-blocking at the OS level; with
+    /// `timeouts`, its `SO_RCVTIMEO`/`SO_SNDTIMEO` become this object's
+    /// read and write timeouts.
+    pub(crate) fn adopt(sock: S, timeouts: bool) -> io::Result<Evented<S>> {
+        let r = socket2::SockRef::from(&sock);
+        let t = if timeouts {
+            (r.read_timeout()?, r.write_timeout()?)
+        } else {
+            (None, None)
+        };
+        r.set_nonblocking(true)?;
+        let e = Evented::new(sock);
+        e.set_read_timeout(t.0)?;
+        e.set_write_timeout(t.1)?;
+        Ok(e)
+    }
+
+    /// Gives the socket back, deregistered, in this object's blocking mode
+    /// and, with `timeouts`, with its timeouts applied to the OS socket.
+    pub(crate) fn release(self, timeouts: bool) -> io::Result<S> {
+        let (rt, wt) = (self.read_timeout()?, self.write_timeout()?);
+        let nonblocking = self.nonblocking();
+        let sock = self.into_inner()?;
+        let r = socket2::SockRef::from(&sock);
+        r.set_nonblocking(nonblocking)?;
+        if timeouts {
+            r.set_read_timeout(rt)?;
+            r.set_write_timeout(wt)?;
+        }
+        Ok(sock)
+    }
+}

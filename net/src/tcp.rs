@@ -81,9 +81,8 @@ impl TcpListener {
     /// # Errors
     /// The error of setting `O_NONBLOCK`.
     pub fn from_std(listener: net::TcpListener) -> io::Result<TcpListener> {
-        listener.set_nonblocking(true)?;
         Ok(TcpListener {
-            io: Evented::new(listener),
+            io: Evented::adopt(listener, false)?,
         })
     }
 
@@ -93,10 +92,7 @@ impl TcpListener {
     /// # Errors
     /// `EBADF` if closed; the error of setting the blocking mode.
     pub fn into_std(self) -> io::Result<net::TcpListener> {
-        let nonblocking = self.io.nonblocking();
-        let l = self.io.into_inner()?;
-        l.set_nonblocking(nonblocking)?;
-        Ok(l)
+        self.io.release(false)
     }
 
     /// Accepts a connection, parking until one arrives (or the read
@@ -299,14 +295,9 @@ impl TcpStream {
     /// # Errors
     /// The error of setting `O_NONBLOCK` or reading the timeouts.
     pub fn from_std(stream: net::TcpStream) -> io::Result<TcpStream> {
-        let (r, w) = (stream.read_timeout()?, stream.write_timeout()?);
-        stream.set_nonblocking(true)?;
-        let s = TcpStream {
-            io: Evented::new(stream),
-        };
-        s.io.set_read_timeout(r)?;
-        s.io.set_write_timeout(w)?;
-        Ok(s)
+        Ok(TcpStream {
+            io: Evented::adopt(stream, true)?,
+        })
     }
 
     /// Converts back into a std stream with this object's timeouts and
@@ -315,13 +306,7 @@ impl TcpStream {
     /// # Errors
     /// `EBADF` if closed; the errors of applying the settings.
     pub fn into_std(self) -> io::Result<net::TcpStream> {
-        let (r, w) = (self.io.read_timeout()?, self.io.write_timeout()?);
-        let nonblocking = self.io.nonblocking();
-        let s = self.io.into_inner()?;
-        s.set_nonblocking(nonblocking)?;
-        s.set_read_timeout(r)?;
-        s.set_write_timeout(w)?;
-        Ok(s)
+        self.io.release(true)
     }
 
     /// The remote address.

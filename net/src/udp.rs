@@ -41,14 +41,9 @@ impl UdpSocket {
     /// # Errors
     /// The error of setting `O_NONBLOCK` or reading the timeouts.
     pub fn from_std(socket: net::UdpSocket) -> io::Result<UdpSocket> {
-        let (r, w) = (socket.read_timeout()?, socket.write_timeout()?);
-        socket.set_nonblocking(true)?;
-        let s = UdpSocket {
-            io: Evented::new(socket),
-        };
-        s.io.set_read_timeout(r)?;
-        s.io.set_write_timeout(w)?;
-        Ok(s)
+        Ok(UdpSocket {
+            io: Evented::adopt(socket, true)?,
+        })
     }
 
     /// Converts back into a std socket with this object's timeouts and
@@ -57,13 +52,7 @@ impl UdpSocket {
     /// # Errors
     /// `EBADF` if closed; the errors of applying the settings.
     pub fn into_std(self) -> io::Result<net::UdpSocket> {
-        let (r, w) = (self.io.read_timeout()?, self.io.write_timeout()?);
-        let nonblocking = self.io.nonblocking();
-        let s = self.io.into_inner()?;
-        s.set_nonblocking(nonblocking)?;
-        s.set_read_timeout(r)?;
-        s.set_write_timeout(w)?;
-        Ok(s)
+        self.io.release(true)
     }
 
     /// Receives one datagram and its sender, parking until one arrives.

@@ -81,14 +81,9 @@ impl UnixDatagram {
     /// # Errors
     /// The error of setting `O_NONBLOCK` or reading the timeouts.
     pub fn from_std(socket: net::UnixDatagram) -> io::Result<UnixDatagram> {
-        let (r, w) = (socket.read_timeout()?, socket.write_timeout()?);
-        socket.set_nonblocking(true)?;
-        let s = UnixDatagram {
-            io: Evented::new(socket),
-        };
-        s.io.set_read_timeout(r)?;
-        s.io.set_write_timeout(w)?;
-        Ok(s)
+        Ok(UnixDatagram {
+            io: Evented::adopt(socket, true)?,
+        })
     }
 
     /// Converts back into a std socket with this object's timeouts and
@@ -97,13 +92,7 @@ impl UnixDatagram {
     /// # Errors
     /// `EBADF` if closed; the errors of applying the settings.
     pub fn into_std(self) -> io::Result<net::UnixDatagram> {
-        let (r, w) = (self.io.read_timeout()?, self.io.write_timeout()?);
-        let nonblocking = self.io.nonblocking();
-        let s = self.io.into_inner()?;
-        s.set_nonblocking(nonblocking)?;
-        s.set_read_timeout(r)?;
-        s.set_write_timeout(w)?;
-        Ok(s)
+        self.io.release(true)
     }
 
     /// Sets the default peer to the socket at `path` (never waits).

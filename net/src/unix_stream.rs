@@ -135,9 +135,8 @@ impl UnixListener {
     /// # Errors
     /// The error of setting `O_NONBLOCK`.
     pub fn from_std(listener: net::UnixListener) -> io::Result<UnixListener> {
-        listener.set_nonblocking(true)?;
         Ok(UnixListener {
-            io: Evented::new(listener),
+            io: Evented::adopt(listener, false)?,
         })
     }
 
@@ -146,10 +145,7 @@ impl UnixListener {
     /// # Errors
     /// `EBADF` if closed; the error of setting the mode.
     pub fn into_std(self) -> io::Result<net::UnixListener> {
-        let nonblocking = self.io.nonblocking();
-        let l = self.io.into_inner()?;
-        l.set_nonblocking(nonblocking)?;
-        Ok(l)
+        self.io.release(false)
     }
 
     /// Accepts a connection, parking until one arrives.
@@ -281,14 +277,9 @@ impl UnixStream {
     /// # Errors
     /// The error of setting `O_NONBLOCK` or reading the timeouts.
     pub fn from_std(stream: net::UnixStream) -> io::Result<UnixStream> {
-        let (r, w) = (stream.read_timeout()?, stream.write_timeout()?);
-        stream.set_nonblocking(true)?;
-        let s = UnixStream {
-            io: Evented::new(stream),
-        };
-        s.io.set_read_timeout(r)?;
-        s.io.set_write_timeout(w)?;
-        Ok(s)
+        Ok(UnixStream {
+            io: Evented::adopt(stream, true)?,
+        })
     }
 
     /// Converts back into a std stream with this object's timeouts and
@@ -297,13 +288,7 @@ impl UnixStream {
     /// # Errors
     /// `EBADF` if closed; the errors of applying the settings.
     pub fn into_std(self) -> io::Result<net::UnixStream> {
-        let (r, w) = (self.io.read_timeout()?, self.io.write_timeout()?);
-        let nonblocking = self.io.nonblocking();
-        let s = self.io.into_inner()?;
-        s.set_nonblocking(nonblocking)?;
-        s.set_read_timeout(r)?;
-        s.set_write_timeout(w)?;
-        Ok(s)
+        self.io.release(true)
     }
 
     /// A second handle to the same connection (a `dup`) with this object's
