@@ -214,6 +214,9 @@ pub mod docs {
     /// docs/sockets.md
     #[doc = include_str!("../docs/sockets.md")]
     pub struct Sockets;
+    /// docs/performance.md
+    #[doc = include_str!("../docs/performance.md")]
+    pub struct Performance;
     /// docs/design.md
     #[doc = include_str!("../docs/design.md")]
     pub struct Design;
