@@ -56,9 +56,14 @@ fn rss_bytes() -> usize {
     pages * 4096
 }
 
-/// Spawns `n` greenlets that all park, checks they all did, wakes and joins
-/// them.
-fn park_wake_join(n: usize) {
+type Parked = (
+    Rc<RefCell<Vec<Waker>>>,
+    Vec<greenlet::Greenlet<Result<(), greenlet::Interrupted>>>,
+);
+
+/// Spawns `n` greenlets and lets them all park; returns their wakers and
+/// handles.
+fn park_all(n: usize) -> Parked {
     let wakers: Rc<RefCell<Vec<Waker>>> = Rc::default();
     let gs: Vec<_> = (0..n)
         .map(|_| {
@@ -68,7 +73,11 @@ fn park_wake_join(n: usize) {
         .collect();
     greenlet::yield_now();
     assert_eq!(wakers.borrow().len(), n, "all parked");
-    assert_eq!(hub::stats().live_stacks, n);
+    (wakers, gs)
+}
+
+/// Wakes what [`park_all`] parked and joins it.
+fn wake_all((wakers, gs): Parked) {
     for w in wakers.borrow_mut().drain(..) {
         w.wake();
     }
@@ -76,6 +85,14 @@ fn park_wake_join(n: usize) {
         g.join().unwrap();
         assert!(g.successful());
     }
+}
+
+/// Spawns `n` greenlets that all park, checks they all did, wakes and joins
+/// them.
+fn park_wake_join(n: usize) {
+    let parked = park_all(n);
+    assert_eq!(hub::stats().live_stacks, n);
+    wake_all(parked);
 }
 
 #[test]
@@ -87,15 +104,7 @@ fn hundred_thousand_parked_greenlets_add_few_memory_maps() {
 #[ignore = "run in its own process by hundred_thousand_parked_greenlets_add_few_memory_maps"]
 fn child_hundred_thousand_parked() {
     let before = maps();
-    let wakers: Rc<RefCell<Vec<Waker>>> = Rc::default();
-    let gs: Vec<_> = (0..100_000)
-        .map(|_| {
-            let w = wakers.clone();
-            spawn(move || park(&"wake", |waker| w.borrow_mut().push(waker)))
-        })
-        .collect();
-    greenlet::yield_now();
-    assert_eq!(wakers.borrow().len(), 100_000);
+    let parked = park_all(100_000);
     let during = maps();
     assert!(
         during < before + 1000,
@@ -106,12 +115,7 @@ fn child_hundred_thousand_parked() {
         StackGuard::Auto,
         "MADV_GUARD_INSTALL is used here"
     );
-    for w in wakers.borrow_mut().drain(..) {
-        w.wake();
-    }
-    for g in &gs {
-        g.join().unwrap();
-    }
+    wake_all(parked);
 }
 
 #[test]
@@ -131,24 +135,11 @@ fn child_fallback_ten_thousand() {
         "forced by the environment"
     );
     let before = maps();
-    let wakers: Rc<RefCell<Vec<Waker>>> = Rc::default();
-    let gs: Vec<_> = (0..10_000)
-        .map(|_| {
-            let w = wakers.clone();
-            spawn(move || park(&"wake", |waker| w.borrow_mut().push(waker)))
-        })
-        .collect();
-    greenlet::yield_now();
+    let parked = park_all(10_000);
     // The fallback really is per-stack maps: about two per stack.
     let grown = maps() - before;
     assert!(grown >= 10_000, "expected per-stack maps, grew by {grown}");
-    for w in wakers.borrow_mut().drain(..) {
-        w.wake();
-    }
-    for g in &gs {
-        g.join().unwrap();
-        assert!(g.successful());
-    }
+    wake_all(parked);
 }
 
 #[test]
