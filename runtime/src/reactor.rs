@@ -57,6 +57,22 @@ struct Source {
     writer: Option<Waker>,
 }
 
+impl Source {
+    /// A source assumed ready both ways, so the first operation tries its
+    /// syscall; no waiters.
+    fn ready(fd: RawFd) -> Source {
+        Source {
+            fd,
+            readable: true,
+            writable: true,
+            read_closed: false,
+            write_closed: false,
+            reader: None,
+            writer: None,
+        }
+    }
+}
+
 pub(crate) struct Reactor {
     /// Replaced in a forked child (`reinit`): the parent's epoll instance
     /// and eventfd are shared with it and must not be touched.
@@ -248,15 +264,7 @@ impl Registration {
     pub unsafe fn new(fd: RawFd) -> io::Result<Registration> {
         let hub = Hub::get();
         let r = &hub.reactor;
-        let key = r.sources.borrow_mut().insert(Source {
-            fd,
-            readable: true,
-            writable: true,
-            read_closed: false,
-            write_closed: false,
-            reader: None,
-            writer: None,
-        });
+        let key = r.sources.borrow_mut().insert(Source::ready(fd));
         if let Err(e) = r.epoll.borrow().add(fd, key as u64) {
             r.sources.borrow_mut().remove(key);
             return Err(e);
@@ -281,15 +289,7 @@ impl Registration {
             Some(s) if hub.id == self.hub_id => f(s),
             // Registered with a hub that was shut down: always "ready", so
             // operations go to their syscall; waits fail (see `wait`).
-            _ => f(&mut Source {
-                fd: self.fd,
-                readable: true,
-                writable: true,
-                read_closed: false,
-                write_closed: false,
-                reader: None,
-                writer: None,
-            }),
+            _ => f(&mut Source::ready(self.fd)),
         }
     }
 

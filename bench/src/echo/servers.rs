@@ -129,14 +129,7 @@ fn may_server(addr: SocketAddr) -> io::Result<()> {
                 // (Inside the outer `unsafe`: the same contract holds.)
                 coroutine::spawn(move || -> io::Result<()> {
                     s.set_nodelay(true)?;
-                    let mut buf = vec![0u8; BUF];
-                    loop {
-                        let n = s.read(&mut buf)?;
-                        if n == 0 {
-                            return Ok(());
-                        }
-                        s.write_all(&buf[..n])?;
-                    }
+                    echo_blocking(&mut s)
                 });
             }
         })
@@ -148,6 +141,19 @@ fn may_server(addr: SocketAddr) -> io::Result<()> {
 
 // ----------------------------------------------------------------- threads
 
+/// Echoes until EOF with blocking-style reads and writes (may's coroutine
+/// sockets and std's both look like this).
+fn echo_blocking(s: &mut (impl Read + Write)) -> io::Result<()> {
+    let mut buf = vec![0u8; BUF];
+    loop {
+        let n = s.read(&mut buf)?;
+        if n == 0 {
+            return Ok(());
+        }
+        s.write_all(&buf[..n])?;
+    }
+}
+
 fn threads_server(addr: SocketAddr) -> io::Result<()> {
     let l = TcpListener::bind(addr)?;
     announce(l.local_addr()?)?;
@@ -155,14 +161,7 @@ fn threads_server(addr: SocketAddr) -> io::Result<()> {
         let (mut s, _) = l.accept()?;
         std::thread::spawn(move || -> io::Result<()> {
             s.set_nodelay(true)?;
-            let mut buf = vec![0u8; BUF];
-            loop {
-                let n = s.read(&mut buf)?;
-                if n == 0 {
-                    return Ok(());
-                }
-                s.write_all(&buf[..n])?;
-            }
+            echo_blocking(&mut s)
         });
     }
 }
