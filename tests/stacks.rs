@@ -299,6 +299,9 @@ fn child_rss_after_burst() {
         // 48 KiB of this greenlet's 64 KiB stack, every page written.
         let mut buf = [1u8; 48 * 1024];
         black_box(&mut buf);
+        // Still live when the next one starts, so each needs its own stack
+        // (one that finished would hand its warm stack to the next).
+        greenlet::yield_now();
         buf[100]
     }
     greenlet::yield_now();

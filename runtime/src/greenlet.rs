@@ -20,23 +20,17 @@
 
 use std::any::Any;
 use std::borrow::Cow;
-use std::cell::{Cell, RefCell};
+use std::cell::Cell;
 use std::fmt;
 use std::io;
-use std::marker::PhantomData;
-use std::panic::{self, AssertUnwindSafe, Location};
-use std::rc::Rc;
+use std::panic::Location;
 use std::time::{Duration, Instant};
 
-use corosensei::{Coroutine, Yielder};
-
 use crate::hub::Hub;
-use crate::interrupt::{BlockedForever, Interrupted, TimeoutId};
+use crate::interrupt::{BlockedForever, Interrupted};
 use crate::park::{park, Waker};
-use crate::stack::Stack;
-use crate::timer::{TimerAction, TimerGuard, TimerHandle};
-
-pub(crate) type Co = Coroutine<(), (), (), Stack>;
+use crate::record::{Core, Outcome, Rec, State, Task};
+use crate::timer::{TimerAction, TimerGuard};
 
 /// The payload a killed greenlet unwinds with (gevent's `GreenletExit`).
 ///
@@ -48,33 +42,6 @@ pub(crate) type Co = Coroutine<(), (), (), Stack>;
 /// returns normally, that value is its result.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct GreenletExit;
-
-/// Internal scheduling state. `Scheduled` means "in the ready queue".
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum State {
-    Delayed,
-    Scheduled,
-    Running,
-    Parked,
-    Dead,
-}
-
-/// How a greenlet ended, or that it has not.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Outcome {
-    Pending,
-    Value,
-    Killed,
-    Panicked,
-}
-
-/// Why a parked greenlet was scheduled.
-#[derive(Debug, Default)]
-pub(crate) enum WakeReason {
-    #[default]
-    Woken,
-    Interrupted(Interrupted),
-}
 
 /// The public view of a greenlet's state.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -102,7 +69,7 @@ enum LinkWhen {
     Failure,
 }
 
-struct Link {
+pub(crate) struct Link {
     id: u64,
     when: LinkWhen,
     f: LinkFn,
@@ -112,182 +79,8 @@ struct Link {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct LinkId(u64);
 
-/// The shared record of one greenlet (the untyped part).
-pub(crate) struct Core {
-    pub(crate) id: u64,
-    name: Option<Box<str>>,
-    pub(crate) location: &'static Location<'static>,
-    pub(crate) state: Cell<State>,
-    pub(crate) started: Cell<bool>,
-    /// The coroutine; taken out while it runs, `None` once finished.
-    pub(crate) co: Cell<Option<Co>>,
-    /// Set by the coroutine body on its first run; valid while `co` lives.
-    pub(crate) yielder: Cell<*const Yielder<(), ()>>,
-    /// Sequence number of the current (or next) park; wakers carry it.
-    pub(crate) park_seq: Cell<u32>,
-    pub(crate) wake_reason: Cell<WakeReason>,
-    /// Timeouts that fired while this greenlet was not parked; delivered,
-    /// oldest first, by its next waits.
-    pending: RefCell<Vec<TimeoutId>>,
-    pub(crate) kill_requested: Cell<bool>,
-    /// Between the start of a kill's unwind and the end of it (or its being
-    /// caught); a second kill meanwhile does nothing.
-    pub(crate) unwinding: Cell<bool>,
-    pub(crate) outcome: Cell<Outcome>,
-    panic: RefCell<Option<Box<dyn Any + Send>>>,
-    links: RefCell<Vec<Link>>,
-    pub(crate) joiners: RefCell<Vec<Waker>>,
-    pub(crate) live_key: Cell<usize>,
-    pub(crate) start_timer: Cell<Option<TimerHandle>>,
-    /// Usable bytes of its stack (for overflow reports).
-    pub(crate) stack_size: Cell<usize>,
-    /// Address of its stack's guard page (0 for the main greenlet).
-    pub(crate) guard_page: Cell<usize>,
-    /// Its name was given to the blocking monitor.
-    pub(crate) name_published: Cell<bool>,
-    pub(crate) is_main: bool,
-}
-
-impl Core {
-    pub(crate) fn new(
-        id: u64,
-        name: Option<Box<str>>,
-        location: &'static Location<'static>,
-        is_main: bool,
-    ) -> Core {
-        Core {
-            id,
-            name,
-            location,
-            state: Cell::new(State::Scheduled),
-            started: Cell::new(is_main),
-            co: Cell::new(None),
-            yielder: Cell::new(std::ptr::null()),
-            park_seq: Cell::new(0),
-            wake_reason: Cell::new(WakeReason::Woken),
-            pending: RefCell::new(Vec::new()),
-            kill_requested: Cell::new(false),
-            unwinding: Cell::new(false),
-            outcome: Cell::new(Outcome::Pending),
-            panic: RefCell::new(None),
-            links: RefCell::new(Vec::new()),
-            joiners: RefCell::new(Vec::new()),
-            live_key: Cell::new(usize::MAX),
-            start_timer: Cell::new(None),
-            stack_size: Cell::new(0),
-            guard_page: Cell::new(0),
-            name_published: Cell::new(false),
-            is_main,
-        }
-    }
-
-    /// The name given at spawn, if any.
-    pub(crate) fn given_name(&self) -> Option<&str> {
-        self.name.as_deref()
-    }
-
-    pub(crate) fn name(&self) -> Cow<'_, str> {
-        match &self.name {
-            Some(n) => Cow::Borrowed(n),
-            None if self.is_main => Cow::Borrowed("main"),
-            None => Cow::Owned(format!("Greenlet-{}", self.id)),
-        }
-    }
-
-    pub(crate) fn push_pending(&self, id: TimeoutId) {
-        self.pending.borrow_mut().push(id);
-    }
-
-    pub(crate) fn take_pending(&self) -> Option<TimeoutId> {
-        let mut p = self.pending.borrow_mut();
-        if p.is_empty() {
-            None
-        } else {
-            Some(p.remove(0))
-        }
-    }
-
-    /// Drops a fired, undelivered timeout; `true` if it was pending.
-    pub(crate) fn discard_pending(&self, id: TimeoutId) -> bool {
-        let mut p = self.pending.borrow_mut();
-        let before = p.len();
-        p.retain(|p| *p != id);
-        p.len() != before
-    }
-
-    /// Where a greenlet is, for messages: "Greenlet-7 spawned at src/x.rs:1:2".
-    pub(crate) fn describe(&self) -> String {
-        if self.is_main {
-            "the main greenlet".to_string()
-        } else {
-            format!("{} spawned at {}", self.name(), self.location)
-        }
-    }
-}
-
-/// A greenlet record: the untyped [`Core`] followed by the typed result
-/// slot. The hub and [`GreenletRef`] hold it as `Rc<Record>` (the slot as
-/// `dyn Any`), so reaching the core is a plain field access, not a virtual
-/// call; `Greenlet<T>` downcasts the slot to take the value.
-pub(crate) struct Task<V: ?Sized> {
-    pub(crate) core: Core,
-    value: V,
-}
-
-/// The untyped record.
-pub(crate) type Record = Task<dyn Any>;
-
-impl<V: ?Sized> Task<V> {
-    #[inline(always)]
-    pub(crate) fn core(&self) -> &Core {
-        &self.core
-    }
-}
-
-impl<T> Task<Cell<Option<T>>> {
-    pub(crate) fn new(core: Core) -> Task<Cell<Option<T>>> {
-        Task {
-            core,
-            value: Cell::new(None),
-        }
-    }
-}
-
-/// The coroutine body of a greenlet running `f`.
-fn body<T: 'static, F: FnOnce() -> T + 'static>(
-    task: *const Task<Cell<Option<T>>>,
-    f: F,
-) -> impl FnOnce(&Yielder<(), ()>, ()) + 'static {
-    move |yielder, ()| {
-        // SAFETY: the record owns the coroutine (`Core::co`) and the hub keeps
-        // the record alive (live table, `current`) for as long as the
-        // coroutine can run, so the pointer is valid whenever this runs.
-        let task = unsafe { &*task };
-        task.core.yielder.set(yielder);
-        let outcome = match panic::catch_unwind(AssertUnwindSafe(f)) {
-            Ok(v) => {
-                task.value.set(Some(v));
-                Outcome::Value
-            }
-            Err(p) if p.is::<GreenletExit>() => Outcome::Killed,
-            Err(p) => {
-                if Hub::get().closing.get() {
-                    // Tearing the hub down: this is corosensei's forced
-                    // unwind (or a panic raised by it); let it reach the root.
-                    panic::resume_unwind(p);
-                }
-                *task.core.panic.borrow_mut() = Some(p);
-                Outcome::Panicked
-            }
-        };
-        let hub = Hub::get();
-        let me = hub.current();
-        hub.finish(&me, outcome);
-    }
-}
-
 /// Wakes the joiners of a greenlet that just died.
-pub(crate) fn on_death_joiners(rec: &Rc<Record>) {
+pub(crate) fn on_death_joiners(rec: &Rec) {
     let joiners = std::mem::take(&mut *rec.core().joiners.borrow_mut());
     for w in joiners {
         w.wake();
@@ -295,7 +88,7 @@ pub(crate) fn on_death_joiners(rec: &Rc<Record>) {
 }
 
 /// Runs links and wakes joiners of a greenlet that just died.
-pub(crate) fn on_death(hub: &Hub, rec: &Rc<Record>) {
+pub(crate) fn on_death(hub: &Hub, rec: &Rec) {
     let core = rec.core();
     on_death_joiners(rec);
     let links = std::mem::take(&mut *core.links.borrow_mut());
@@ -312,7 +105,7 @@ pub(crate) fn on_death(hub: &Hub, rec: &Rc<Record>) {
     }
 }
 
-fn spawn_link(hub: &Hub, rec: Rc<Record>, f: LinkFn) {
+fn spawn_link(hub: &Hub, rec: Rec, f: LinkFn) {
     let r = GreenletRef { rec };
     // A link runs in its own greenlet; if no stack can be had, report it
     // rather than lose the callback silently.
@@ -395,17 +188,22 @@ impl Builder {
         F: FnOnce() -> T + 'static,
         T: 'static,
     {
-        let task =
+        let (rec, value) =
             Hub::get().spawn_task(f, self.name, self.stack_size, Location::caller(), start)?;
         Ok(Greenlet {
-            r: GreenletRef { rec: task },
-            _t: PhantomData,
+            r: GreenletRef { rec },
+            value,
         })
     }
 }
 
 impl Hub {
     /// Creates a greenlet running `f`; scheduled now, or at `start`.
+    /// Returns its record and its result slot.
+    ///
+    /// A stack is reserved now, so running out of them is an error here, but
+    /// the coroutine is built only when the greenlet first runs.
+    #[allow(clippy::type_complexity)]
     pub(crate) fn spawn_task<T, F>(
         &self,
         f: F,
@@ -413,22 +211,18 @@ impl Hub {
         stack_size: Option<usize>,
         location: &'static Location<'static>,
         start: Option<Instant>,
-    ) -> io::Result<Rc<Record>>
+    ) -> io::Result<(Rec, *const Cell<Option<T>>)>
     where
         F: FnOnce() -> T + 'static,
         T: 'static,
     {
         let stack = self.stacks.borrow_mut().get(stack_size)?;
         let id = self.next_id();
-        let task: Rc<Task<Cell<Option<T>>>> =
-            Rc::new(Task::new(Core::new(id, name, location, false)));
-        task.core
-            .stack_size
-            .set(stack.usable(self.stacks.borrow().page()));
-        task.core.guard_page.set(stack.bottom);
-        let co = Coroutine::with_stack(stack, body(Rc::as_ptr(&task), f));
-        task.core.co.set(Some(co));
-        let rec: Rc<Record> = task;
+        let task = Task::new(Core::new(id, name, location, false), f);
+        task.core.stack.set(Some(stack));
+        let (rec, body) = Rec::new_typed(task);
+        // SAFETY: `body` points into the record `rec` keeps alive.
+        let value: *const Cell<Option<T>> = unsafe { &(*body).value };
         self.register_live(&rec);
         match start {
             None => self.schedule(rec.clone()),
@@ -441,7 +235,7 @@ impl Hub {
                 rec.core().start_timer.set(Some(h));
             }
         }
-        Ok(rec)
+        Ok((rec, value))
     }
 }
 
@@ -584,7 +378,8 @@ pub fn panic_message(p: &(dyn Any + Send)) -> &str {
 /// ```
 pub struct Greenlet<T> {
     r: GreenletRef,
-    _t: PhantomData<fn() -> T>,
+    /// The result slot inside `r`'s record (which `r` keeps alive).
+    value: *const Cell<Option<T>>,
 }
 
 impl<T: 'static> Greenlet<T> {
@@ -616,12 +411,9 @@ impl<T: 'static> Greenlet<T> {
                 None => Err(GreenletError::Taken),
             },
             Outcome::Value => {
-                let slot = self
-                    .r
-                    .rec
-                    .value
-                    .downcast_ref::<Cell<Option<T>>>()
-                    .expect("a Greenlet<T> always points at a Task of T");
+                // SAFETY: `value` points into the record `self.r` holds, made
+                // for this `T` by `spawn_task`.
+                let slot = unsafe { &*self.value };
                 slot.take().ok_or(GreenletError::Taken)
             }
         }
@@ -656,7 +448,7 @@ impl<T> fmt::Debug for Greenlet<T> {
 /// `getcurrent()` returns it): identity, state, join, kill and links.
 #[derive(Clone)]
 pub struct GreenletRef {
-    pub(crate) rec: Rc<Record>,
+    pub(crate) rec: Rec,
 }
 
 impl AsRef<GreenletRef> for GreenletRef {
@@ -667,7 +459,7 @@ impl AsRef<GreenletRef> for GreenletRef {
 
 impl PartialEq for GreenletRef {
     fn eq(&self, other: &Self) -> bool {
-        Rc::ptr_eq(&self.rec, &other.rec)
+        self.rec.ptr_eq(&other.rec)
     }
 }
 
@@ -803,7 +595,7 @@ impl GreenletRef {
     }
 
     fn check_not_self(&self, what: &str) -> Result<(), Interrupted> {
-        if Rc::ptr_eq(&Hub::get().current(), &self.rec) {
+        if Hub::get().is_current(&self.rec) {
             return Err(Interrupted::LoopExit(BlockedForever::new(format!(
                 "{what} of {} by itself",
                 self.core().describe()

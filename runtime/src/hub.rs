@@ -6,36 +6,38 @@
 //! main greenlet blocks, the loop runs until the main greenlet is woken.
 //!
 //! One loop turn runs the greenlets that were ready at its start (a bounded
-//! batch), then polls the reactor (not at all while work is queued, except
-//! every [`POLL_EVERY`] turns, so I/O is never starved; with a timeout of the
-//! nearest timer when idle), fires due timers, and drains the remote queue.
+//! batch). Then, if the ready queue is empty, the hub polls the reactor (with
+//! the timeout of the nearest timer), fires due timers, drains the remote
+//! queue and dispatches signals. While greenlets keep the queue busy, it does
+//! that (polling with a zero timeout) once at least [`POLL_EVERY`] greenlets
+//! have run since the last time, so I/O, timers and remote work are never
+//! starved and a hand-off between greenlets pays for none of it.
 
 use std::cell::{Cell, RefCell};
-use std::collections::VecDeque;
 use std::fmt;
 use std::panic::{self, AssertUnwindSafe, Location};
 use std::ptr;
-use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use corosensei::CoroutineResult;
 use slab::Slab;
 
-use crate::greenlet::{
-    on_death, Core, GreenletExit, GreenletRef, GreenletState, Outcome, Record, State, Task,
-    WakeReason,
-};
+use crate::greenlet::{on_death, GreenletExit, GreenletRef, GreenletState};
 use crate::interrupt::{BlockedForever, Interrupted};
 use crate::park::Waker;
 use crate::reactor::Reactor;
+use crate::record::{Core, MainBody, Outcome, Rec, State, Task, WakeReason};
 use crate::remote::RemoteShared;
+use crate::runqueue::RunQueue;
 use crate::stack::overflow::{self, AltStack, Overflowed};
 use crate::stack::StackPool;
 use crate::timer::{TimerAction, TimerHandle, Timers};
 
 /// While greenlets keep the ready queue busy, the reactor is polled (with a
-/// zero timeout) once every this many turns.
+/// zero timeout), and timers, remote work and signals are handled, at the
+/// end of the turn in which this many greenlets have run since the last time
+/// (tokio's `event_interval` has the same default).
 pub const POLL_EVERY: u32 = 61;
 
 /// Marks the hub pointer of a thread whose hub was already destroyed.
@@ -80,17 +82,21 @@ pub(crate) struct Hub {
     /// Unique per thread across hubs (a hub replaced by `shutdown` and a
     /// new one differ): objects registered with a hub check it.
     pub(crate) id: u64,
-    ready: RefCell<VecDeque<Rc<Record>>>,
+    ready: RunQueue,
     /// The running greenlet; the main greenlet's record while the loop runs.
-    current: RefCell<Rc<Record>>,
-    main: Rc<Record>,
+    /// A raw pointer, not an `Rc`, so switching costs no reference counting:
+    /// the record is kept alive by `main`, or by `run_one` (or `teardown`)
+    /// for as long as it is current.
+    current: Cell<*const Core>,
+    main: Rec,
     pub(crate) timers: RefCell<Timers>,
     pub(crate) reactor: Reactor,
     pub(crate) stacks: RefCell<StackPool>,
     pub(crate) remote: Arc<RemoteShared>,
-    live: RefCell<Slab<Rc<Record>>>,
+    live: RefCell<Slab<Rec>>,
     next_id: Cell<u64>,
-    turns_since_poll: Cell<u32>,
+    /// Greenlets run since the reactor was last polled.
+    runs_since_poll: Cell<u32>,
     /// Greenlets of the current turn's batch not yet run.
     batch_left: Cell<usize>,
     /// Set during teardown: parks fail at once, the body lets forced
@@ -101,6 +107,9 @@ pub(crate) struct Hub {
     pub(crate) keepalive: Cell<usize>,
     /// The blocking monitor's view of this hub, when it is on.
     pub(crate) monitor: RefCell<Option<Arc<crate::monitor::Watched>>>,
+    /// `monitor` is set: the one check the loop makes per switch when the
+    /// monitor is off.
+    pub(crate) monitoring: Cell<bool>,
     /// Signal handlers registered on this hub (see `signal.rs`).
     pub(crate) signals: RefCell<crate::signal::HubSignals>,
     /// Set by the signal handler when a signal for this hub arrived.
@@ -161,12 +170,10 @@ impl Hub {
             panic!("greenlet: cannot create this thread's hub: the poller failed: {e}")
         });
         overflow::install();
-        let main: Rc<Record> = Rc::new(Task::<Cell<Option<()>>>::new(Core::new(
-            0,
-            None,
-            Location::caller(),
-            true,
-        )));
+        let main = Rec::new(Task {
+            core: Core::new(0, None, Location::caller(), true),
+            body: MainBody,
+        });
         main.core().state.set(State::Running);
         let remote = Arc::new(RemoteShared::new(reactor.notifier()));
         thread_local! {
@@ -179,8 +186,8 @@ impl Hub {
         });
         Hub {
             id,
-            ready: RefCell::new(VecDeque::new()),
-            current: RefCell::new(main.clone()),
+            ready: RunQueue::new(),
+            current: Cell::new(main.as_ptr()),
             main,
             timers: RefCell::new(Timers::new()),
             reactor,
@@ -188,11 +195,12 @@ impl Hub {
             remote,
             live: RefCell::new(Slab::new()),
             next_id: Cell::new(1),
-            turns_since_poll: Cell::new(0),
+            runs_since_poll: Cell::new(0),
             batch_left: Cell::new(0),
             closing: Cell::new(false),
             keepalive: Cell::new(0),
             monitor: RefCell::new(None),
+            monitoring: Cell::new(false),
             signals: RefCell::new(crate::signal::HubSignals::new()),
             signal_flag: Arc::new(std::sync::atomic::AtomicBool::new(false)),
             _altstack: AltStack::ensure(),
@@ -207,15 +215,22 @@ impl Hub {
 
     /// The running greenlet's record.
     #[inline]
-    pub(crate) fn current(&self) -> Rc<Record> {
-        self.current.borrow().clone()
+    pub(crate) fn current(&self) -> Rec {
+        // SAFETY: `current` always points at a live record (see the field).
+        unsafe { Rec::clone_from_ptr(self.current.get()) }
     }
 
-    pub(crate) fn live_snapshot(&self) -> Vec<Rc<Record>> {
+    /// Whether `rec` is the running greenlet.
+    #[inline]
+    pub(crate) fn is_current(&self, rec: &Rec) -> bool {
+        ptr::addr_eq(rec.as_ptr(), self.current.get())
+    }
+
+    pub(crate) fn live_snapshot(&self) -> Vec<Rec> {
         self.live.borrow().iter().map(|(_, r)| r.clone()).collect()
     }
 
-    pub(crate) fn unregister_live(&self, rec: &Rc<Record>) {
+    pub(crate) fn unregister_live(&self, rec: &Rec) {
         let removed = self.live.borrow_mut().try_remove(rec.core().live_key.get());
         drop(removed);
     }
@@ -235,16 +250,16 @@ impl Hub {
         self.keepalive.set(self.signals.borrow().len());
     }
 
-    pub(crate) fn register_live(&self, rec: &Rc<Record>) {
+    pub(crate) fn register_live(&self, rec: &Rec) {
         let key = self.live.borrow_mut().insert(rec.clone());
         rec.core().live_key.set(key);
     }
 
     /// Puts a greenlet at the back of the ready queue.
     #[inline]
-    pub(crate) fn schedule(&self, rec: Rc<Record>) {
+    pub(crate) fn schedule(&self, rec: Rec) {
         rec.core().state.set(State::Scheduled);
-        self.ready.borrow_mut().push_back(rec);
+        self.ready.push_back(rec);
     }
 
     pub(crate) fn arm_timer(&self, at: Instant, action: TimerAction) -> TimerHandle {
@@ -258,7 +273,7 @@ impl Hub {
     }
 
     /// Records a greenlet's death and runs its links and joiners.
-    pub(crate) fn finish(&self, rec: &Rc<Record>, outcome: Outcome) {
+    pub(crate) fn finish(&self, rec: &Rec, outcome: Outcome) {
         let core = rec.core();
         core.outcome.set(outcome);
         core.state.set(State::Dead);
@@ -306,10 +321,13 @@ impl Hub {
         core.state.set(State::Parked);
         self.switch_out(core, what);
         core.park_seq.set(core.park_seq.get().wrapping_add(1));
+        // Taken before a kill unwinds from here: `Waker::wake` relies on the
+        // reason being `Woken` whenever a greenlet parks.
+        let reason = core.wake_reason.take();
         if core.kill_requested.get() {
             start_unwind(core);
         }
-        match core.wake_reason.take() {
+        match reason {
             WakeReason::Woken => Ok(()),
             WakeReason::Interrupted(e) => Err(e),
         }
@@ -348,7 +366,7 @@ impl Hub {
     }
 
     /// Kills a greenlet: see `GreenletRef::kill_nowait`.
-    pub(crate) fn kill(&self, rec: &Rc<Record>) {
+    pub(crate) fn kill(&self, rec: &Rec) {
         let core = rec.core();
         if core.state.get() == State::Dead || core.unwinding.get() {
             return;
@@ -360,14 +378,14 @@ impl Hub {
                 self.cancel_timer(t);
             }
             core.state.set(State::Dead);
-            if let Some(mut co) = core.co.take() {
-                co.force_unwind();
-                self.stacks.borrow_mut().put(co.into_stack());
+            rec.body().discard();
+            if let Some(stack) = core.stack.take() {
+                self.stacks.borrow_mut().put(stack);
             }
             self.finish(rec, Outcome::Killed);
             return;
         }
-        if Rc::ptr_eq(rec, &*self.current.borrow()) {
+        if self.is_current(rec) {
             start_unwind(core);
         }
         core.kill_requested.set(true);
@@ -377,7 +395,7 @@ impl Hub {
     }
 
     /// Delivers a fired timeout to its greenlet.
-    fn deliver_timeout(&self, rec: Rc<Record>, id: crate::TimeoutId) {
+    fn deliver_timeout(&self, rec: Rec, id: crate::TimeoutId) {
         let core = rec.core();
         match core.state.get() {
             State::Dead => {}
@@ -401,18 +419,19 @@ impl Hub {
             let left = self.batch_left.get();
             if left == 0 {
                 self.turn(what);
-                self.batch_left.set(self.ready.borrow().len());
+                self.batch_left.set(self.ready.len());
                 continue;
             }
             self.batch_left.set(left - 1);
-            let next = self.ready.borrow_mut().pop_front();
+            let next = self.ready.pop_front();
             let Some(g) = next else {
                 self.batch_left.set(0);
                 continue;
             };
+            self.runs_since_poll.set(self.runs_since_poll.get() + 1);
             if g.core().is_main {
-                if let Some(w) = &*self.monitor.borrow() {
-                    w.running(g.core());
+                if self.monitoring.get() {
+                    self.monitor_running(g.core());
                 }
                 return;
             }
@@ -420,40 +439,82 @@ impl Hub {
         }
     }
 
+    #[cold]
+    fn monitor_running(&self, core: &Core) {
+        if let Some(w) = &*self.monitor.borrow() {
+            w.running(core);
+        }
+    }
+
     /// Resumes one greenlet until it parks, yields or finishes.
-    fn run_one(&self, g: Rc<Record>) {
+    #[inline]
+    fn run_one(&self, g: Rec) {
         let core = g.core();
         if core.state.get() != State::Scheduled {
             return; // killed before it started; a stale queue entry
         }
-        let Some(mut co) = core.co.take() else { return };
+        // SAFETY: the loop is the only user of the slot while it resumes the
+        // greenlet (see `Core::co_slot`), and `g` keeps the record alive.
+        let slot = unsafe { core.co_slot() };
+        if slot.is_none() && !self.launch(&g, slot) {
+            return;
+        }
+        let Some(co) = slot.as_mut() else { return };
         core.state.set(State::Running);
         core.started.set(true);
-        if let Some(w) = &*self.monitor.borrow() {
-            w.running(core);
+        if self.monitoring.get() {
+            self.monitor_running(core);
         }
-        let prev = self.current.replace(g);
+        let prev = self.current.replace(g.as_ptr());
         let r = co.resume(());
-        let g = self.current.replace(prev);
+        self.current.set(prev);
+        if let CoroutineResult::Return(()) = r {
+            if let Some(co) = slot.take() {
+                self.stacks.borrow_mut().put(co.into_stack());
+            }
+        }
+    }
+
+    /// Builds the coroutine of a greenlet about to run for the first time,
+    /// on the warmest free stack. False if it has nothing to run.
+    #[cold]
+    fn launch(&self, g: &Rec, slot: &mut Option<crate::record::Co>) -> bool {
         let core = g.core();
-        match r {
-            CoroutineResult::Yield(()) => core.co.set(Some(co)),
-            CoroutineResult::Return(()) => self.stacks.borrow_mut().put(co.into_stack()),
+        let Some(stack) = core.stack.take() else {
+            return false;
+        };
+        let stack = self.stacks.borrow_mut().swap_hot(stack);
+        core.stack_size
+            .set(stack.usable(self.stacks.borrow().page()));
+        core.guard_page.set(stack.bottom);
+        match g.body().launch(core, stack) {
+            Ok(co) => {
+                *slot = Some(co);
+                true
+            }
+            Err(stack) => {
+                self.stacks.borrow_mut().put(stack);
+                false
+            }
         }
     }
 
     /// The part of a loop turn after the batch: poll, timers, remote queue.
+    #[inline]
     fn turn(&self, what: &dyn fmt::Display) {
-        if !self.ready.borrow().is_empty() {
-            let n = self.turns_since_poll.get() + 1;
-            if n >= POLL_EVERY {
-                self.turns_since_poll.set(0);
-                self.reactor.poll(Some(Duration::ZERO));
-            } else {
-                self.turns_since_poll.set(n);
-            }
+        if !self.ready.is_empty() && self.runs_since_poll.get() < POLL_EVERY {
+            return;
+        }
+        self.full_turn(what);
+    }
+
+    /// The part of a turn the busy case skips: I/O, timers, remote work,
+    /// signals.
+    fn full_turn(&self, what: &dyn fmt::Display) {
+        self.runs_since_poll.set(0);
+        if !self.ready.is_empty() {
+            self.reactor.poll(Some(Duration::ZERO));
         } else {
-            self.turns_since_poll.set(0);
             let next = self.timers.borrow_mut().next_deadline();
             let timeout = next.map(|d| d.saturating_duration_since(Instant::now()));
             if timeout.is_none() && !self.remote.has_work() && !self.can_be_woken() {
@@ -488,8 +549,7 @@ impl Hub {
                 w.turn();
             }
         }
-        // The clock is read once per turn, and only if something needs it:
-        // in a pure hand-off between greenlets it is a quarter of the cost.
+        // The clock is read only if something needs it.
         if self.timers.borrow().len() > 0 || self.stacks.borrow().decay_due().is_some() {
             let now = Instant::now();
             self.fire_timers(now);
@@ -526,8 +586,14 @@ impl Hub {
     }
 
     fn drain_remote(&self) {
+        if !self.remote.has_work() {
+            return;
+        }
         for job in self.remote.take_jobs() {
-            if let Err(e) = self.spawn_task(job, None, None, Location::caller(), None) {
+            if let Err(e) = self
+                .spawn_task(job, None, None, Location::caller(), None)
+                .map(drop)
+            {
                 eprintln!("greenlet: could not run a job sent through a Remote: {e}");
             }
         }
@@ -539,25 +605,26 @@ impl Hub {
         self.closing.set(true);
         self.remote.close();
         loop {
-            let recs: Vec<Rc<Record>> = self.live.borrow_mut().drain().collect();
+            let recs: Vec<Rec> = self.live.borrow_mut().drain().collect();
             if recs.is_empty() {
                 break;
             }
             for rec in recs {
                 let core = rec.core();
                 core.state.set(State::Dead);
-                if let Some(mut co) = core.co.take() {
-                    let prev = self.current.replace(rec.clone());
-                    // A Drop that panics during teardown must not abort the
-                    // teardown of the others.
+                // A Drop that panics during teardown must not abort the
+                // teardown of the others.
+                if let Some(mut co) = core.take_co() {
+                    let prev = self.current.replace(rec.as_ptr());
                     let _ = panic::catch_unwind(AssertUnwindSafe(|| co.force_unwind()));
-                    self.current.replace(prev);
+                    self.current.set(prev);
                     drop(co);
+                } else {
+                    let _ = panic::catch_unwind(AssertUnwindSafe(|| rec.body().discard()));
                 }
             }
         }
-        let ready = std::mem::take(&mut *self.ready.borrow_mut());
-        drop(ready);
+        drop(self.ready.take_all());
         let timers = std::mem::replace(&mut *self.timers.borrow_mut(), Timers::new());
         drop(timers);
     }
@@ -583,7 +650,7 @@ impl Hub {
         let t = self.timers.borrow();
         HubStats {
             greenlets: self.live.borrow().len(),
-            ready: self.ready.borrow().len(),
+            ready: self.ready.len(),
             timers: t.len(),
             timer_queue: t.queue_len(),
             io_waiters: self.reactor.waiters(),
@@ -596,11 +663,10 @@ impl Hub {
     /// to report about it. Called from the SIGSEGV handler: reads only,
     /// takes no borrow that could panic, allocates nothing.
     pub(crate) fn overflowed(&self, addr: usize) -> Option<Overflowed<'_>> {
-        // SAFETY: a read-only peek; the handler runs on this thread while
-        // the faulting greenlet is suspended mid-instruction, and nothing
-        // mutates `current` during a fault.
-        let cur = unsafe { self.current.try_borrow_unguarded() }.ok()?;
-        let core = cur.core();
+        // SAFETY: `current` points at a live record (see the field); the
+        // handler runs on this thread while the faulting greenlet is stopped
+        // mid-instruction, and reads only plain fields.
+        let core = unsafe { &*self.current.get() };
         let guard = core.guard_page.get();
         let page = crate::stack::page_size_cached();
         if guard == 0 || addr < guard || addr >= guard + page {

@@ -25,8 +25,8 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
-use crate::greenlet::Core;
 use crate::hub::Hub;
+use crate::record::Core;
 
 /// What a monitored hub publishes for the watchdog.
 pub(crate) struct Watched {
@@ -100,6 +100,7 @@ pub fn monitor(max_blocking: Option<Duration>) {
     match max_blocking {
         None => {
             hub.monitor.replace(None);
+            hub.monitoring.set(false);
         }
         Some(limit) => {
             if let Some(w) = &*hub.monitor.borrow() {
@@ -120,6 +121,7 @@ pub fn monitor(max_blocking: Option<Duration>) {
             });
             WATCHED.lock().push(Arc::downgrade(&w));
             *hub.monitor.borrow_mut() = Some(w);
+            hub.monitoring.set(true);
             WATCHDOG.call_once(|| {
                 let _ = std::thread::Builder::new()
                     .name("greenlet-monitor".into())

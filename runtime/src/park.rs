@@ -26,11 +26,10 @@
 //! ```
 
 use std::fmt;
-use std::rc::Rc;
 
-use crate::greenlet::{Record, State, WakeReason};
 use crate::hub::Hub;
 use crate::interrupt::Interrupted;
+use crate::record::{Rec, State, WakeReason};
 
 /// Wakes one park of one greenlet. Cheap to clone (a reference count).
 ///
@@ -39,7 +38,7 @@ use crate::interrupt::Interrupted;
 /// never leave their hub's thread (use `Remote` to cross threads).
 #[derive(Clone)]
 pub struct Waker {
-    pub(crate) rec: Rc<Record>,
+    pub(crate) rec: Rec,
     pub(crate) seq: u32,
 }
 
@@ -50,7 +49,9 @@ impl Waker {
     pub fn wake(self) {
         let core = self.rec.core();
         if core.park_seq.get() == self.seq && core.state.get() == State::Parked {
-            core.wake_reason.set(WakeReason::Woken);
+            // The wake reason is already `Woken`: `park` takes it on every
+            // return, and an interrupt that set another reason also made the
+            // greenlet `Scheduled`, so it is not `Parked` here.
             // Moves this waker's reference into the ready queue.
             Hub::get().schedule(self.rec);
         }
@@ -77,7 +78,7 @@ impl Waker {
 
     /// True if both wakers wake the same park.
     pub fn will_wake(&self, other: &Waker) -> bool {
-        Rc::ptr_eq(&self.rec, &other.rec) && self.seq == other.seq
+        self.rec.ptr_eq(&other.rec) && self.seq == other.seq
     }
 
     #[inline]

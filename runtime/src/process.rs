@@ -20,11 +20,11 @@
 //! thread pool forgets its workers (threads do not survive `fork`).
 
 use std::io;
-use std::rc::Rc;
 
-use crate::greenlet::{on_death_joiners, Outcome, Record, State};
+use crate::greenlet::on_death_joiners;
 use crate::hub::{destroy, Hub};
 use crate::interrupt::Interrupted;
+use crate::record::{Outcome, Rec, State};
 
 /// Which side of a [`fork`] this is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -116,7 +116,7 @@ pub fn shutdown() -> io::Result<()> {
 }
 
 impl Hub {
-    pub(crate) fn live_records(&self) -> Vec<Rc<Record>> {
+    pub(crate) fn live_records(&self) -> Vec<Rec> {
         self.live_snapshot()
     }
 
@@ -125,13 +125,15 @@ impl Hub {
     fn discard_others(&self) {
         let me = self.current();
         for rec in self.live_records() {
-            if Rc::ptr_eq(&rec, &me) || rec.core().is_main {
+            if rec.ptr_eq(&me) || rec.core().is_main {
                 continue;
             }
             let core = rec.core();
-            if let Some(co) = core.co.take() {
+            if let Some(co) = core.take_co() {
                 // Not dropped: dropping would unwind it (run its code).
                 std::mem::forget(co);
+            } else {
+                rec.body().discard(); // never ran: only its closure to drop
             }
             if let Some(t) = core.start_timer.take() {
                 self.cancel_timer(t);

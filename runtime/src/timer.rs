@@ -9,12 +9,11 @@
 
 use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
-use std::rc::Rc;
 use std::time::Instant;
 
 use slab::Slab;
 
-use crate::greenlet::Record;
+use crate::record::Rec;
 use crate::interrupt::TimeoutId;
 use crate::park::Waker;
 
@@ -23,9 +22,9 @@ pub(crate) enum TimerAction {
     /// Wake a parked greenlet (sleep, join_timeout, ...).
     Wake(Waker),
     /// Deliver a timeout to a greenlet.
-    Interrupt(Rc<Record>, TimeoutId),
+    Interrupt(Rec, TimeoutId),
     /// Schedule a greenlet made by `spawn_later`.
-    Start(Rc<Record>),
+    Start(Rec),
 }
 
 /// Names one armed timer, for [`Timers::cancel`]. The sequence number makes
@@ -162,7 +161,7 @@ impl Timers {
             .filter(|(_, s)| match &s.action {
                 TimerAction::Wake(w) => w.is_stale(),
                 TimerAction::Interrupt(r, _) | TimerAction::Start(r) => {
-                    r.core().state.get() == crate::greenlet::State::Dead
+                    r.core().state.get() == crate::record::State::Dead
                 }
             })
             .map(|(k, _)| k)

@@ -1,0 +1,424 @@
+//! The greenlet record: what the hub knows of one greenlet.
+//!
+//! A record is one heap allocation: the untyped [`Core`] (id, name, state,
+//! the coroutine, links, joiners...) followed by the typed [`Body`] (the
+//! closure until the first run, then the result). Handles to it are
+//! [`Rec`]s: thin-cost reference-counted pointers whose count lives in the
+//! core, so that reaching the core, cloning and dropping are each a plain
+//! field access. They sit on every switch path (the ready queue, wakers,
+//! the running greenlet), where an `Rc<dyn ..>` would pay for its dynamic
+//! layout (the core's offset depends on the body's alignment) each time.
+
+use std::any::Any;
+use std::borrow::Cow;
+use std::cell::{Cell, RefCell, UnsafeCell};
+use std::panic::{self, AssertUnwindSafe, Location};
+use std::ptr::NonNull;
+
+use corosensei::{Coroutine, Yielder};
+
+use crate::greenlet::{GreenletExit, Link};
+use crate::hub::Hub;
+use crate::interrupt::{Interrupted, TimeoutId};
+use crate::park::Waker;
+use crate::stack::Stack;
+use crate::timer::TimerHandle;
+
+pub(crate) type Co = Coroutine<(), (), (), Stack>;
+
+/// Internal scheduling state. `Scheduled` means "in the ready queue".
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum State {
+    Delayed,
+    Scheduled,
+    Running,
+    Parked,
+    Dead,
+}
+
+/// How a greenlet ended, or that it has not.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    Pending,
+    Value,
+    Killed,
+    Panicked,
+}
+
+/// Why a parked greenlet was scheduled.
+#[derive(Debug, Default)]
+pub(crate) enum WakeReason {
+    #[default]
+    Woken,
+    Interrupted(Interrupted),
+}
+
+/// The shared record of one greenlet (the untyped part).
+pub(crate) struct Core {
+    /// Strong references ([`Rec`]s) to the record; it is freed at zero.
+    refs: Cell<usize>,
+    /// The whole record this core heads (set once it is on the heap): the
+    /// vtable half of it is what lets a thin [`Rec`] reach the body and
+    /// free the record.
+    this: Cell<*const Record>,
+    pub(crate) id: u64,
+    name: Option<Box<str>>,
+    pub(crate) location: &'static Location<'static>,
+    pub(crate) state: Cell<State>,
+    pub(crate) started: Cell<bool>,
+    /// The coroutine: `None` before the first run (it is built then, so a
+    /// greenlet that has not run touches no stack memory) and once finished.
+    /// Resumed in place by the hub; see [`Core::co_slot`].
+    co: UnsafeCell<Option<Co>>,
+    /// The stack reserved at spawn, until the first run takes a stack (this
+    /// one, or a warmer one from the pool in exchange).
+    pub(crate) stack: Cell<Option<Stack>>,
+    /// Set by the coroutine body on its first run; valid while `co` lives.
+    pub(crate) yielder: Cell<*const Yielder<(), ()>>,
+    /// Sequence number of the current (or next) park; wakers carry it.
+    pub(crate) park_seq: Cell<u32>,
+    pub(crate) wake_reason: Cell<WakeReason>,
+    /// Timeouts that fired while this greenlet was not parked; delivered,
+    /// oldest first, by its next waits.
+    pending: RefCell<Vec<TimeoutId>>,
+    pub(crate) kill_requested: Cell<bool>,
+    /// Between the start of a kill's unwind and the end of it (or its being
+    /// caught); a second kill meanwhile does nothing.
+    pub(crate) unwinding: Cell<bool>,
+    pub(crate) outcome: Cell<Outcome>,
+    pub(crate) panic: RefCell<Option<Box<dyn Any + Send>>>,
+    pub(crate) links: RefCell<Vec<Link>>,
+    pub(crate) joiners: RefCell<Vec<Waker>>,
+    pub(crate) live_key: Cell<usize>,
+    pub(crate) start_timer: Cell<Option<TimerHandle>>,
+    /// Usable bytes of its stack (for overflow reports).
+    pub(crate) stack_size: Cell<usize>,
+    /// Address of its stack's guard page (0 for the main greenlet).
+    pub(crate) guard_page: Cell<usize>,
+    /// Its name was given to the blocking monitor.
+    pub(crate) name_published: Cell<bool>,
+    pub(crate) is_main: bool,
+}
+
+impl Core {
+    pub(crate) fn new(
+        id: u64,
+        name: Option<Box<str>>,
+        location: &'static Location<'static>,
+        is_main: bool,
+    ) -> Core {
+        Core {
+            refs: Cell::new(0),
+            this: Cell::new(std::ptr::null::<Task<MainBody>>() as *const Record),
+            id,
+            name,
+            location,
+            state: Cell::new(State::Scheduled),
+            started: Cell::new(is_main),
+            co: UnsafeCell::new(None),
+            stack: Cell::new(None),
+            yielder: Cell::new(std::ptr::null()),
+            park_seq: Cell::new(0),
+            wake_reason: Cell::new(WakeReason::Woken),
+            pending: RefCell::new(Vec::new()),
+            kill_requested: Cell::new(false),
+            unwinding: Cell::new(false),
+            outcome: Cell::new(Outcome::Pending),
+            panic: RefCell::new(None),
+            links: RefCell::new(Vec::new()),
+            joiners: RefCell::new(Vec::new()),
+            live_key: Cell::new(usize::MAX),
+            start_timer: Cell::new(None),
+            stack_size: Cell::new(0),
+            guard_page: Cell::new(0),
+            name_published: Cell::new(false),
+            is_main,
+        }
+    }
+
+    /// The name given at spawn, if any.
+    pub(crate) fn given_name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+
+    pub(crate) fn name(&self) -> Cow<'_, str> {
+        match &self.name {
+            Some(n) => Cow::Borrowed(n),
+            None if self.is_main => Cow::Borrowed("main"),
+            None => Cow::Owned(format!("Greenlet-{}", self.id)),
+        }
+    }
+
+    pub(crate) fn push_pending(&self, id: TimeoutId) {
+        self.pending.borrow_mut().push(id);
+    }
+
+    #[inline]
+    fn add_ref(&self) {
+        let n = self.refs.get();
+        if n == usize::MAX {
+            // As `Rc` does: only reachable by leaking references on purpose.
+            std::process::abort();
+        }
+        self.refs.set(n + 1);
+    }
+
+    /// The oldest undelivered timeout, if any. Checked by every park, so
+    /// the empty case is inline and the rest out of line.
+    #[inline]
+    pub(crate) fn take_pending(&self) -> Option<TimeoutId> {
+        if self.pending.borrow().is_empty() {
+            None
+        } else {
+            self.take_pending_slow()
+        }
+    }
+
+    #[cold]
+    fn take_pending_slow(&self) -> Option<TimeoutId> {
+        let mut p = self.pending.borrow_mut();
+        (!p.is_empty()).then(|| p.remove(0))
+    }
+
+    /// The coroutine slot, for the hub to build, resume and retire the
+    /// coroutine in place (moving it out and back for every resume would
+    /// copy it twice per switch).
+    ///
+    /// # Safety
+    /// No other reference to the slot may be alive: only the hub's loop
+    /// (`run_one`, which holds it across a resume) and code that runs while
+    /// this greenlet is not being resumed (`kill` of a greenlet that never
+    /// ran, teardown, fork) use it, and none of them can run inside
+    /// `run_one`'s use for the same greenlet: a running greenlet has started,
+    /// so `kill` does not touch its slot, and teardown and fork run on the
+    /// main greenlet, which only runs when no greenlet is resumed.
+    #[allow(clippy::mut_from_ref)]
+    #[inline]
+    pub(crate) unsafe fn co_slot(&self) -> &mut Option<Co> {
+        // SAFETY: exclusive by the caller's contract above.
+        unsafe { &mut *self.co.get() }
+    }
+
+    /// Takes the coroutine out (teardown, fork).
+    pub(crate) fn take_co(&self) -> Option<Co> {
+        // SAFETY: called only on the main greenlet, never inside a resume
+        // of this greenlet (see `co_slot`).
+        unsafe { self.co_slot() }.take()
+    }
+
+    /// Drops a fired, undelivered timeout; `true` if it was pending.
+    pub(crate) fn discard_pending(&self, id: TimeoutId) -> bool {
+        let mut p = self.pending.borrow_mut();
+        let before = p.len();
+        p.retain(|p| *p != id);
+        p.len() != before
+    }
+
+    /// Where a greenlet is, for messages: "Greenlet-7 spawned at src/x.rs:1:2".
+    pub(crate) fn describe(&self) -> String {
+        if self.is_main {
+            "the main greenlet".to_string()
+        } else {
+            format!("{} spawned at {}", self.name(), self.location)
+        }
+    }
+}
+
+/// A greenlet record: the untyped [`Core`] followed by the typed body
+/// (closure, then result). `repr(C)` puts the core at offset 0 whatever the
+/// body, which is what lets a [`Rec`] reach it without looking at the body's
+/// layout.
+#[repr(C)]
+pub(crate) struct Task<V: ?Sized> {
+    pub(crate) core: Core,
+    pub(crate) body: V,
+}
+
+/// The untyped record.
+pub(crate) type Record = Task<dyn Payload>;
+
+/// The typed part of a record, seen from the hub.
+pub(crate) trait Payload {
+    /// Builds the coroutine that runs the closure, on `stack`, for the
+    /// greenlet's first run. Gives the stack back if the closure is gone
+    /// (discarded, or the main greenlet, which has none).
+    fn launch(&self, core: *const Core, stack: Stack) -> Result<Co, Stack>;
+    /// Drops the closure of a greenlet that will never run.
+    fn discard(&self);
+}
+
+/// The closure of a spawned greenlet until its first run, then its result.
+pub(crate) struct Body<F, T> {
+    f: Cell<Option<F>>,
+    pub(crate) value: Cell<Option<T>>,
+}
+
+impl<F: FnOnce() -> T + 'static, T: 'static> Payload for Body<F, T> {
+    fn launch(&self, core: *const Core, stack: Stack) -> Result<Co, Stack> {
+        match self.f.take() {
+            Some(f) => Ok(Coroutine::with_stack(stack, body(core, &self.value, f))),
+            None => Err(stack),
+        }
+    }
+
+    fn discard(&self) {
+        drop(self.f.take());
+    }
+}
+
+/// The main greenlet's body: it runs on the thread's own stack.
+pub(crate) struct MainBody;
+
+impl Payload for MainBody {
+    fn launch(&self, _: *const Core, stack: Stack) -> Result<Co, Stack> {
+        Err(stack)
+    }
+
+    fn discard(&self) {}
+}
+
+/// An owning, reference-counted pointer to a record (what `Rc<Record>`
+/// would be, with the count in [`Core::refs`], the core at a fixed offset
+/// and one word wide). `!Send`: records never leave their hub's thread.
+pub(crate) struct Rec {
+    /// The record's core (its first field); valid while `core().refs > 0`,
+    /// and this `Rec` is one of those references.
+    ptr: NonNull<Core>,
+}
+
+impl Rec {
+    /// Moves a new record to the heap; this is its first reference.
+    pub(crate) fn new<V: Payload + 'static>(task: Task<V>) -> Rec {
+        Rec::new_typed(task).0
+    }
+
+    /// [`Rec::new`], also returning where the typed body lives (valid as
+    /// long as the record is).
+    pub(crate) fn new_typed<V: Payload + 'static>(task: Task<V>) -> (Rec, *const V) {
+        task.core.refs.set(1);
+        let typed: *mut Task<V> = Box::into_raw(Box::new(task));
+        let untyped: *mut Record = typed;
+        // SAFETY: `typed` is a fresh, valid allocation; every pointer kept
+        // is derived from the same raw pointer.
+        unsafe {
+            (*typed).core.this.set(untyped);
+            let core = NonNull::new_unchecked(std::ptr::addr_of_mut!((*typed).core));
+            (Rec { ptr: core }, std::ptr::addr_of!((*typed).body))
+        }
+    }
+
+    /// A new reference to the record whose core `p` points at.
+    ///
+    /// # Safety
+    /// `p` must come from [`Rec::as_ptr`] of a record that is still alive.
+    #[inline]
+    pub(crate) unsafe fn clone_from_ptr(p: *const Core) -> Rec {
+        // SAFETY: alive by the caller's contract, so its count is > 0 and
+        // one more reference may be made.
+        unsafe { &*p }.add_ref();
+        Rec {
+            ptr: NonNull::new(p as *mut Core).expect("records are never null"),
+        }
+    }
+
+    #[inline(always)]
+    pub(crate) fn core(&self) -> &Core {
+        // SAFETY: alive while `self` exists (see `ptr`).
+        unsafe { self.ptr.as_ref() }
+    }
+
+    /// The typed part, behind its vtable.
+    pub(crate) fn body(&self) -> &dyn Payload {
+        // SAFETY: `this` was set by `new_typed` to the record, which is
+        // alive while `self` exists.
+        unsafe { &(*self.core().this.get()).body }
+    }
+
+    /// The record's core address, for identity checks and `Hub::current`.
+    #[inline(always)]
+    pub(crate) fn as_ptr(&self) -> *const Core {
+        self.ptr.as_ptr()
+    }
+
+    /// Whether both point at the same record.
+    #[inline]
+    pub(crate) fn ptr_eq(&self, other: &Rec) -> bool {
+        std::ptr::addr_eq(self.as_ptr(), other.as_ptr())
+    }
+}
+
+impl Clone for Rec {
+    #[inline]
+    fn clone(&self) -> Rec {
+        self.core().add_ref();
+        Rec { ptr: self.ptr }
+    }
+}
+
+impl Drop for Rec {
+    #[inline]
+    fn drop(&mut self) {
+        let core = self.core();
+        let n = core.refs.get() - 1;
+        core.refs.set(n);
+        if n == 0 {
+            free(core.this.get());
+        }
+    }
+}
+
+/// Frees a record whose last reference is gone. (A raw pointer, not a
+/// reference to the core: the memory goes away during the call.)
+#[cold]
+#[inline(never)]
+fn free(this: *const Record) {
+    // SAFETY: no reference is left; `this` came from `Box::into_raw` of the
+    // record's box in `Rec::new_typed`.
+    drop(unsafe { Box::from_raw(this as *mut Record) });
+}
+
+impl<F, T> Task<Body<F, T>> {
+    pub(crate) fn new(core: Core, f: F) -> Task<Body<F, T>> {
+        Task {
+            core,
+            body: Body {
+                f: Cell::new(Some(f)),
+                value: Cell::new(None),
+            },
+        }
+    }
+}
+
+/// The coroutine body of a greenlet running `f`.
+fn body<T: 'static, F: FnOnce() -> T + 'static>(
+    core: *const Core,
+    value: *const Cell<Option<T>>,
+    f: F,
+) -> impl FnOnce(&Yielder<(), ()>, ()) + 'static {
+    move |yielder, ()| {
+        // SAFETY: both point into the record, which owns the coroutine
+        // (`Core::co`); the hub keeps the record alive (live table,
+        // `current`) for as long as the coroutine can run.
+        let (core, value) = unsafe { (&*core, &*value) };
+        core.yielder.set(yielder);
+        let outcome = match panic::catch_unwind(AssertUnwindSafe(f)) {
+            Ok(v) => {
+                value.set(Some(v));
+                Outcome::Value
+            }
+            Err(p) if p.is::<GreenletExit>() => Outcome::Killed,
+            Err(p) => {
+                if Hub::get().closing.get() {
+                    // Tearing the hub down: this is corosensei's forced
+                    // unwind (or a panic raised by it); let it reach the root.
+                    panic::resume_unwind(p);
+                }
+                *core.panic.borrow_mut() = Some(p);
+                Outcome::Panicked
+            }
+        };
+        let hub = Hub::get();
+        let me = hub.current();
+        hub.finish(&me, outcome);
+    }
+}
