@@ -91,7 +91,10 @@ pub(crate) fn on_death_joiners(rec: &Rec) {
 pub(crate) fn on_death(hub: &Hub, rec: &Rec) {
     let core = rec.core();
     on_death_joiners(rec);
-    let links = std::mem::take(&mut *core.links.borrow_mut());
+    let links = core
+        .extra_if_any()
+        .map(|mut e| std::mem::take(&mut e.links))
+        .unwrap_or_default();
     let failed = core.outcome.get() == Outcome::Panicked;
     for l in links {
         let fire = match l.when {
@@ -232,7 +235,7 @@ impl Hub {
                     .timers
                     .borrow_mut()
                     .arm(at, TimerAction::Start(rec.clone()));
-                rec.core().start_timer.set(Some(h));
+                rec.core().extra().start_timer = Some(h);
             }
         }
         Ok((rec, value))
@@ -406,7 +409,7 @@ impl<T: 'static> Greenlet<T> {
         match core.outcome.get() {
             Outcome::Pending => Err(GreenletError::NotReady),
             Outcome::Killed => Err(GreenletError::Killed),
-            Outcome::Panicked => match core.panic.borrow_mut().take() {
+            Outcome::Panicked => match core.extra_if_any().and_then(|mut e| e.panic.take()) {
                 Some(p) => Err(GreenletError::Panicked(p)),
                 None => Err(GreenletError::Taken),
             },
@@ -648,11 +651,13 @@ impl GreenletRef {
     /// Removes a link that has not fired; `true` if it was found.
     pub fn unlink(&self, id: LinkId) -> bool {
         let removed = {
-            let mut links = self.core().links.borrow_mut();
-            links
+            let Some(mut e) = self.core().extra_if_any() else {
+                return false;
+            };
+            e.links
                 .iter()
                 .position(|l| l.id == id.0)
-                .map(|i| links.remove(i))
+                .map(|i| e.links.remove(i))
         };
         removed.is_some()
     }
@@ -671,18 +676,15 @@ impl GreenletRef {
                 spawn_link(hub, self.rec.clone(), f);
             }
         } else {
-            self.core().links.borrow_mut().push(Link { id, when, f });
+            self.core().extra().links.push(Link { id, when, f });
         }
         LinkId(id)
     }
 
     /// The panic message, if it panicked and the payload was not taken.
     pub fn panic_message(&self) -> Option<String> {
-        self.core()
-            .panic
-            .borrow()
-            .as_deref()
-            .map(|p| panic_message(p).to_string())
+        let e = self.core().extra_if_any()?;
+        e.panic.as_deref().map(|p| panic_message(p).to_string())
     }
 }
 

@@ -374,7 +374,7 @@ impl Hub {
         if !core.started.get() {
             // Never ran: it never will. Drop its closure now, in the killer's
             // context (there is no stack of its own to run it on).
-            if let Some(t) = core.start_timer.take() {
+            if let Some(t) = core.extra_if_any().and_then(|mut e| e.start_timer.take()) {
                 self.cancel_timer(t);
             }
             core.state.set(State::Dead);
@@ -576,7 +576,9 @@ impl Hub {
                 Some(TimerAction::Wake(w)) => w.wake(),
                 Some(TimerAction::Interrupt(rec, id)) => self.deliver_timeout(rec, id),
                 Some(TimerAction::Start(rec)) => {
-                    rec.core().start_timer.set(None);
+                    if let Some(mut e) = rec.core().extra_if_any() {
+                        e.start_timer = None;
+                    }
                     if rec.core().state.get() == State::Delayed {
                         self.schedule(rec);
                     }

@@ -135,7 +135,7 @@ impl Hub {
             } else {
                 rec.body().discard(); // never ran: only its closure to drop
             }
-            if let Some(t) = core.start_timer.take() {
+            if let Some(t) = core.extra_if_any().and_then(|mut e| e.start_timer.take()) {
                 self.cancel_timer(t);
             }
             core.state.set(State::Dead);

@@ -11,7 +11,7 @@
 
 use std::any::Any;
 use std::borrow::Cow;
-use std::cell::{Cell, RefCell, UnsafeCell};
+use std::cell::{Cell, RefCell, RefMut, UnsafeCell};
 use std::panic::{self, AssertUnwindSafe, Location};
 use std::ptr::NonNull;
 
@@ -78,19 +78,17 @@ pub(crate) struct Core {
     /// Sequence number of the current (or next) park; wakers carry it.
     pub(crate) park_seq: Cell<u32>,
     pub(crate) wake_reason: Cell<WakeReason>,
-    /// Timeouts that fired while this greenlet was not parked; delivered,
-    /// oldest first, by its next waits.
-    pending: RefCell<Vec<TimeoutId>>,
+    /// What most greenlets never need, allocated on first use: the record
+    /// is written at spawn and read at every switch, so its size is memory
+    /// traffic (100k live greenlets do not fit in the caches).
+    extra: RefCell<Option<Box<Extra>>>,
     pub(crate) kill_requested: Cell<bool>,
     /// Between the start of a kill's unwind and the end of it (or its being
     /// caught); a second kill meanwhile does nothing.
     pub(crate) unwinding: Cell<bool>,
     pub(crate) outcome: Cell<Outcome>,
-    pub(crate) panic: RefCell<Option<Box<dyn Any + Send>>>,
-    pub(crate) links: RefCell<Vec<Link>>,
     pub(crate) joiners: RefCell<Vec<Waker>>,
     pub(crate) live_key: Cell<usize>,
-    pub(crate) start_timer: Cell<Option<TimerHandle>>,
     /// Usable bytes of its stack (for overflow reports).
     pub(crate) stack_size: Cell<usize>,
     /// Address of its stack's guard page (0 for the main greenlet).
@@ -120,15 +118,12 @@ impl Core {
             yielder: Cell::new(std::ptr::null()),
             park_seq: Cell::new(0),
             wake_reason: Cell::new(WakeReason::Woken),
-            pending: RefCell::new(Vec::new()),
+            extra: RefCell::new(None),
             kill_requested: Cell::new(false),
             unwinding: Cell::new(false),
             outcome: Cell::new(Outcome::Pending),
-            panic: RefCell::new(None),
-            links: RefCell::new(Vec::new()),
             joiners: RefCell::new(Vec::new()),
             live_key: Cell::new(usize::MAX),
-            start_timer: Cell::new(None),
             stack_size: Cell::new(0),
             guard_page: Cell::new(0),
             name_published: Cell::new(false),
@@ -149,8 +144,20 @@ impl Core {
         }
     }
 
+    /// The rarely used parts, allocated if this is their first use.
+    pub(crate) fn extra(&self) -> RefMut<'_, Extra> {
+        RefMut::map(self.extra.borrow_mut(), |e| {
+            &mut **e.get_or_insert_with(Box::default)
+        })
+    }
+
+    /// The rarely used parts if they were ever used (never allocates).
+    pub(crate) fn extra_if_any(&self) -> Option<RefMut<'_, Extra>> {
+        RefMut::filter_map(self.extra.borrow_mut(), |e| e.as_deref_mut()).ok()
+    }
+
     pub(crate) fn push_pending(&self, id: TimeoutId) {
-        self.pending.borrow_mut().push(id);
+        self.extra().pending.push(id);
     }
 
     #[inline]
@@ -167,7 +174,7 @@ impl Core {
     /// the empty case is inline and the rest out of line.
     #[inline]
     pub(crate) fn take_pending(&self) -> Option<TimeoutId> {
-        if self.pending.borrow().is_empty() {
+        if self.extra.borrow().is_none() {
             None
         } else {
             self.take_pending_slow()
@@ -176,8 +183,8 @@ impl Core {
 
     #[cold]
     fn take_pending_slow(&self) -> Option<TimeoutId> {
-        let mut p = self.pending.borrow_mut();
-        (!p.is_empty()).then(|| p.remove(0))
+        let mut e = self.extra_if_any()?;
+        (!e.pending.is_empty()).then(|| e.pending.remove(0))
     }
 
     /// The coroutine slot, for the hub to build, resume and retire the
@@ -208,10 +215,12 @@ impl Core {
 
     /// Drops a fired, undelivered timeout; `true` if it was pending.
     pub(crate) fn discard_pending(&self, id: TimeoutId) -> bool {
-        let mut p = self.pending.borrow_mut();
-        let before = p.len();
-        p.retain(|p| *p != id);
-        p.len() != before
+        let Some(mut e) = self.extra_if_any() else {
+            return false;
+        };
+        let before = e.pending.len();
+        e.pending.retain(|p| *p != id);
+        e.pending.len() != before
     }
 
     /// Where a greenlet is, for messages: "Greenlet-7 spawned at src/x.rs:1:2".
@@ -222,6 +231,19 @@ impl Core {
             format!("{} spawned at {}", self.name(), self.location)
         }
     }
+}
+
+/// The parts of a record most greenlets never use (see `Core::extra`).
+#[derive(Default)]
+pub(crate) struct Extra {
+    /// Timeouts that fired while this greenlet was not parked; delivered,
+    /// oldest first, by its next waits.
+    pub(crate) pending: Vec<TimeoutId>,
+    /// The payload of its panic, until taken.
+    pub(crate) panic: Option<Box<dyn Any + Send>>,
+    pub(crate) links: Vec<Link>,
+    /// The timer that starts a `spawn_later` greenlet.
+    pub(crate) start_timer: Option<TimerHandle>,
 }
 
 /// A greenlet record: the untyped [`Core`] followed by the typed body
@@ -413,7 +435,7 @@ fn body<T: 'static, F: FnOnce() -> T + 'static>(
                     // unwind (or a panic raised by it); let it reach the root.
                     panic::resume_unwind(p);
                 }
-                *core.panic.borrow_mut() = Some(p);
+                core.extra().panic = Some(p);
                 Outcome::Panicked
             }
         };
