@@ -160,6 +160,12 @@ impl Core {
         self.extra().pending.push(id);
     }
 
+    /// Live references to the record (for tests).
+    #[cfg(test)]
+    pub(crate) fn refs(&self) -> usize {
+        self.refs.get()
+    }
+
     #[inline]
     fn add_ref(&self) {
         let n = self.refs.get();

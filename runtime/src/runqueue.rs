@@ -47,8 +47,10 @@ impl RunQueue {
         if len == buf.len() {
             self.grow(buf);
         }
-        let mask = buf.len() - 1;
-        buf[(self.head.get() + len) & mask].write(rec);
+        let i = (self.head.get() + len) & (buf.len() - 1);
+        // SAFETY: masked by `len() - 1` of a non-empty power-of-two buffer,
+        // so `i` is in bounds.
+        unsafe { buf.get_unchecked_mut(i) }.write(rec);
         self.len.set(len + 1);
     }
 
@@ -61,9 +63,10 @@ impl RunQueue {
         // SAFETY: the only borrow of `buf` alive (see the module docs).
         let buf = unsafe { &mut *self.buf.get() };
         let head = self.head.get();
-        // SAFETY: `head` is the first of the `len > 0` initialised entries;
-        // it is moved out and no longer counted.
-        let rec = unsafe { buf[head].assume_init_read() };
+        // SAFETY: `head` (always masked, so in bounds) is the first of the
+        // `len > 0` initialised entries; it is moved out and no longer
+        // counted.
+        let rec = unsafe { buf.get_unchecked(head).assume_init_read() };
         self.head.set((head + 1) & (buf.len() - 1));
         self.len.set(len - 1);
         Some(rec)
@@ -101,5 +104,54 @@ impl RunQueue {
 impl Drop for RunQueue {
     fn drop(&mut self) {
         drop(self.take_all());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RunQueue;
+    use crate::record::{Core, MainBody, Rec, Task};
+    use std::panic::Location;
+
+    fn rec(id: u64) -> Rec {
+        Rec::new(Task {
+            core: Core::new(id, None, Location::caller(), false),
+            body: MainBody,
+        })
+    }
+
+    #[test]
+    fn fifo_across_wraparound_and_growth() {
+        let q = RunQueue::new();
+        let mut next_in = 0;
+        let mut next_out = 0;
+        // Interleave pushes and pops so the head wraps before each growth.
+        for round in 0..6 {
+            for _ in 0..(40 << round) {
+                q.push_back(rec(next_in));
+                next_in += 1;
+            }
+            for _ in 0..(30 << round) {
+                assert_eq!(q.pop_front().unwrap().core().id, next_out);
+                next_out += 1;
+            }
+            assert_eq!(q.len() as u64, next_in - next_out);
+        }
+        let rest = q.take_all();
+        assert_eq!(rest.len() as u64, next_in - next_out);
+        assert!(rest.iter().map(|r| r.core().id).eq(next_out..next_in));
+        assert!(q.is_empty() && q.pop_front().is_none());
+    }
+
+    #[test]
+    fn dropping_the_queue_releases_its_records() {
+        let q = RunQueue::new();
+        let r = rec(1);
+        for _ in 0..100 {
+            q.push_back(r.clone());
+        }
+        drop(q);
+        // Only `r` is left: a second reference would show in the count.
+        assert_eq!(r.core().refs(), 1);
     }
 }
