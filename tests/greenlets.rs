@@ -324,3 +324,33 @@ fn joinall_returns_the_finished_greenlets() {
     assert_eq!(done.len(), 3);
     assert_eq!(greenlet::hub::stats().timers, 0);
 }
+
+#[test]
+fn blocking_greenlets_keep_the_hubs_fifo_order_with_the_main_greenlet_among_them() {
+    // A spawned greenlet that blocks runs the ready ones from its own stack;
+    // the order must be exactly the hub's round-robin, main included.
+    let log = Rc::new(RefCell::new(Vec::new()));
+    let worker = |name: &'static str, steps: usize| {
+        let log = log.clone();
+        spawn(move || {
+            for i in 0..steps {
+                log.borrow_mut().push(format!("{name}{i}"));
+                yield_now();
+            }
+        })
+    };
+    let g1 = worker("a", 3);
+    let g2 = worker("b", 2);
+    let g3 = worker("c", 3);
+    for i in 0..2 {
+        log.borrow_mut().push(format!("m{i}"));
+        yield_now();
+    }
+    for g in [g1, g2, g3] {
+        g.join().unwrap();
+    }
+    assert_eq!(
+        *log.borrow(),
+        ["m0", "a0", "b0", "c0", "m1", "a1", "b1", "c1", "a2", "c2"]
+    );
+}

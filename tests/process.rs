@@ -152,3 +152,71 @@ fn shutdown_from_a_spawned_greenlet_is_an_error() {
     let e = g.get().unwrap().unwrap_err();
     assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput);
 }
+
+#[test]
+fn fork_from_a_greenlet_resumed_by_another_greenlet_discards_that_one() {
+    let exe = std::env::current_exe().unwrap();
+    let out = Command::new(exe)
+        .args([
+            "--ignored",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+            "child_fork_nested",
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("1 passed"),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+#[ignore = "run in its own process by fork_from_a_greenlet_resumed_by_another_greenlet_discards_that_one"]
+fn child_fork_nested() {
+    use greenlet::sync::Event;
+    // `a` blocks first and so runs the loop on its own stack: `b` is
+    // resumed from there, and forks while `a` is still below it.
+    let ev = Rc::new(Event::new());
+    let e = ev.clone();
+    let ran_on = Rc::new(RefCell::new(Vec::new()));
+    let r = ran_on.clone();
+    let a = spawn(move || {
+        e.wait().unwrap();
+        r.borrow_mut().push("a woke");
+    });
+    let b = spawn(move || fork().unwrap());
+    let side = b.get().unwrap();
+    match side {
+        Fork::Child => child_exit(|| {
+            // `a` was discarded without running: its wait never returns.
+            if !(a.dead() && a.killed()) {
+                return 2;
+            }
+            ev.set();
+            // The hub works: timers and new greenlets.
+            sleep(Duration::from_millis(1)).unwrap();
+            if spawn(|| 7).get().unwrap() != 7 {
+                return 3;
+            }
+            if !ran_on.borrow().is_empty() {
+                return 4;
+            }
+            0
+        }),
+        Fork::Parent { child } => {
+            ev.set();
+            a.join().unwrap();
+            assert_eq!(*ran_on.borrow(), ["a woke"]);
+            let mut status = 0;
+            // SAFETY: waiting for our own child.
+            let r = unsafe { libc::waitpid(child, &mut status, 0) };
+            assert_eq!(r, child);
+            assert!(libc::WIFEXITED(status), "child status {status}");
+            assert_eq!(libc::WEXITSTATUS(status), 0, "child verdict");
+        }
+    }
+}

@@ -4,6 +4,9 @@
 //! pool, the remote queue and the table of live greenlets. The loop runs on
 //! the thread's own stack, inside the main greenlet's `park`: whenever the
 //! main greenlet blocks, the loop runs until the main greenlet is woken.
+//! A spawned greenlet that blocks runs the same loop on its own stack for
+//! as long as only switching is needed (see `Hub::run_here`), so greenlets
+//! hand off to each other in one switch, not two through the hub.
 //!
 //! One loop turn runs the greenlets that were ready at its start (a bounded
 //! batch). Then, if the ready queue is empty, the hub polls the reactor (with
@@ -39,6 +42,10 @@ use crate::timer::{TimerAction, TimerHandle, Timers};
 /// end of the turn in which this many greenlets have run since the last time
 /// (tokio's `event_interval` has the same default).
 pub const POLL_EVERY: u32 = 61;
+
+/// Stack a greenlet must have left below its stack pointer to run the
+/// loop on its own stack (see `Hub::run_here`).
+const SCHEDULER_ROOM: usize = 16 * 1024;
 
 /// Marks the hub pointer of a thread whose hub was already destroyed.
 const DEAD: usize = 1;
@@ -97,6 +104,10 @@ pub(crate) struct Hub {
     next_id: Cell<u64>,
     /// Greenlets run since the reactor was last polled.
     runs_since_poll: Cell<u32>,
+    /// The spawned greenlet running the loop on its own stack, if any (see
+    /// `run_here`); null otherwise. The greenlets it resumes are nested
+    /// under it: they suspend back to it, not to the hub.
+    scheduler: Cell<*const Core>,
     /// Greenlets of the current turn's batch not yet run.
     batch_left: Cell<usize>,
     /// Set during teardown: parks fail at once, the body lets forced
@@ -196,6 +207,7 @@ impl Hub {
             live: RefCell::new(Slab::new()),
             next_id: Cell::new(1),
             runs_since_poll: Cell::new(0),
+            scheduler: Cell::new(ptr::null()),
             batch_left: Cell::new(0),
             closing: Cell::new(false),
             keepalive: Cell::new(0),
@@ -211,6 +223,11 @@ impl Hub {
         let id = self.next_id.get();
         self.next_id.set(id + 1);
         id
+    }
+
+    /// The greenlet running the loop on its own stack, or null.
+    pub(crate) fn scheduler_core(&self) -> *const Core {
+        self.scheduler.get()
     }
 
     /// The running greenlet's record.
@@ -333,20 +350,81 @@ impl Hub {
         }
     }
 
-    /// Gives up the CPU until the current greenlet is resumed: a spawned
-    /// greenlet suspends to the loop; the main greenlet runs the loop.
+    /// Gives up the CPU until the current greenlet is resumed: the main
+    /// greenlet runs the loop; a spawned greenlet resumed by the hub runs
+    /// the loop itself as long as it can (`run_here`), then suspends to the
+    /// hub; one resumed by such a greenlet suspends back to it.
     #[inline]
     fn switch_out(&self, core: &Core, what: &dyn fmt::Display) {
         if core.is_main {
             self.run_loop(what);
             core.state.set(State::Running);
-        } else {
+        } else if !self.scheduler.get().is_null() || !self.run_here(core) {
             let y = core.yielder.get();
             // SAFETY: set by the coroutine body when it first ran; the
             // yielder lives on this greenlet's stack, and we are running on
             // that stack now.
             unsafe { (*y).suspend(()) };
         }
+    }
+
+    /// The loop, run on the stack of a spawned greenlet that is about to
+    /// block and was resumed by the hub itself. Each greenlet it resumes
+    /// suspends straight back here, so a hand-off between two greenlets is
+    /// one switch instead of two (greenlet -> hub -> greenlet), and when
+    /// this greenlet's own turn comes it goes on without any switch (true).
+    /// The order is the hub's: the same queue, batches and housekeeping
+    /// cadence. Whatever only the hub does — a turn's housekeeping (poll,
+    /// timers, remote, signals), the main greenlet's turn, waiting when
+    /// nothing is ready — ends it (false: the caller suspends to the hub,
+    /// which carries on from the same place).
+    fn run_here(&self, me: &Core) -> bool {
+        // The loop's frames (and the drops of finished greenlets' records)
+        // run on this stack: leave a greenlet that parked deep in its stack
+        // to the hub.
+        let probe = 0u8;
+        let sp = std::hint::black_box(&probe) as *const u8 as usize;
+        if sp.saturating_sub(me.guard_page.get()) < SCHEDULER_ROOM {
+            return false;
+        }
+        self.scheduler.set(me);
+        let own_turn = loop {
+            let left = self.batch_left.get();
+            if left == 0 {
+                if self.ready.is_empty() || self.runs_since_poll.get() >= POLL_EVERY {
+                    break false;
+                }
+                self.batch_left.set(self.ready.len());
+                continue;
+            }
+            let Some(front) = self.ready.front() else {
+                self.batch_left.set(0);
+                continue;
+            };
+            // SAFETY: the queue's record keeps the core alive.
+            if unsafe { &*front }.is_main {
+                break false;
+            }
+            self.batch_left.set(left - 1);
+            self.runs_since_poll.set(self.runs_since_poll.get() + 1);
+            let g = self.ready.pop_front().expect("front() was Some");
+            if ptr::eq(front, me) {
+                // Our own turn. (The queue's reference is dropped; the live
+                // table and `park`'s own keep the record.)
+                drop(g);
+                me.state.set(State::Running);
+                if self.monitoring.get() {
+                    self.monitor_running(me);
+                }
+                break true;
+            }
+            self.run_one(g);
+            if me.state.get() == State::Dead {
+                break false; // discarded by a fork made below us
+            }
+        };
+        self.scheduler.set(ptr::null());
+        own_turn
     }
 
     /// Moves the current greenlet to the back of the ready queue and runs
@@ -468,10 +546,19 @@ impl Hub {
         let prev = self.current.replace(g.as_ptr());
         let r = co.resume(());
         self.current.set(prev);
-        if let CoroutineResult::Return(()) = r {
-            if let Some(co) = slot.take() {
-                self.stacks.borrow_mut().put(co.into_stack());
+        match r {
+            CoroutineResult::Return(()) => {
+                if let Some(co) = slot.take() {
+                    self.stacks.borrow_mut().put(co.into_stack());
+                }
             }
+            // Discarded by a fork while it ran the loop (see
+            // `discard_others`): now suspended, it is dropped without
+            // running any more of its code.
+            CoroutineResult::Yield(()) if core.state.get() == State::Dead => {
+                std::mem::forget(slot.take());
+            }
+            CoroutineResult::Yield(()) => {}
         }
     }
 

@@ -124,12 +124,17 @@ impl Hub {
     /// the main greenlet, without running their code.
     fn discard_others(&self) {
         let me = self.current();
+        let scheduler = self.scheduler_core();
         for rec in self.live_records() {
             if rec.ptr_eq(&me) || rec.core().is_main {
                 continue;
             }
             let core = rec.core();
-            if let Some(co) = core.take_co() {
+            if std::ptr::eq(core, scheduler) {
+                // Running the loop, below `me` on this very chain of
+                // stacks: marked dead here, its coroutine is dropped
+                // unrun once it has suspended (see `Hub::run_one`).
+            } else if let Some(co) = core.take_co() {
                 // Not dropped: dropping would unwind it (run its code).
                 std::mem::forget(co);
             } else {

@@ -10,7 +10,7 @@
 use std::cell::{Cell, UnsafeCell};
 use std::mem::MaybeUninit;
 
-use crate::record::Rec;
+use crate::record::{Core, Rec};
 
 pub(crate) struct RunQueue {
     /// `len` initialised entries start at `head`, wrapping at the end.
@@ -37,6 +37,20 @@ impl RunQueue {
     #[inline]
     pub(crate) fn is_empty(&self) -> bool {
         self.len.get() == 0
+    }
+
+    /// The core of the first record, if any.
+    #[inline]
+    pub(crate) fn front(&self) -> Option<*const Core> {
+        if self.len.get() == 0 {
+            return None;
+        }
+        // SAFETY: the only borrow of `buf` alive (see the module docs);
+        // `head` is masked, so in bounds, and initialised as `len > 0`.
+        let buf = unsafe { &*self.buf.get() };
+        // SAFETY: as above.
+        let rec = unsafe { buf.get_unchecked(self.head.get()).assume_init_ref() };
+        Some(rec.as_ptr())
     }
 
     #[inline]
