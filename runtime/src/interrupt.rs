@@ -89,12 +89,17 @@ impl Interrupted {
 /// The explanation carried by [`Interrupted::LoopExit`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BlockedForever {
-    what: Box<str>,
+    // One word, so that `Interrupted` is two and `Result<(), Interrupted>`,
+    // which every park returns, comes back in registers.
+    #[allow(clippy::box_collection)]
+    what: Box<String>,
 }
 
 impl BlockedForever {
     pub(crate) fn new(what: String) -> BlockedForever {
-        BlockedForever { what: what.into() }
+        BlockedForever {
+            what: Box::new(what),
+        }
     }
 
     /// What was being waited on, e.g. "join of Greenlet-7 spawned at
