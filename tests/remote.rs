@@ -96,3 +96,54 @@ fn remote_spawn_after_the_hub_thread_exited_is_hub_closed() {
     assert!(err.to_string().contains("shut down"), "{err}");
     assert!(!ran.load(std::sync::atomic::Ordering::SeqCst));
 }
+
+#[test]
+fn every_remote_wake_up_arrives_while_the_hub_sleeps_between_jobs() {
+    // Two threads send jobs one at a time, each waiting until the hub ran
+    // the previous one, so the hub goes to sleep in its poll between most
+    // jobs and the notifier is re-armed thousands of times. A notification
+    // lost in a re-arm leaves the hub asleep with work queued: the main
+    // greenlet's wait would then last until its timeout.
+    thread_local! {
+        static DONE: Cell<u32> = const { Cell::new(0) };
+    }
+    const PER_THREAD: u32 = 10_000;
+    let senders: Vec<_> = (0..2)
+        .map(|_| {
+            let remote = Remote::current();
+            thread::spawn(move || {
+                for _ in 0..PER_THREAD {
+                    let (tx, rx) = mpsc::channel();
+                    remote
+                        .spawn(move || {
+                            DONE.with(|d| d.set(d.get() + 1));
+                            if let Some(w) = MAIN_WAKER.with(|w| w.borrow_mut().take()) {
+                                w.wake();
+                            }
+                            tx.send(()).unwrap();
+                        })
+                        .unwrap();
+                    rx.recv().unwrap();
+                }
+            })
+        })
+        .collect();
+    let t0 = Instant::now();
+    while DONE.with(Cell::get) < 2 * PER_THREAD {
+        // The timeout turns a lost wake-up into a failure, not a hang.
+        let limit = greenlet::Timeout::start_new(Duration::from_secs(5));
+        let woken = park(&"the next remote job", |w| {
+            MAIN_WAKER.with(|s| *s.borrow_mut() = Some(w));
+        });
+        drop(limit);
+        assert!(
+            woken.is_ok(),
+            "the hub slept through a remote job after {} jobs: {woken:?}",
+            DONE.with(Cell::get)
+        );
+        assert!(t0.elapsed() < Duration::from_secs(60));
+    }
+    for s in senders {
+        s.join().unwrap();
+    }
+}

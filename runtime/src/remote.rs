@@ -65,8 +65,10 @@ impl RemoteShared {
         }
     }
 
+    /// SeqCst (here, in `take_jobs` and `send`): paired with the notifier's
+    /// `pending` flag, see `Notifier::clear`.
     pub(crate) fn has_work(&self) -> bool {
-        self.queued.load(Ordering::Acquire)
+        self.queued.load(Ordering::SeqCst)
     }
 
     pub(crate) fn handles(&self) -> usize {
@@ -75,7 +77,7 @@ impl RemoteShared {
 
     pub(crate) fn take_jobs(&self) -> Vec<Job> {
         // A plain load on the (common) empty path; the swap only when set.
-        if !self.queued.load(Ordering::Acquire) || !self.queued.swap(false, Ordering::AcqRel) {
+        if !self.queued.load(Ordering::SeqCst) || !self.queued.swap(false, Ordering::SeqCst) {
             return Vec::new();
         }
         mem::take(&mut self.queue.lock().jobs)
@@ -92,7 +94,7 @@ impl RemoteShared {
             }
             q.jobs.push(job);
         }
-        self.queued.store(true, Ordering::Release);
+        self.queued.store(true, Ordering::SeqCst);
         // A failed notify only delays the job until the hub's next turn.
         let _ = self.poller.lock().notify();
         Ok(())

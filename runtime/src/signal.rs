@@ -70,7 +70,7 @@ extern "C" fn on_signal(sig: libc::c_int) {
         let t = unsafe { &*p };
         if t.signum == sig && t.active.load(Ordering::Acquire) {
             t.count.fetch_add(1, Ordering::AcqRel);
-            t.hub_flag.store(true, Ordering::Release);
+            t.hub_flag.store(true, Ordering::SeqCst); // see `Notifier::clear`
             let _ = t.notifier.notify();
         }
     }
@@ -306,7 +306,7 @@ impl Hub {
     /// Spawns the handlers of signals that arrived (called once per turn).
     #[inline]
     pub(crate) fn dispatch_signals(&self) {
-        if !self.signal_flag.load(Ordering::Acquire) {
+        if !self.signal_flag.load(Ordering::SeqCst) {
             return;
         }
         self.signal_flag.store(false, Ordering::Release);
