@@ -25,6 +25,7 @@ thread_local! {
 
 impl TimeoutId {
     /// Returns a fresh id, never returned before on this thread.
+    #[inline]
     pub fn next() -> TimeoutId {
         NEXT_TIMEOUT_ID.with(|n| {
             let id = n.get();

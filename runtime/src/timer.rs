@@ -3,19 +3,20 @@
 //!
 //! Most timers are cancelled before they fire (a timeout guard around an
 //! operation that succeeded), so cancelling only frees the slot; the heap
-//! entry is skipped when it surfaces. Dead entries are compacted away when
-//! they outnumber live ones, and dropped at once when no timer is live, so
-//! arming and cancelling any number of timers leaves nothing behind.
+//! entry is skipped when it surfaces. The entry of the timer armed last
+//! stays out of the heap until the hub next reads the queue, so a timer
+//! armed and cancelled with no wait in between never touches the heap.
+//! Dead entries are compacted away when they outnumber live ones, and
+//! dropped at once when no timer is live, so arming and cancelling any
+//! number of timers leaves nothing behind.
 
 use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
 use std::time::Instant;
 
-use slab::Slab;
-
-use crate::record::Rec;
 use crate::interrupt::TimeoutId;
 use crate::park::Waker;
+use crate::record::Rec;
 
 /// What a timer does when it fires.
 pub(crate) enum TimerAction {
@@ -27,6 +28,17 @@ pub(crate) enum TimerAction {
     Start(Rec),
 }
 
+impl TimerAction {
+    /// The record the action holds. Dropping an action releases that and
+    /// nothing else, which `Timers::cancel_to_record` relies on.
+    fn record(&self) -> &Rec {
+        match self {
+            TimerAction::Wake(w) => &w.rec,
+            TimerAction::Interrupt(r, _) | TimerAction::Start(r) => r,
+        }
+    }
+}
+
 /// Names one armed timer, for [`Timers::cancel`]. The sequence number makes
 /// a handle to a fired or cancelled timer harmless even after its slot was
 /// reused.
@@ -36,12 +48,20 @@ pub struct TimerHandle {
     seq: u64,
 }
 
+/// Marks the `seq` of a free slot. Arming numbers stay below it (2^63 timers
+/// would take centuries), so no handle matches a free slot.
+const FREE: u64 = 1 << 63;
+
+/// A slot of the table: armed (`seq` is the timer's arming number, `action`
+/// is `Some`) or free (`seq` is `FREE` plus the key of the next free slot,
+/// `action` is `None`). So one comparison of a handle's `seq` with its
+/// slot's tells whether the timer is still armed.
 struct Slot {
     seq: u64,
-    action: TimerAction,
+    action: Option<TimerAction>,
 }
 
-#[derive(PartialEq, Eq)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 struct Entry {
     deadline: Instant,
     seq: u64,
@@ -63,7 +83,16 @@ impl PartialOrd for Entry {
 
 pub(crate) struct Timers {
     heap: BinaryHeap<Reverse<Entry>>,
-    slots: Slab<Slot>,
+    /// The entry of the timer armed last, kept out of the heap until the
+    /// next arm or until the heap is read (`flush`). A timer armed and
+    /// cancelled with no wait in between (a timeout around an operation
+    /// that did not block) then never touches the heap.
+    newest: Option<Entry>,
+    slots: Vec<Slot>,
+    /// The first free slot; `slots.len()` when none is free.
+    free: usize,
+    /// Armed timers (occupied slots).
+    live: usize,
 }
 
 thread_local! {
@@ -76,18 +105,51 @@ impl Timers {
     pub(crate) fn new() -> Timers {
         Timers {
             heap: BinaryHeap::new(),
-            slots: Slab::new(),
+            newest: None,
+            slots: Vec::new(),
+            free: 0,
+            live: 0,
         }
     }
 
     pub(crate) fn arm(&mut self, deadline: Instant, action: TimerAction) -> TimerHandle {
+        self.arm_with(deadline, || action)
+    }
+
+    /// [`Timers::arm`] with the action made by `make` once its slot is
+    /// chosen, so that it is written straight into the slot instead of
+    /// being built elsewhere and copied: a copy would read it back with
+    /// wider loads than it was stored with, which the CPU cannot forward
+    /// from its store buffer, and arming a timeout would stall on that.
+    pub(crate) fn arm_with(
+        &mut self,
+        deadline: Instant,
+        make: impl FnOnce() -> TimerAction,
+    ) -> TimerHandle {
         let seq = NEXT_SEQ.with(|n| {
             let v = n.get();
             n.set(v + 1);
             v
         });
-        let key = self.slots.insert(Slot { seq, action }) as u32;
-        self.heap.push(Reverse(Entry { deadline, seq, key }));
+        debug_assert!(seq < FREE);
+        let key = self.free;
+        if key == self.slots.len() {
+            self.slots.push(Slot {
+                seq: FREE | (key as u64 + 1),
+                action: None,
+            });
+        }
+        let slot = &mut self.slots[key];
+        self.free = (slot.seq & !FREE) as usize;
+        slot.seq = seq;
+        debug_assert!(slot.action.is_none());
+        slot.action = Some(make());
+        self.live += 1;
+        let key = key as u32;
+        if let Some(older) = self.newest {
+            self.heap.push(Reverse(older));
+        }
+        self.newest = Some(Entry { deadline, seq, key });
         TimerHandle { key, seq }
     }
 
@@ -95,37 +157,97 @@ impl Timers {
     /// after releasing the borrow of the queue (dropping a waker can run
     /// user code). `None` if it already fired or was cancelled.
     pub(crate) fn cancel(&mut self, h: TimerHandle) -> Option<TimerAction> {
-        let key = h.key as usize;
-        match self.slots.get(key) {
-            Some(slot) if slot.seq == h.seq => {}
-            _ => return None,
+        let action = self.armed_slot(h)?.action.take();
+        self.cancelled(h);
+        action
+    }
+
+    /// [`Timers::cancel`] for a caller that would only drop the action: it
+    /// is dropped in its slot, and a new reference to its record is
+    /// returned for the caller to drop after the borrow. That reference
+    /// keeps the drop here from freeing the record (which runs user code).
+    /// Moving the action out instead would copy it (see
+    /// [`Timers::arm_with`]) right after `arm_with` stored it.
+    pub(crate) fn cancel_to_record(&mut self, h: TimerHandle) -> Option<Rec> {
+        let slot = self.armed_slot(h)?;
+        let rec = slot.action.as_ref().map(|a| a.record().clone());
+        slot.action = None;
+        self.cancelled(h);
+        rec
+    }
+
+    fn armed_slot(&mut self, h: TimerHandle) -> Option<&mut Slot> {
+        self.slots
+            .get_mut(h.key as usize)
+            .filter(|s| s.seq == h.seq)
+    }
+
+    /// Frees the slot of `h`, whose action was just taken, and drops its
+    /// entry if that is still the newest.
+    fn cancelled(&mut self, h: TimerHandle) {
+        self.free_slot(h.key as usize);
+        if self.newest.is_some_and(|e| e.seq == h.seq) {
+            self.newest = None;
         }
-        let slot = self.slots.remove(key);
         self.compact();
-        Some(slot.action)
+    }
+
+    /// Puts slot `key`, whose action was taken, on the free list.
+    fn free_slot(&mut self, key: usize) {
+        self.slots[key].seq = FREE | self.free as u64;
+        self.free = key;
+        self.live -= 1;
     }
 
     /// Whether the timer is still armed.
     pub(crate) fn is_armed(&self, h: TimerHandle) -> bool {
-        matches!(self.slots.get(h.key as usize), Some(s) if s.seq == h.seq)
+        self.slots
+            .get(h.key as usize)
+            .is_some_and(|s| s.seq == h.seq)
     }
 
     fn compact(&mut self) {
-        let live = self.slots.len();
-        if live == 0 {
+        if self.live == 0 {
             self.heap.clear();
-        } else if self.heap.len() > 2 * live + 64 {
-            let slots = &self.slots;
-            self.heap.retain(
-                |Reverse(e)| matches!(slots.get(e.key as usize), Some(s) if s.seq == e.seq),
-            );
+            self.newest = None;
+        } else if self.heap.len() > 2 * self.live + 64 {
+            self.compact_slow();
         }
+    }
+
+    #[cold]
+    fn compact_slow(&mut self) {
+        let slots = &self.slots;
+        self.heap
+            .retain(|Reverse(e)| slots.get(e.key as usize).is_some_and(|s| s.seq == e.seq));
+    }
+
+    /// Removes the armed timer in slot `key` and returns its action.
+    fn remove(&mut self, key: usize) -> TimerAction {
+        let action = self.slots[key].action.take();
+        self.free_slot(key);
+        action.expect("an armed slot has an action")
+    }
+
+    /// Moves the newest entry into the heap, before the heap is read.
+    fn flush(&mut self) {
+        if let Some(e) = self.newest.take() {
+            self.heap.push(Reverse(e));
+        }
+    }
+
+    /// Whether the heap entry `e` names an armed timer.
+    fn is_live(&self, e: &Entry) -> bool {
+        self.slots
+            .get(e.key as usize)
+            .is_some_and(|s| s.seq == e.seq)
     }
 
     /// The earliest deadline of a live timer, dropping dead entries on top.
     pub(crate) fn next_deadline(&mut self) -> Option<Instant> {
+        self.flush();
         while let Some(Reverse(e)) = self.heap.peek() {
-            if matches!(self.slots.get(e.key as usize), Some(s) if s.seq == e.seq) {
+            if self.is_live(e) {
                 return Some(e.deadline);
             }
             self.heap.pop();
@@ -135,19 +257,20 @@ impl Timers {
 
     /// Removes and returns the action of the earliest live timer due at `now`.
     pub(crate) fn pop_due(&mut self, now: Instant) -> Option<TimerAction> {
+        self.flush();
         loop {
             let Reverse(e) = self.heap.peek()?;
-            let live = matches!(self.slots.get(e.key as usize), Some(s) if s.seq == e.seq);
+            let live = self.is_live(e);
             if live && e.deadline > now {
                 return None;
             }
             let Reverse(e) = self.heap.pop().expect("peeked");
             if live {
-                let slot = self.slots.remove(e.key as usize);
-                if self.slots.is_empty() {
+                let action = self.remove(e.key as usize);
+                if self.live == 0 {
                     self.heap.clear();
                 }
-                return Some(slot.action);
+                return Some(action);
             }
         }
     }
@@ -158,30 +281,29 @@ impl Timers {
         let dead: Vec<usize> = self
             .slots
             .iter()
+            .enumerate()
             .filter(|(_, s)| match &s.action {
-                TimerAction::Wake(w) => w.is_stale(),
-                TimerAction::Interrupt(r, _) | TimerAction::Start(r) => {
+                None => false,
+                Some(TimerAction::Wake(w)) => w.is_stale(),
+                Some(TimerAction::Interrupt(r, _) | TimerAction::Start(r)) => {
                     r.core().state.get() == crate::record::State::Dead
                 }
             })
             .map(|(k, _)| k)
             .collect();
-        let out = dead
-            .into_iter()
-            .map(|k| self.slots.remove(k).action)
-            .collect();
+        let out = dead.into_iter().map(|k| self.remove(k)).collect();
         self.compact();
         out
     }
 
     /// Number of armed timers.
     pub(crate) fn len(&self) -> usize {
-        self.slots.len()
+        self.live
     }
 
-    /// Number of heap entries, live or awaiting lazy deletion.
+    /// Number of queued entries, live or awaiting lazy deletion.
     pub(crate) fn queue_len(&self) -> usize {
-        self.heap.len()
+        self.heap.len() + usize::from(self.newest.is_some())
     }
 }
 
@@ -192,7 +314,11 @@ impl Timers {
 /// If `target` is parked then, its wait ends with that error; otherwise the
 /// error is kept and returned by its next wait (without suspending).
 pub fn arm_timeout(deadline: Instant, target: &crate::GreenletRef, id: TimeoutId) -> TimerHandle {
-    crate::hub::Hub::get().arm_timer(deadline, TimerAction::Interrupt(target.rec.clone(), id))
+    // Not `Hub::arm_timer`, which takes the action made: see `arm_with`.
+    crate::hub::Hub::get()
+        .timers
+        .borrow_mut()
+        .arm_with(deadline, || TimerAction::Interrupt(target.rec.clone(), id))
 }
 
 /// What [`cancel_timeout`] found.
@@ -219,7 +345,10 @@ pub fn cancel_timeout(
     let Some(hub) = crate::hub::Hub::try_get() else {
         return TimeoutStatus::Delivered;
     };
-    if hub.cancel_timer(handle) {
+    // The record comes back to be dropped after the borrow ends.
+    let rec = hub.timers.borrow_mut().cancel_to_record(handle);
+    if rec.is_some() {
+        drop(rec);
         TimeoutStatus::Cancelled
     } else if target.rec.core().discard_pending(id) {
         TimeoutStatus::Discarded
@@ -252,5 +381,85 @@ impl Drop for TimerGuard {
         if let (Some(h), Some(hub)) = (self.0.take(), crate::hub::Hub::try_get()) {
             hub.cancel_timer(h);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn start() -> TimerAction {
+        TimerAction::Start(crate::getcurrent().rec)
+    }
+
+    fn id_of(a: TimerAction) -> Option<TimeoutId> {
+        match a {
+            TimerAction::Interrupt(_, id) => Some(id),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn equal_deadlines_fire_in_arming_order_whether_or_not_newest() {
+        let mut t = Timers::new();
+        let at = Instant::now();
+        let me = crate::getcurrent().rec;
+        let ids: Vec<TimeoutId> = (0..4).map(|_| TimeoutId::next()).collect();
+        let arm = |t: &mut Timers, i: usize| t.arm(at, TimerAction::Interrupt(me.clone(), ids[i]));
+        arm(&mut t, 0);
+        arm(&mut t, 1);
+        let c = arm(&mut t, 2);
+        assert!(t.cancel(c).is_some(), "the newest, never in the heap");
+        arm(&mut t, 3);
+        assert_eq!(t.next_deadline(), Some(at));
+        let fired: Vec<_> = std::iter::from_fn(|| t.pop_due(at).map(id_of)).collect();
+        assert_eq!(fired, [Some(ids[0]), Some(ids[1]), Some(ids[3])]);
+        assert_eq!((t.len(), t.queue_len()), (0, 0));
+    }
+
+    #[test]
+    fn earliest_deadline_wins_over_arming_order() {
+        let mut t = Timers::new();
+        let now = Instant::now();
+        t.arm(now + Duration::from_secs(2), start());
+        t.arm(now + Duration::from_secs(1), start());
+        assert_eq!(t.next_deadline(), Some(now + Duration::from_secs(1)));
+        assert!(t.pop_due(now).is_none());
+        assert!(t.pop_due(now + Duration::from_secs(1)).is_some());
+        assert_eq!(t.next_deadline(), Some(now + Duration::from_secs(2)));
+    }
+
+    #[test]
+    fn a_stale_handle_does_not_match_the_reused_slot() {
+        let mut t = Timers::new();
+        let now = Instant::now();
+        let a = t.arm(now, start());
+        assert!(t.cancel_to_record(a).is_some());
+        let b = t.arm(now, start());
+        assert_eq!(a.key, b.key, "the slot is reused");
+        assert!(!t.is_armed(a) && t.is_armed(b));
+        assert!(t.cancel(a).is_none() && t.cancel_to_record(a).is_none());
+        assert!(t.cancel(b).is_some());
+        assert!(t.cancel(b).is_none(), "cancelled once");
+        assert_eq!((t.len(), t.queue_len()), (0, 0));
+    }
+
+    #[test]
+    fn cancelling_out_of_order_stays_compact() {
+        let mut t = Timers::new();
+        let now = Instant::now();
+        let keep = t.arm(now, start());
+        for _ in 0..10_000 {
+            let a = t.arm(now, start());
+            let b = t.arm(now, start());
+            t.cancel(a);
+            t.cancel(b);
+            assert!(t.queue_len() <= 2 * t.len() + 66, "{}", t.queue_len());
+        }
+        assert_eq!(t.len(), 1);
+        t.cancel(keep);
+        assert_eq!((t.len(), t.queue_len()), (0, 0));
     }
 }
