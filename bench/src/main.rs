@@ -47,6 +47,19 @@ fn main() {
             let port: u16 = args.get(2).and_then(|p| p.parse().ok()).unwrap_or(0);
             std::process::exit(echo::serve(kind, port));
         }
+        // Hidden, for profiling a server by hand: `load <port> <conns>
+        // <bytes> <secs>` drives 127.0.0.1:<port> from CPU 1 as the echo
+        // suite does and prints the requests served.
+        Some("load") => {
+            let num = |i: usize| args.get(i).and_then(|p| p.parse::<u64>().ok());
+            let (Some(port), Some(conns), Some(size), Some(secs)) =
+                (num(1), num(2), num(3), num(4))
+            else {
+                eprintln!("usage: greenlet-bench load <port> <conns> <bytes> <secs>");
+                std::process::exit(2);
+            };
+            std::process::exit(echo::load(port as u16, conns as usize, size as usize, secs));
+        }
         Some("micro-loop") => {
             let bench = args.get(1).map(String::as_str).unwrap_or("");
             let secs: f64 = args.get(2).and_then(|p| p.parse().ok()).unwrap_or(5.0);

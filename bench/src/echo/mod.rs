@@ -135,6 +135,28 @@ fn measure(
 }
 
 /// Runs the echo suite; returns one table per message size.
+/// The hidden `load` subcommand: ping-pong load on `conns` connections to
+/// a server already listening on 127.0.0.1:`port`, for `secs` seconds,
+/// from CPU 1. Returns the exit code.
+pub fn load(port: u16, conns: usize, size: usize, secs: u64) -> i32 {
+    raise_fd_limit();
+    let _ = crate::sys::pin_to_cpu(1);
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let result = client::Load::connect(addr, conns, size)
+        .map_err(|e| e.to_string())
+        .and_then(|mut l| l.burst(Duration::from_secs(secs)));
+    match result {
+        Ok(reqs) => {
+            println!("{reqs} requests in {secs} s = {} req/s", reqs / secs.max(1));
+            0
+        }
+        Err(e) => {
+            eprintln!("load: {e}");
+            1
+        }
+    }
+}
+
 pub fn run(quick: bool) -> Vec<Table> {
     let plan = if quick {
         Plan {
