@@ -1,0 +1,317 @@
+//! The loop: which greenlet runs next, and the housekeeping between turns.
+//!
+//! The main greenlet runs it on the thread's own stack (`run_loop`, inside
+//! its `park`); a spawned greenlet that blocks runs the same loop on its own
+//! stack while only switching is needed (`run_here`). Both share the hub's
+//! queue, batch and housekeeping counters, so the order is one and the same.
+
+use std::fmt;
+use std::panic::Location;
+use std::ptr;
+use std::time::{Duration, Instant};
+
+use corosensei::CoroutineResult;
+
+use super::{Hub, POLL_EVERY};
+use crate::interrupt::{BlockedForever, Interrupted};
+use crate::record::{Core, Rec, State, WakeReason};
+use crate::timer::TimerAction;
+
+/// Stack a greenlet must have left below its stack pointer to run the
+/// loop on its own stack (see `Hub::run_here`).
+const SCHEDULER_ROOM: usize = 16 * 1024;
+
+impl Hub {
+    /// Gives up the CPU until the current greenlet is resumed: the main
+    /// greenlet runs the loop; a spawned greenlet resumed by the hub runs
+    /// the loop itself as long as it can (`run_here`), then suspends to the
+    /// hub; one resumed by such a greenlet suspends back to it.
+    #[inline]
+    pub(super) fn switch_out(&self, core: &Core, what: &dyn fmt::Display) {
+        if core.is_main {
+            self.run_loop(what);
+            core.state.set(State::Running);
+        } else if !self.scheduler.get().is_null() || !self.run_here(core) {
+            let y = core.yielder.get();
+            // SAFETY: set by the coroutine body when it first ran; the
+            // yielder lives on this greenlet's stack, and we are running on
+            // that stack now.
+            unsafe { (*y).suspend(()) };
+        }
+    }
+
+    /// The loop, run on the stack of a spawned greenlet that is about to
+    /// block and was resumed by the hub itself. Each greenlet it resumes
+    /// suspends straight back here, so a hand-off between two greenlets is
+    /// one switch instead of two (greenlet -> hub -> greenlet), and when
+    /// this greenlet's own turn comes it goes on without any switch (true).
+    /// The order is the hub's: the same queue, batches and housekeeping
+    /// cadence. Whatever only the hub does — a turn's housekeeping (poll,
+    /// timers, remote, signals), the main greenlet's turn, waiting when
+    /// nothing is ready — ends it (false: the caller suspends to the hub,
+    /// which carries on from the same place).
+    fn run_here(&self, me: &Core) -> bool {
+        // The loop's frames (and the drops of finished greenlets' records)
+        // run on this stack: leave a greenlet that parked deep in its stack
+        // to the hub.
+        let probe = 0u8;
+        let sp = std::hint::black_box(&probe) as *const u8 as usize;
+        if sp.saturating_sub(me.guard_page.get()) < SCHEDULER_ROOM {
+            return false;
+        }
+        self.scheduler.set(me);
+        let own_turn = loop {
+            let left = self.batch_left.get();
+            if left == 0 {
+                if self.ready.is_empty() || self.runs_since_poll.get() >= POLL_EVERY {
+                    break false;
+                }
+                self.batch_left.set(self.ready.len());
+                continue;
+            }
+            let Some(front) = self.ready.front() else {
+                self.batch_left.set(0);
+                continue;
+            };
+            // SAFETY: the queue's record keeps the core alive.
+            if unsafe { &*front }.is_main {
+                break false;
+            }
+            self.batch_left.set(left - 1);
+            self.runs_since_poll.set(self.runs_since_poll.get() + 1);
+            let g = self.ready.pop_front().expect("front() was Some");
+            if ptr::eq(front, me) {
+                // Our own turn. (The queue's reference is dropped; the live
+                // table and `park`'s own keep the record.)
+                drop(g);
+                me.state.set(State::Running);
+                if self.monitoring.get() {
+                    self.monitor_running(me);
+                }
+                break true;
+            }
+            self.run_one(g);
+            if me.state.get() == State::Dead {
+                break false; // discarded by a fork made below us
+            }
+        };
+        self.scheduler.set(ptr::null());
+        own_turn
+    }
+
+    /// Delivers a fired timeout to its greenlet.
+    fn deliver_timeout(&self, rec: Rec, id: crate::TimeoutId) {
+        let core = rec.core();
+        match core.state.get() {
+            State::Dead => {}
+            State::Parked => {
+                core.wake_reason
+                    .set(WakeReason::Interrupted(Interrupted::Timeout(id)));
+                self.schedule(rec);
+            }
+            _ => core.push_pending(id),
+        }
+    }
+
+    /// Runs the loop until the main greenlet's turn comes.
+    ///
+    /// The loop's position survives across calls: `batch_left` counts the
+    /// greenlets of the current turn's batch still to run, so when the main
+    /// greenlet's turn comes mid-batch, the rest of the batch runs the next
+    /// time the main greenlet blocks, before the next poll.
+    fn run_loop(&self, what: &dyn fmt::Display) {
+        loop {
+            let left = self.batch_left.get();
+            if left == 0 {
+                self.turn(what);
+                self.batch_left.set(self.ready.len());
+                continue;
+            }
+            self.batch_left.set(left - 1);
+            let next = self.ready.pop_front();
+            let Some(g) = next else {
+                self.batch_left.set(0);
+                continue;
+            };
+            self.runs_since_poll.set(self.runs_since_poll.get() + 1);
+            if g.core().is_main {
+                if self.monitoring.get() {
+                    self.monitor_running(g.core());
+                }
+                return;
+            }
+            self.run_one(g);
+        }
+    }
+
+    #[cold]
+    fn monitor_running(&self, core: &Core) {
+        if let Some(w) = &*self.monitor.borrow() {
+            w.running(core);
+        }
+    }
+
+    /// Resumes one greenlet until it parks, yields or finishes.
+    #[inline]
+    fn run_one(&self, g: Rec) {
+        let core = g.core();
+        if core.state.get() != State::Scheduled {
+            return; // killed before it started; a stale queue entry
+        }
+        // SAFETY: the loop is the only user of the slot while it resumes the
+        // greenlet (see `Core::co_slot`), and `g` keeps the record alive.
+        let slot = unsafe { core.co_slot() };
+        if slot.is_none() && !self.launch(&g, slot) {
+            return;
+        }
+        let Some(co) = slot.as_mut() else { return };
+        core.state.set(State::Running);
+        core.started.set(true);
+        if self.monitoring.get() {
+            self.monitor_running(core);
+        }
+        let prev = self.current.replace(g.as_ptr());
+        let r = co.resume(());
+        self.current.set(prev);
+        match r {
+            CoroutineResult::Return(()) => {
+                if let Some(co) = slot.take() {
+                    self.stacks.borrow_mut().put(co.into_stack());
+                }
+            }
+            // Discarded by a fork while it ran the loop (see
+            // `discard_others`): now suspended, it is dropped without
+            // running any more of its code.
+            CoroutineResult::Yield(()) if core.state.get() == State::Dead => {
+                std::mem::forget(slot.take());
+            }
+            CoroutineResult::Yield(()) => {}
+        }
+    }
+
+    /// Builds the coroutine of a greenlet about to run for the first time,
+    /// on the warmest free stack. False if it has nothing to run.
+    #[cold]
+    fn launch(&self, g: &Rec, slot: &mut Option<crate::record::Co>) -> bool {
+        let core = g.core();
+        let Some(stack) = core.stack.take() else {
+            return false;
+        };
+        let stack = self.stacks.borrow_mut().swap_hot(stack);
+        core.stack_size
+            .set(stack.usable(self.stacks.borrow().page()));
+        core.guard_page.set(stack.bottom);
+        match g.body().launch(core, stack) {
+            Ok(co) => {
+                *slot = Some(co);
+                true
+            }
+            Err(stack) => {
+                self.stacks.borrow_mut().put(stack);
+                false
+            }
+        }
+    }
+
+    /// The part of a loop turn after the batch: poll, timers, remote queue.
+    #[inline]
+    fn turn(&self, what: &dyn fmt::Display) {
+        if !self.ready.is_empty() && self.runs_since_poll.get() < POLL_EVERY {
+            return;
+        }
+        self.full_turn(what);
+    }
+
+    /// The part of a turn the busy case skips: I/O, timers, remote work,
+    /// signals.
+    fn full_turn(&self, what: &dyn fmt::Display) {
+        self.runs_since_poll.set(0);
+        if !self.ready.is_empty() {
+            self.reactor.poll(Some(Duration::ZERO));
+        } else {
+            let next = self.timers.borrow_mut().next_deadline();
+            let timeout = next.map(|d| d.saturating_duration_since(Instant::now()));
+            if timeout.is_none() && !self.remote.has_work() && !self.can_be_woken() {
+                let err = Interrupted::LoopExit(BlockedForever::new(what.to_string()));
+                self.main
+                    .core()
+                    .wake_reason
+                    .set(WakeReason::Interrupted(err));
+                self.schedule(self.main.clone());
+                return;
+            }
+            let timeout = if self.remote.has_work()
+                || self.signal_flag.load(std::sync::atomic::Ordering::Acquire)
+            {
+                Some(Duration::ZERO)
+            } else {
+                // Wake for the stack pool's decay too (not a wake-up source
+                // for LoopExit: it never wakes a greenlet).
+                match (timeout, self.stacks.borrow().decay_due()) {
+                    (t, None) => t,
+                    (None, Some(d)) => Some(d.saturating_duration_since(Instant::now())),
+                    (Some(t), Some(d)) => Some(t.min(d.saturating_duration_since(Instant::now()))),
+                }
+            };
+            let watched = self.monitor.borrow().clone();
+            if let Some(w) = &watched {
+                w.set_idle(true);
+            }
+            self.reactor.poll(timeout);
+            if let Some(w) = &watched {
+                w.set_idle(false);
+                w.turn();
+            }
+        }
+        // The clock is read only if something needs it.
+        if self.timers.borrow().len() > 0 || self.stacks.borrow().decay_due().is_some() {
+            let now = Instant::now();
+            self.fire_timers(now);
+            self.stacks.borrow_mut().decay(now);
+        } else if self.stacks.borrow().has_excess() {
+            // Start the decay clock for a pool that just grew.
+            self.stacks.borrow_mut().decay(Instant::now());
+        }
+        self.drain_remote();
+        self.dispatch_signals();
+    }
+
+    /// Whether anything outside the ready queue and timers could wake a
+    /// parked greenlet.
+    fn can_be_woken(&self) -> bool {
+        self.reactor.waiters() > 0 || self.keepalive.get() > 0 || self.remote.handles() > 0
+    }
+
+    fn fire_timers(&self, now: Instant) {
+        loop {
+            let due = self.timers.borrow_mut().pop_due(now);
+            match due {
+                None => return,
+                Some(TimerAction::Wake(w)) => w.wake(),
+                Some(TimerAction::Interrupt(rec, id)) => self.deliver_timeout(rec, id),
+                Some(TimerAction::Start(rec)) => {
+                    if let Some(mut e) = rec.core().extra_if_any() {
+                        e.start_timer = None;
+                    }
+                    if rec.core().state.get() == State::Delayed {
+                        self.schedule(rec);
+                    }
+                }
+            }
+        }
+    }
+
+    fn drain_remote(&self) {
+        if !self.remote.has_work() {
+            return;
+        }
+        for job in self.remote.take_jobs() {
+            if let Err(e) = self
+                .spawn_task(job, None, None, Location::caller(), None)
+                .map(drop)
+            {
+                eprintln!("greenlet: could not run a job sent through a Remote: {e}");
+            }
+        }
+    }
+}
