@@ -198,13 +198,15 @@ impl Core {
     /// copy it twice per switch).
     ///
     /// # Safety
-    /// No other reference to the slot may be alive: only the hub's loop
+    /// No other reference to the slot may be alive: only the loop
     /// (`run_one`, which holds it across a resume) and code that runs while
     /// this greenlet is not being resumed (`kill` of a greenlet that never
     /// ran, teardown, fork) use it, and none of them can run inside
     /// `run_one`'s use for the same greenlet: a running greenlet has started,
-    /// so `kill` does not touch its slot, and teardown and fork run on the
-    /// main greenlet, which only runs when no greenlet is resumed.
+    /// so `kill` does not touch its slot; teardown runs on the main
+    /// greenlet, which only runs when no greenlet is resumed; and fork skips
+    /// the greenlets being resumed (its caller, and the one running the
+    /// loop below it).
     #[allow(clippy::mut_from_ref)]
     #[inline]
     pub(crate) unsafe fn co_slot(&self) -> &mut Option<Co> {
@@ -214,8 +216,8 @@ impl Core {
 
     /// Takes the coroutine out (teardown, fork).
     pub(crate) fn take_co(&self) -> Option<Co> {
-        // SAFETY: called only on the main greenlet, never inside a resume
-        // of this greenlet (see `co_slot`).
+        // SAFETY: teardown and fork call this only for greenlets that are
+        // not being resumed (see `co_slot`).
         unsafe { self.co_slot() }.take()
     }
 
