@@ -7,7 +7,7 @@
 //! a hand-off (a permit, an item) is never lost: whoever removes a waiter
 //! hands it what it waited for.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::fmt;
 use std::time::Instant;
@@ -19,12 +19,16 @@ use crate::timer::{TimerAction, TimerGuard};
 /// Waiters in the order they began waiting, each with what is handed to it.
 pub(crate) struct WaitList<S = ()> {
     q: RefCell<VecDeque<(Waker, S)>>,
+    /// An empty buffer that keeps its capacity: `notify_all` swaps it in
+    /// for the full one, so an Event set/wait cycle allocates nothing.
+    spare: Cell<VecDeque<(Waker, S)>>,
 }
 
 impl<S> WaitList<S> {
     pub(crate) fn new() -> WaitList<S> {
         WaitList {
             q: RefCell::new(VecDeque::new()),
+            spare: Cell::new(VecDeque::new()),
         }
     }
 
@@ -44,10 +48,19 @@ impl<S> WaitList<S> {
 
     /// Wakes every waiter, in wait order. Never switches.
     pub(crate) fn notify_all(&self) {
-        let all = std::mem::take(&mut *self.q.borrow_mut());
-        for (w, _) in all {
+        let mut all = {
+            let mut q = self.q.borrow_mut();
+            if q.is_empty() {
+                return;
+            }
+            std::mem::replace(&mut *q, self.spare.take())
+        };
+        // Outside the borrow: dropping a slot or a stale waker can run user
+        // code, which may use this list again.
+        while let Some((w, _)) = all.pop_front() {
             w.wake();
         }
+        self.spare.set(all);
     }
 
     /// Removes the waiter of `waker`'s park; its slot if it was still there.
