@@ -77,9 +77,7 @@ impl Hub {
             if unsafe { &*front }.is_main {
                 break false;
             }
-            self.batch_left.set(left - 1);
-            self.runs_since_poll.set(self.runs_since_poll.get() + 1);
-            let g = self.ready.pop_front().expect("front() was Some");
+            let g = self.next_in_batch(left).expect("front() was Some");
             if ptr::eq(front, me) {
                 // Our own turn. (The queue's reference is dropped; the live
                 // table and `park`'s own keep the record.)
@@ -127,13 +125,9 @@ impl Hub {
                 self.batch_left.set(self.ready.len());
                 continue;
             }
-            self.batch_left.set(left - 1);
-            let next = self.ready.pop_front();
-            let Some(g) = next else {
-                self.batch_left.set(0);
+            let Some(g) = self.next_in_batch(left) else {
                 continue;
             };
-            self.runs_since_poll.set(self.runs_since_poll.get() + 1);
             if g.core().is_main {
                 if self.monitoring.get() {
                     self.monitor_running(g.core());
@@ -142,6 +136,20 @@ impl Hub {
             }
             self.run_one(g);
         }
+    }
+
+    /// Takes the next greenlet of the current batch (`left` > 0 of it
+    /// still to run), counting it against the batch and the housekeeping
+    /// cadence. `None` ends the batch: the queue emptied under it.
+    #[inline]
+    fn next_in_batch(&self, left: usize) -> Option<Rec> {
+        let Some(g) = self.ready.pop_front() else {
+            self.batch_left.set(0);
+            return None;
+        };
+        self.batch_left.set(left - 1);
+        self.runs_since_poll.set(self.runs_since_poll.get() + 1);
+        Some(g)
     }
 
     #[cold]
@@ -197,9 +205,11 @@ impl Hub {
         let Some(stack) = core.stack.take() else {
             return false;
         };
-        let stack = self.stacks.borrow_mut().swap_hot(stack);
-        core.stack_size
-            .set(stack.usable(self.stacks.borrow().page()));
+        let (stack, page) = {
+            let mut pool = self.stacks.borrow_mut();
+            (pool.swap_hot(stack), pool.page())
+        };
+        core.stack_size.set(stack.usable(page));
         core.guard_page.set(stack.bottom);
         match g.body().launch(core, stack) {
             Ok(co) => {
