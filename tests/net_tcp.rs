@@ -14,7 +14,7 @@ use std::sync::{mpsc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
 
 use greenlet::net::{Domain, SockRef, Socket, TcpListener, TcpStream, Type};
-use greenlet::{sleep, spawn, yield_now, GreenletState, Interrupted, Timeout};
+use greenlet::{sleep, spawn, yield_now, Greenlet, GreenletState, Interrupted, Timeout};
 
 /// Tests take this shared; the fd-leak test takes it exclusively, so it
 /// counts `/proc/self/fd` while no other test of this file opens fds.
@@ -46,6 +46,19 @@ fn assert_ebadf(e: &io::Error) {
 fn assert_cancelled(e: &io::Error) {
     assert!(e.to_string().contains(CLOSED_MSG), "{e}");
     assert_eq!(Interrupted::from_io(e), Some(Interrupted::Cancelled));
+}
+
+/// A greenlet parked in a 4-byte read of `a` (asserted), for the tests of
+/// what wakes a blocked reader.
+fn parked_reader(a: &Rc<TcpStream>) -> Greenlet<io::Result<usize>> {
+    let a = a.clone();
+    let reader = spawn(move || {
+        let mut buf = [0u8; 4];
+        (&*a).read(&mut buf)
+    });
+    yield_now();
+    assert_eq!(reader.state(), GreenletState::Parked);
+    reader
 }
 
 #[test]
@@ -315,13 +328,7 @@ fn close_wakes_a_blocked_reader_with_the_closed_error() {
     let _g = shared();
     let (a, _b) = pair();
     let a = Rc::new(a);
-    let a2 = a.clone();
-    let reader = spawn(move || {
-        let mut buf = [0u8; 4];
-        (&*a2).read(&mut buf)
-    });
-    yield_now();
-    assert_eq!(reader.state(), GreenletState::Parked);
+    let reader = parked_reader(&a);
     a.close(); // the closer does not fail
     assert!(a.is_closed());
     assert_cancelled(&reader.get().unwrap().unwrap_err());
@@ -351,13 +358,7 @@ fn shutdown_read_wakes_only_the_reader() {
     let _g = shared();
     let (a, b) = pair();
     let a = Rc::new(a);
-    let a2 = a.clone();
-    let reader = spawn(move || {
-        let mut buf = [0u8; 4];
-        (&*a2).read(&mut buf)
-    });
-    yield_now();
-    assert_eq!(reader.state(), GreenletState::Parked);
+    let reader = parked_reader(&a);
     a.shutdown(Shutdown::Read).unwrap();
     assert_cancelled(&reader.get().unwrap().unwrap_err());
     // The write half still works.
