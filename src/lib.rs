@@ -26,8 +26,9 @@
 
 pub use greenlet_runtime::{
     getcurrent, joinall, killall, panic_message, park, run_info, sleep, spawn, spawn_later,
-    spawn_raw, yield_now, BlockedForever, Builder, Greenlet, GreenletError, GreenletExit,
-    GreenletInfo, GreenletRef, GreenletState, Interrupted, LinkId, TimeoutId, Waker,
+    spawn_link, spawn_link_exception, spawn_link_value, spawn_raw, yield_now, BlockedForever,
+    Builder, Ended, Greenlet, GreenletError, GreenletExit, GreenletInfo, GreenletRef,
+    GreenletState, Interrupted, LinkId, LinkedExited, TimeoutId, Waker,
 };
 
 pub use greenlet_runtime::process::{fork, reinit, shutdown, Fork};

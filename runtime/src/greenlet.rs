@@ -63,16 +63,34 @@ pub enum GreenletState {
 type LinkFn = Box<dyn FnOnce(GreenletRef)>;
 
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum LinkWhen {
+pub(crate) enum LinkWhen {
     Always,
     Success,
     Failure,
 }
 
+impl LinkWhen {
+    fn fires(self, failed: bool) -> bool {
+        match self {
+            LinkWhen::Always => true,
+            LinkWhen::Success => !failed,
+            LinkWhen::Failure => failed,
+        }
+    }
+}
+
+/// What a link does when its greenlet dies.
+pub(crate) enum LinkAction {
+    /// Runs a callback in a new greenlet.
+    Call(LinkFn),
+    /// Interrupts a receiver greenlet with `LinkedExited` (see `link.rs`).
+    Notify(Rec),
+}
+
 pub(crate) struct Link {
-    id: u64,
+    pub(crate) id: u64,
     when: LinkWhen,
-    f: LinkFn,
+    action: LinkAction,
 }
 
 /// Identifies one link for [`GreenletRef::unlink`].
@@ -97,18 +115,20 @@ pub(crate) fn on_death(hub: &Hub, rec: &Rec) {
         .unwrap_or_default();
     let failed = core.outcome.get() == Outcome::Panicked;
     for l in links {
-        let fire = match l.when {
-            LinkWhen::Always => true,
-            LinkWhen::Success => !failed,
-            LinkWhen::Failure => failed,
-        };
-        if fire {
-            spawn_link(hub, rec.clone(), l.f);
+        if l.when.fires(failed) {
+            fire_link(hub, rec, l.action);
         }
     }
 }
 
-fn spawn_link(hub: &Hub, rec: Rec, f: LinkFn) {
+fn fire_link(hub: &Hub, rec: &Rec, action: LinkAction) {
+    match action {
+        LinkAction::Call(f) => run_link(hub, rec.clone(), f),
+        LinkAction::Notify(receiver) => crate::link::notify(hub, rec, receiver),
+    }
+}
+
+fn run_link(hub: &Hub, rec: Rec, f: LinkFn) {
     let r = GreenletRef { rec };
     // A link runs in its own greenlet; if no stack can be had, report it
     // rather than lose the callback silently.
@@ -634,18 +654,18 @@ impl GreenletRef {
     /// Links run in registration order; linking to a dead greenlet runs `f`
     /// at the next loop turn. A panicking link does not stop later links.
     pub fn link(&self, f: impl FnOnce(GreenletRef) + 'static) -> LinkId {
-        self.add_link(LinkWhen::Always, Box::new(f))
+        self.add_link(LinkWhen::Always, LinkAction::Call(Box::new(f)))
     }
 
     /// Like [`GreenletRef::link`], only if it ends successfully (returned or
     /// was killed).
     pub fn link_value(&self, f: impl FnOnce(GreenletRef) + 'static) -> LinkId {
-        self.add_link(LinkWhen::Success, Box::new(f))
+        self.add_link(LinkWhen::Success, LinkAction::Call(Box::new(f)))
     }
 
     /// Like [`GreenletRef::link`], only if it panicked.
     pub fn link_exception(&self, f: impl FnOnce(GreenletRef) + 'static) -> LinkId {
-        self.add_link(LinkWhen::Failure, Box::new(f))
+        self.add_link(LinkWhen::Failure, LinkAction::Call(Box::new(f)))
     }
 
     /// Removes a link that has not fired; `true` if it was found.
@@ -662,21 +682,15 @@ impl GreenletRef {
         removed.is_some()
     }
 
-    fn add_link(&self, when: LinkWhen, f: LinkFn) -> LinkId {
+    pub(crate) fn add_link(&self, when: LinkWhen, action: LinkAction) -> LinkId {
         let hub = Hub::get();
         let id = hub.next_id();
         if self.dead() {
-            let failed = self.panicked();
-            let fire = match when {
-                LinkWhen::Always => true,
-                LinkWhen::Success => !failed,
-                LinkWhen::Failure => failed,
-            };
-            if fire {
-                spawn_link(hub, self.rec.clone(), f);
+            if when.fires(self.panicked()) {
+                fire_link(hub, &self.rec, action);
             }
         } else {
-            self.core().extra().links.push(Link { id, when, f });
+            self.core().extra().links.push(Link { id, when, action });
         }
         LinkId(id)
     }

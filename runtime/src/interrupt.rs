@@ -2,14 +2,16 @@
 //!
 //! Every blocking call of greenlet returns `Result<_, Interrupted>` (or an
 //! `io::Error` made from one). A wait ends early for exactly these reasons:
-//! a timeout of the waiting greenlet expired, what it waited on was closed or
-//! cancelled by another greenlet, nothing could ever wake it (the hub would
-//! otherwise block forever), or it was asked to block while its thread was
-//! unwinding from a panic.
+//! a timeout of the waiting greenlet expired, a greenlet linked to it died
+//! ([`LinkedExited`]), what it waited on was closed or cancelled by another
+//! greenlet, nothing could ever wake it (the hub would otherwise block
+//! forever), or it was asked to block while its thread was unwinding from a
+//! panic.
 
 use std::cell::Cell;
 use std::fmt;
 use std::io;
+use std::panic::Location;
 
 /// Identity of one timeout (see the `greenlet-timeout` crate).
 ///
@@ -51,7 +53,8 @@ impl fmt::Display for TimeoutId {
 /// Converts into [`io::Error`] (see the `From` impl) so socket code can use
 /// `?` on it: `Timeout` becomes [`io::ErrorKind::TimedOut`], `Cancelled`
 /// becomes the EBADF error "File descriptor was closed in another greenlet",
-/// `LoopExit` becomes [`io::ErrorKind::Deadlock`].
+/// `LoopExit` becomes [`io::ErrorKind::Deadlock`], `LinkedExited` becomes
+/// [`io::ErrorKind::Other`]. [`Interrupted::from_io`] recovers it.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum Interrupted {
@@ -75,6 +78,12 @@ pub enum Interrupted {
     /// it; the wait fails at once instead.
     #[error("cannot block while the thread is unwinding from a panic or a kill")]
     Unwinding,
+    /// A greenlet this one was linked to died (`spawn_link`,
+    /// `GreenletRef::link_greenlet`, gevent 0.13's `link(greenlet)`): the
+    /// value names it and says how it ended. Raised once, at the current or
+    /// next blocking call, in the order it happened relative to timeouts.
+    #[error("{0}")]
+    LinkedExited(LinkedExited),
 }
 
 impl Interrupted {
@@ -84,6 +93,120 @@ impl Interrupted {
             Interrupted::Timeout(id) => Some(*id),
             _ => None,
         }
+    }
+
+    /// The dead greenlet if this is [`Interrupted::LinkedExited`].
+    pub fn linked_exited(&self) -> Option<&LinkedExited> {
+        match self {
+            Interrupted::LinkedExited(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+/// How a linked greenlet ended (gevent 0.13: `LinkedCompleted`,
+/// `LinkedKilled`, `LinkedFailed`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Ended {
+    /// It returned a value.
+    Completed,
+    /// It was killed (unwound with `GreenletExit`); counts as successful.
+    Killed,
+    /// It panicked; the panic message (`<non-string panic payload>` when the
+    /// payload was not a string).
+    Panicked(String),
+}
+
+impl fmt::Display for Ended {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Ended::Completed => f.write_str("completed successfully"),
+            Ended::Killed => f.write_str("was killed"),
+            Ended::Panicked(m) => write!(f, "panicked: {m}"),
+        }
+    }
+}
+
+/// The value of [`Interrupted::LinkedExited`]: which linked greenlet died
+/// and how. It is a snapshot, so it is `Send` and can travel inside an
+/// `io::Error`; use `id()` to match it against a handle you hold.
+///
+/// ```
+/// use greenlet_runtime::{sleep, spawn_link, Ended, Interrupted};
+/// use std::time::Duration;
+///
+/// let child = spawn_link(|| -> () { panic!("disk full") });
+/// match sleep(Duration::from_secs(10)) {
+///     Err(Interrupted::LinkedExited(dead)) => {
+///         assert_eq!(dead.id(), child.id());
+///         assert_eq!(dead.ended(), &Ended::Panicked("disk full".into()));
+///         assert!(dead.to_string().ends_with("panicked: disk full"));
+///     }
+///     other => panic!("{other:?}"),
+/// }
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LinkedExited {
+    // Boxed: `Interrupted` stays two words (see `BlockedForever`).
+    inner: Box<DeadGreenlet>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct DeadGreenlet {
+    id: u64,
+    name: String,
+    spawned_at: &'static Location<'static>,
+    ended: Ended,
+}
+
+impl LinkedExited {
+    pub(crate) fn new(
+        id: u64,
+        name: String,
+        spawned_at: &'static Location<'static>,
+        ended: Ended,
+    ) -> LinkedExited {
+        LinkedExited {
+            inner: Box::new(DeadGreenlet {
+                id,
+                name,
+                spawned_at,
+                ended,
+            }),
+        }
+    }
+
+    /// The dead greenlet's id (`GreenletRef::id`).
+    pub fn id(&self) -> u64 {
+        self.inner.id
+    }
+
+    /// Its name (`Greenlet-<id>` unless named).
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// Where it was spawned.
+    pub fn spawned_at(&self) -> &'static Location<'static> {
+        self.inner.spawned_at
+    }
+
+    /// How it ended.
+    pub fn ended(&self) -> &Ended {
+        &self.inner.ended
+    }
+}
+
+impl fmt::Display for LinkedExited {
+    /// "linked greenlet Greenlet-7 spawned at src/main.rs:12:5 panicked: boom".
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let d = &self.inner;
+        write!(
+            f,
+            "linked greenlet {} spawned at {} {}",
+            d.name, d.spawned_at, d.ended
+        )
     }
 }
 
@@ -123,14 +246,18 @@ impl fmt::Display for BlockedForever {
 }
 
 impl From<Interrupted> for io::Error {
-    /// `Timeout` -> `TimedOut`, `LoopExit` -> `Deadlock`, `Cancelled` and
-    /// `Unwinding` -> `Other`; the `Interrupted` stays the inner error, so
-    /// [`Interrupted::from_io`] (and `Timeout::is`) can recover it.
+    /// `Timeout` -> `TimedOut`, `LoopExit` -> `Deadlock`, `Cancelled`,
+    /// `Unwinding` and `LinkedExited` -> `Other`; the `Interrupted` stays the
+    /// inner error, so [`Interrupted::from_io`] (and `Timeout::is`) can
+    /// recover it. (`LinkedExited` is not `ErrorKind::Interrupted`: std's
+    /// `read_exact`/`write_all` retry that kind, which would swallow it.)
     fn from(e: Interrupted) -> io::Error {
         let kind = match &e {
             Interrupted::Timeout(_) => io::ErrorKind::TimedOut,
             Interrupted::LoopExit(_) => io::ErrorKind::Deadlock,
-            Interrupted::Cancelled | Interrupted::Unwinding => io::ErrorKind::Other,
+            Interrupted::Cancelled | Interrupted::Unwinding | Interrupted::LinkedExited(_) => {
+                io::ErrorKind::Other
+            }
         };
         io::Error::new(kind, e)
     }

@@ -47,6 +47,7 @@
 mod epoll;
 mod greenlet;
 mod interrupt;
+mod link;
 mod monitor;
 mod park;
 mod reactor;
@@ -73,7 +74,8 @@ pub use greenlet::{
     GreenletError, GreenletExit, GreenletRef, GreenletState, LinkId,
 };
 pub use hub::{run_info, GreenletInfo};
-pub use interrupt::{BlockedForever, Interrupted, TimeoutId};
+pub use interrupt::{BlockedForever, Ended, Interrupted, LinkedExited, TimeoutId};
+pub use link::{spawn_link, spawn_link_exception, spawn_link_value};
 pub use park::{park, Waker};
 pub use reactor::Registration;
 pub use sleep::{sleep, yield_now};

@@ -115,6 +115,9 @@ impl fmt::Debug for Waker {
 /// - [`Interrupted::Timeout`]: a timeout of this greenlet expired before or
 ///   during the wait (a timeout that expired earlier is delivered here,
 ///   without suspending);
+/// - [`Interrupted::LinkedExited`]: a greenlet linked to this one died
+///   before or during the wait (delivered like a timeout, in the order the
+///   interruptions came);
 /// - [`Interrupted::Cancelled`]: the waker was used with
 ///   [`Waker::interrupt`];
 /// - [`Interrupted::LoopExit`]: nothing could ever wake this park;

@@ -156,8 +156,10 @@ impl Core {
         RefMut::filter_map(self.extra.borrow_mut(), |e| e.as_deref_mut()).ok()
     }
 
-    pub(crate) fn push_pending(&self, id: TimeoutId) {
-        self.extra().pending.push(id);
+    /// Keeps an interruption (a fired timeout, a linked greenlet's death)
+    /// for the greenlet's next wait, after those already kept.
+    pub(crate) fn push_pending(&self, e: Interrupted) {
+        self.extra().pending.push(e);
     }
 
     /// Live references to the record (for tests).
@@ -176,10 +178,10 @@ impl Core {
         self.refs.set(n + 1);
     }
 
-    /// The oldest undelivered timeout, if any. Checked by every park, so
-    /// the empty case is inline and the rest out of line.
+    /// The oldest undelivered interruption, if any. Checked by every park,
+    /// so the empty case is inline and the rest out of line.
     #[inline]
-    pub(crate) fn take_pending(&self) -> Option<TimeoutId> {
+    pub(crate) fn take_pending(&self) -> Option<Interrupted> {
         if self.extra.borrow().is_none() {
             None
         } else {
@@ -188,7 +190,7 @@ impl Core {
     }
 
     #[cold]
-    fn take_pending_slow(&self) -> Option<TimeoutId> {
+    fn take_pending_slow(&self) -> Option<Interrupted> {
         let mut e = self.extra_if_any()?;
         (!e.pending.is_empty()).then(|| e.pending.remove(0))
     }
@@ -227,7 +229,7 @@ impl Core {
             return false;
         };
         let before = e.pending.len();
-        e.pending.retain(|p| *p != id);
+        e.pending.retain(|p| p.timeout_id() != Some(id));
         e.pending.len() != before
     }
 
@@ -244,9 +246,10 @@ impl Core {
 /// The parts of a record most greenlets never use (see `Core::extra`).
 #[derive(Default)]
 pub(crate) struct Extra {
-    /// Timeouts that fired while this greenlet was not parked; delivered,
-    /// oldest first, by its next waits.
-    pub(crate) pending: Vec<TimeoutId>,
+    /// Interruptions that came while this greenlet was not parked (fired
+    /// timeouts, deaths of linked greenlets); delivered, oldest first, by
+    /// its next waits.
+    pub(crate) pending: Vec<Interrupted>,
     /// The payload of its panic, until taken.
     pub(crate) panic: Option<Box<dyn Any + Send>>,
     pub(crate) links: Vec<Link>,

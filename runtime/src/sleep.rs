@@ -34,12 +34,12 @@ pub fn sleep(duration: Duration) -> Result<(), Interrupted> {
             return Err(Interrupted::Unwinding);
         }
         let me = hub.current();
-        if let Some(id) = me.core().take_pending() {
-            return Err(Interrupted::Timeout(id));
+        if let Some(e) = me.core().take_pending() {
+            return Err(e);
         }
         hub.yield_now();
         return match me.core().take_pending() {
-            Some(id) => Err(Interrupted::Timeout(id)),
+            Some(e) => Err(e),
             None => Ok(()),
         };
     }

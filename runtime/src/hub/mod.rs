@@ -284,6 +284,22 @@ impl Hub {
         action.is_some()
     }
 
+    /// Ends the wait of `rec` with `e` if it is parked, else keeps `e` for
+    /// its next wait (after those already kept, so each interruption is
+    /// delivered once, in the order they came); a dead greenlet gets
+    /// nothing.
+    pub(crate) fn interrupt(&self, rec: Rec, e: Interrupted) {
+        let core = rec.core();
+        match core.state.get() {
+            State::Dead => {}
+            State::Parked => {
+                core.wake_reason.set(WakeReason::Interrupted(e));
+                self.schedule(rec);
+            }
+            _ => core.push_pending(e),
+        }
+    }
+
     /// Records a greenlet's death and runs its links and joiners.
     pub(crate) fn finish(&self, rec: &Rec, outcome: Outcome) {
         let core = rec.core();
@@ -318,8 +334,8 @@ impl Hub {
         // Not panicking, so an earlier kill's unwind was caught: the greenlet
         // may be killed again.
         core.unwinding.set(false);
-        if let Some(id) = core.take_pending() {
-            return Err(Interrupted::Timeout(id));
+        if let Some(e) = core.take_pending() {
+            return Err(e);
         }
         if self.closing.get() {
             return Err(Interrupted::LoopExit(BlockedForever::new(format!(

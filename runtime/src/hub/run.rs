@@ -97,20 +97,6 @@ impl Hub {
         own_turn
     }
 
-    /// Delivers a fired timeout to its greenlet.
-    fn deliver_timeout(&self, rec: Rec, id: crate::TimeoutId) {
-        let core = rec.core();
-        match core.state.get() {
-            State::Dead => {}
-            State::Parked => {
-                core.wake_reason
-                    .set(WakeReason::Interrupted(Interrupted::Timeout(id)));
-                self.schedule(rec);
-            }
-            _ => core.push_pending(id),
-        }
-    }
-
     /// Runs the loop until the main greenlet's turn comes.
     ///
     /// The loop's position survives across calls: `batch_left` counts the
@@ -298,7 +284,9 @@ impl Hub {
             match due {
                 None => return,
                 Some(TimerAction::Wake(w)) => w.wake(),
-                Some(TimerAction::Interrupt(rec, id)) => self.deliver_timeout(rec, id),
+                Some(TimerAction::Interrupt(rec, id)) => {
+                    self.interrupt(rec, Interrupted::Timeout(id))
+                }
                 Some(TimerAction::Start(rec)) => {
                     if let Some(mut e) = rec.core().extra_if_any() {
                         e.start_timer = None;
