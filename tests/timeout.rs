@@ -341,3 +341,54 @@ fn timeouts_in_many_greenlets_are_independent() {
     }
     assert_eq!(*log.borrow(), ids, "shortest timeout first");
 }
+
+/// Every error that wraps an `Interrupted` answers `Timeout::is`, and so
+/// does the `io::Error` made from it (through `Interrupted::from_io`).
+#[test]
+fn timeout_is_recognises_every_error_that_carries_it() {
+    use greenlet::sync::{AsyncResult, PutError, Queue};
+    use greenlet::threadpool::{self, ThreadError};
+
+    // Something for the hub to wait on, so no wait is a LoopExit.
+    let _keep = greenlet::spawn_later(Duration::from_secs(30), || ());
+    let ms = Duration::from_millis(2);
+
+    let never: AsyncResult<u8> = AsyncResult::new();
+    let t = Timeout::start_new(ms);
+    let e = never.get().unwrap_err();
+    assert!(t.is(&e) && e.interrupted().is_some());
+    let io_e = std::io::Error::from(e);
+    assert!(t.is(&io_e));
+    assert_eq!(io_e.kind(), std::io::ErrorKind::TimedOut);
+    assert_eq!(
+        Interrupted::from_io(&io_e),
+        Some(Interrupted::Timeout(t.id()))
+    );
+
+    let slow = greenlet::spawn(|| greenlet::sleep(Duration::from_secs(30)));
+    let t = Timeout::start_new(ms);
+    let e = slow.get().unwrap_err();
+    assert!(t.is(&e) && matches!(e, GreenletError::Interrupted(_)));
+    let io_e = std::io::Error::from(e);
+    assert!(t.is(&io_e) && Interrupted::from_io(&io_e).is_some());
+
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    let job = threadpool::spawn(move || rx.recv_timeout(Duration::from_secs(30)).is_ok());
+    let t = Timeout::start_new(ms);
+    let e: ThreadError = job.wait().map_err(ThreadError::from).unwrap_err();
+    assert!(t.is(&e) && e.interrupted().is_some());
+    assert!(t.is(&std::io::Error::from(e)));
+    tx.send(()).unwrap();
+    assert!(job.get().unwrap());
+
+    let full = Queue::bounded(0);
+    let t = Timeout::start_new(ms);
+    let e: PutError<u8> = full.put(7).unwrap_err();
+    assert!(t.is(&e) && e.interrupted().is_some());
+    let io_e = std::io::Error::from(e);
+    assert!(t.is(&io_e) && Interrupted::from_io(&io_e).is_some());
+    assert_eq!(
+        std::io::Error::from(full.try_put(1).unwrap_err()).kind(),
+        std::io::ErrorKind::WouldBlock
+    );
+}

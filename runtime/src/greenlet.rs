@@ -367,6 +367,29 @@ impl fmt::Debug for GreenletError {
     }
 }
 
+impl GreenletError {
+    /// The interruption if this is [`GreenletError::Interrupted`] (a
+    /// timeout, a linked greenlet's death, `LoopExit`, ...).
+    pub fn interrupted(&self) -> Option<&Interrupted> {
+        match self {
+            GreenletError::Interrupted(i) => Some(i),
+            _ => None,
+        }
+    }
+}
+
+impl From<GreenletError> for io::Error {
+    /// `Interrupted` converts as [`Interrupted`] does (so `Timeout::is` and
+    /// [`Interrupted::from_io`] still recognise it); the others become
+    /// `Other` with the error's text (a panic: its message).
+    fn from(e: GreenletError) -> io::Error {
+        match e {
+            GreenletError::Interrupted(i) => i.into(),
+            e => io::Error::other(e.to_string()),
+        }
+    }
+}
+
 /// The text of a panic payload (`&str` or `String`), or a placeholder.
 pub fn panic_message(p: &(dyn Any + Send)) -> &str {
     if let Some(s) = p.downcast_ref::<&'static str>() {

@@ -246,6 +246,16 @@ impl fmt::Debug for ThreadError {
     }
 }
 
+impl ThreadError {
+    /// The interruption if this is [`ThreadError::Interrupted`].
+    pub fn interrupted(&self) -> Option<&Interrupted> {
+        match self {
+            ThreadError::Interrupted(i) => Some(i),
+            _ => None,
+        }
+    }
+}
+
 impl From<ThreadError> for io::Error {
     /// `Interrupted` converts as [`Interrupted`] does (so `Timeout::is`
     /// still recognises its error); a panic becomes `Other` with the panic

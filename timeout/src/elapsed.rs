@@ -4,6 +4,8 @@
 use std::io;
 use std::time::Duration;
 
+use greenlet_runtime::sync::{AsyncError, PutError};
+use greenlet_runtime::threadpool::ThreadError;
 use greenlet_runtime::{GreenletError, Interrupted, TimeoutId};
 
 use crate::guard::format_seconds;
@@ -45,7 +47,22 @@ impl From<Elapsed> for io::Error {
 
 /// An error that may have been raised by a timeout: lets
 /// [`Timeout::is`](crate::Timeout::is) work on [`Interrupted`], [`Elapsed`],
-/// `io::Error` (made from either) and [`GreenletError`].
+/// `io::Error` (made from any of these) and every error that wraps an
+/// `Interrupted`: [`GreenletError`], [`AsyncError`], [`ThreadError`],
+/// [`PutError`].
+///
+/// ```
+/// use greenlet_runtime::sync::AsyncResult;
+/// use greenlet_timeout::Timeout;
+/// use std::time::Duration;
+///
+/// let never: AsyncResult<u8> = AsyncResult::new();
+/// let t = Timeout::start_new(Duration::from_millis(5));
+/// # let _keep = greenlet_runtime::spawn_later(Duration::from_secs(5), || ());
+/// let err = never.get().unwrap_err();
+/// assert!(t.is(&err));
+/// assert!(t.is(&std::io::Error::from(err)));
+/// ```
 pub trait IsTimeout {
     /// The id of the timeout that raised this error, if one did.
     fn timeout_id(&self) -> Option<TimeoutId>;
@@ -75,10 +92,25 @@ impl IsTimeout for io::Error {
 
 impl IsTimeout for GreenletError {
     fn timeout_id(&self) -> Option<TimeoutId> {
-        match self {
-            GreenletError::Interrupted(i) => i.timeout_id(),
-            _ => None,
-        }
+        self.interrupted()?.timeout_id()
+    }
+}
+
+impl IsTimeout for AsyncError {
+    fn timeout_id(&self) -> Option<TimeoutId> {
+        self.interrupted()?.timeout_id()
+    }
+}
+
+impl IsTimeout for ThreadError {
+    fn timeout_id(&self) -> Option<TimeoutId> {
+        self.interrupted()?.timeout_id()
+    }
+}
+
+impl<T> IsTimeout for PutError<T> {
+    fn timeout_id(&self) -> Option<TimeoutId> {
+        self.interrupted()?.timeout_id()
     }
 }
 

@@ -119,7 +119,9 @@ impl Timeout {
     }
 
     /// Was `err` raised by this timeout? Works on `Interrupted`, `Elapsed`,
-    /// `io::Error` made from either, and `GreenletError`.
+    /// `io::Error` made from either, and every error wrapping an
+    /// `Interrupted` (`GreenletError`, `AsyncError`, `ThreadError`,
+    /// `PutError`); see [`IsTimeout`].
     pub fn is(&self, err: &(impl IsTimeout + ?Sized)) -> bool {
         err.timeout_id() == Some(self.id)
     }

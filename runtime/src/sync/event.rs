@@ -161,6 +161,28 @@ pub enum AsyncError {
     NotReady,
 }
 
+impl AsyncError {
+    /// The interruption if this is [`AsyncError::Interrupted`].
+    pub fn interrupted(&self) -> Option<&Interrupted> {
+        match self {
+            AsyncError::Interrupted(i) => Some(i),
+            _ => None,
+        }
+    }
+}
+
+impl From<AsyncError> for std::io::Error {
+    /// `Interrupted` converts as [`Interrupted`] does (so `Timeout::is` and
+    /// [`Interrupted::from_io`] still recognise it); `Failed` and
+    /// `NotReady` become `Other` with the error's text.
+    fn from(e: AsyncError) -> std::io::Error {
+        match e {
+            AsyncError::Interrupted(i) => i.into(),
+            e => std::io::Error::other(e.to_string()),
+        }
+    }
+}
+
 impl<T: Clone> AsyncResult<T> {
     /// An empty result.
     pub fn new() -> AsyncResult<T> {

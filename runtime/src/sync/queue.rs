@@ -45,10 +45,32 @@ pub enum PutError<T> {
 }
 
 impl<T> PutError<T> {
+    /// The interruption if this is [`PutError::Interrupted`].
+    pub fn interrupted(&self) -> Option<&Interrupted> {
+        match self {
+            PutError::Interrupted(i, _) => Some(i),
+            PutError::Full(_) => None,
+        }
+    }
+
     /// The item that was not put.
     pub fn into_inner(self) -> T {
         match self {
             PutError::Full(t) | PutError::Interrupted(_, t) => t,
+        }
+    }
+}
+
+impl<T> From<PutError<T>> for std::io::Error {
+    /// `Interrupted` converts as [`Interrupted`] does; `Full` becomes
+    /// `WouldBlock`. The item is dropped: take it first with
+    /// [`PutError::into_inner`] if you need it.
+    fn from(e: PutError<T>) -> std::io::Error {
+        match e {
+            PutError::Interrupted(i, _) => i.into(),
+            PutError::Full(_) => {
+                std::io::Error::new(std::io::ErrorKind::WouldBlock, "the queue is full")
+            }
         }
     }
 }
