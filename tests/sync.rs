@@ -357,3 +357,134 @@ fn rlock_is_reentrant_for_its_owner_only() {
     assert_eq!(other.get().unwrap(), "got it");
     assert!(!r.locked());
 }
+
+mod guards_and_joinable {
+    use greenlet::sync::{BoundedSemaphore, JoinableQueue, Semaphore, TaskDoneTooOften};
+    use greenlet::{sleep, spawn, yield_now, Timeout};
+    use std::cell::RefCell;
+    use std::rc::Rc;
+    use std::time::Duration;
+
+    #[test]
+    fn a_semaphore_guard_releases_on_drop_error_and_kill() {
+        let sem = Semaphore::new(1);
+        fn fails(sem: &Semaphore) -> Result<(), Box<dyn std::error::Error>> {
+            let _p = sem.acquire_guard()?;
+            Err("half-way")?
+        }
+        assert!(fails(&sem).is_err());
+        assert_eq!(sem.available(), 1);
+
+        let held = sem.acquire_guard().unwrap();
+        assert!(sem.try_acquire_guard().is_none());
+        assert!(sem
+            .acquire_guard_timeout(Duration::from_millis(2))
+            .unwrap()
+            .is_none());
+        drop(held);
+        assert_eq!(sem.available(), 1);
+
+        // A greenlet killed while holding the permit gives it back.
+        let s = sem.clone();
+        let holder = spawn(move || {
+            let _p = s.acquire_guard().unwrap();
+            sleep(Duration::from_secs(30))
+        });
+        yield_now();
+        assert_eq!(sem.available(), 0);
+        holder.kill().unwrap();
+        assert_eq!(sem.available(), 1);
+
+        // forget keeps the permit taken.
+        sem.acquire_guard().unwrap().forget();
+        assert_eq!(sem.available(), 0);
+        sem.release();
+    }
+
+    #[test]
+    fn a_semaphore_guard_hands_its_permit_to_the_longest_waiter() {
+        let sem = Semaphore::new(1);
+        let order = Rc::new(RefCell::new(Vec::new()));
+        let first = sem.acquire_guard().unwrap();
+        let waiters: Vec<_> = (0..3)
+            .map(|i| {
+                let (s, o) = (sem.clone(), order.clone());
+                spawn(move || {
+                    let _p = s.acquire_guard().unwrap();
+                    o.borrow_mut().push(i);
+                    sleep(Duration::ZERO).unwrap();
+                })
+            })
+            .collect();
+        yield_now();
+        assert_eq!(sem.waiters(), 3);
+        drop(first);
+        greenlet::joinall(&waiters, None).unwrap();
+        assert_eq!(*order.borrow(), [0, 1, 2]);
+        assert_eq!(sem.available(), 1);
+    }
+
+    #[test]
+    fn a_bounded_semaphore_guard_never_over_releases() {
+        let sem = BoundedSemaphore::new(2);
+        {
+            let _a = sem.acquire_guard().unwrap();
+            let _b = sem.try_acquire_guard().unwrap();
+            assert!(sem.try_acquire_guard().is_none());
+            assert_eq!(sem.available(), 0);
+        }
+        assert_eq!(sem.available(), 2);
+        assert!(sem.release().is_err(), "still bounded");
+        let t = Timeout::start_new(Duration::from_millis(2));
+        let _a = sem.acquire_guard().unwrap();
+        let _b = sem.acquire_guard().unwrap();
+        let _keep = greenlet::spawn_later(Duration::from_secs(30), || ());
+        let err = sem.acquire_guard().unwrap_err();
+        assert!(t.is(&err));
+    }
+
+    #[test]
+    fn joinable_queue_join_waits_for_every_task_done() {
+        let q = JoinableQueue::bounded(2);
+        let done = Rc::new(RefCell::new(Vec::new()));
+        let workers: Vec<_> = (0..2)
+            .map(|_| {
+                let (q, d) = (q.clone(), done.clone());
+                spawn(move || {
+                    while let Ok(job) = q.get() {
+                        sleep(Duration::from_millis(1)).unwrap();
+                        d.borrow_mut().push(job);
+                        q.task_done().unwrap();
+                    }
+                })
+            })
+            .collect();
+        assert!(q.join_timeout(Duration::ZERO).unwrap(), "nothing put yet");
+        for job in 0..8 {
+            q.put(job).unwrap();
+        }
+        assert!(q.unfinished_tasks() > 0);
+        q.join().unwrap();
+        assert_eq!(q.unfinished_tasks(), 0);
+        let mut got = done.borrow().clone();
+        got.sort();
+        assert_eq!(got, (0..8).collect::<Vec<_>>());
+        assert_eq!(q.task_done(), Err(TaskDoneTooOften));
+        greenlet::killall(&workers).unwrap();
+    }
+
+    #[test]
+    fn joinable_queue_join_times_out_while_a_task_is_unfinished() {
+        let q = JoinableQueue::unbounded();
+        q.put("job").unwrap();
+        assert_eq!(q.get().unwrap(), "job");
+        assert!(!q.join_timeout(Duration::from_millis(5)).unwrap());
+        q.task_done().unwrap();
+        assert!(q.join_timeout(Duration::ZERO).unwrap());
+        // A put that fails is not counted.
+        let full = JoinableQueue::bounded(0);
+        assert!(full.try_put(1).is_err());
+        assert_eq!(full.unfinished_tasks(), 0);
+        full.join().unwrap();
+    }
+}

@@ -1,6 +1,7 @@
 //! Synchronisation between greenlets of one hub (gevent.event, gevent.queue,
-//! gevent.lock): [`Event`], [`AsyncResult`], [`Queue`], [`Channel`],
-//! [`Semaphore`], [`BoundedSemaphore`], [`Lock`], [`RLock`].
+//! gevent.lock): [`Event`], [`AsyncResult`], [`Queue`], [`JoinableQueue`],
+//! [`Channel`], [`Semaphore`] and [`BoundedSemaphore`] (with
+//! [`SemaphoreGuard`]), [`Lock`], [`RLock`].
 //!
 //! Rules shared by all of them:
 //! - **Waking never switches.** `set`, `put`, `release` make waiters ready;
@@ -18,10 +19,14 @@
 //!   one hub; cross threads with `hub::Remote`.
 
 mod event;
+mod joinable;
+mod permit;
 mod queue;
 mod semaphore;
 mod waitlist;
 
 pub use event::{AsyncError, AsyncResult, Event};
+pub use joinable::{JoinableQueue, TaskDoneTooOften};
+pub use permit::SemaphoreGuard;
 pub use queue::{Channel, Empty, PutError, Queue};
 pub use semaphore::{BoundedSemaphore, Lock, LockGuard, OverReleased, RLock, Semaphore};

@@ -207,6 +207,10 @@ impl BoundedSemaphore {
     pub fn available(&self) -> usize {
         self.sem.available()
     }
+
+    pub(super) fn as_semaphore(&self) -> &Semaphore {
+        &self.sem
+    }
 }
 
 /// A mutual-exclusion lock for greenlets (gevent's `Lock`): `lock` returns
