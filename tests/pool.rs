@@ -156,3 +156,108 @@ fn group_add_discard_join_kill_len() {
     group.kill().unwrap();
     assert!(b.dead() && b.killed());
 }
+
+mod resize_starmap_pile {
+    use greenlet::pool::{GreenPile, Pool};
+    use greenlet::sync::Event;
+    use greenlet::{sleep, spawn, yield_now, GreenletError, Interrupted, Timeout};
+    use std::time::Duration;
+
+    #[test]
+    fn growing_a_pool_lets_waiting_spawners_in_at_once() {
+        let pool = Pool::new(1);
+        let gate = Event::new();
+        let g = gate.clone();
+        pool.spawn(move || g.wait()).unwrap();
+        assert!(pool.full());
+        let p = pool.clone();
+        let spawner = spawn(move || p.spawn(|| "second").map(|g| g.get().unwrap()));
+        yield_now();
+        assert!(!spawner.dead(), "waits for a slot");
+        pool.resize(2);
+        assert_eq!(spawner.get().unwrap().unwrap(), "second");
+        assert_eq!(pool.size(), 2);
+        gate.set();
+        pool.join().unwrap();
+        assert_eq!(pool.free_count(), 2);
+    }
+
+    #[test]
+    fn shrinking_a_pool_kills_nothing_and_retires_slots_as_members_end() {
+        let pool = Pool::new(3);
+        let gate = Event::new();
+        let members: Vec<_> = (0..3)
+            .map(|_| {
+                let g = gate.clone();
+                pool.spawn(move || g.wait()).unwrap()
+            })
+            .collect();
+        pool.resize(1);
+        assert_eq!((pool.size(), pool.len(), pool.free_count()), (1, 3, 0));
+        yield_now();
+        assert!(members.iter().all(|m| !m.dead()), "nothing is killed");
+        gate.set();
+        pool.join().unwrap();
+        assert_eq!(pool.free_count(), 1, "two slots were retired");
+        // Shrink with free slots, then grow back over the debt.
+        pool.resize(0);
+        assert!(pool.full());
+        pool.resize(2);
+        assert_eq!(pool.free_count(), 2);
+    }
+
+    #[test]
+    fn starmap_spreads_tuples_over_the_arguments_in_input_order() {
+        let pool = Pool::new(2);
+        let out: Vec<String> = pool
+            .starmap([(3u64, "c"), (1, "a"), (2, "b")], |ms, s| {
+                sleep(Duration::from_millis(ms)).unwrap();
+                s.repeat(2)
+            })
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(out, ["cc", "aa", "bb"]);
+        let one: Vec<i32> = pool
+            .starmap(vec![(5,)], |x| x * 2)
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(one, [10]);
+    }
+
+    #[test]
+    fn a_green_pile_yields_results_in_spawn_order_with_failures_in_place() {
+        let mut pile = GreenPile::new(2);
+        for ms in [20u64, 1, 10] {
+            pile.spawn(move || {
+                sleep(Duration::from_millis(ms)).unwrap();
+                ms
+            })
+            .unwrap();
+        }
+        pile.spawn(|| -> u64 { panic!("bad") }).unwrap();
+        assert_eq!(pile.len(), 4);
+        assert_eq!(pile.next().unwrap().unwrap(), 20);
+        assert_eq!(pile.next().unwrap().unwrap(), 1);
+        assert_eq!(pile.next().unwrap().unwrap(), 10);
+        assert!(matches!(pile.next(), Some(Err(GreenletError::Panicked(_)))));
+        assert!(pile.next().is_none() && pile.is_empty());
+    }
+
+    #[test]
+    fn an_interrupted_pile_wait_keeps_the_greenlet_for_the_next_call() {
+        let mut pile = GreenPile::with_pool(Pool::new(1));
+        let gate = Event::new();
+        let g = gate.clone();
+        pile.spawn(move || g.wait().map(|()| "late")).unwrap();
+        let t = Timeout::start_new(Duration::from_millis(2));
+        let first = pile.next().unwrap().unwrap_err();
+        assert!(t.is(&first), "{first:?}");
+        assert!(matches!(
+            first,
+            GreenletError::Interrupted(Interrupted::Timeout(_))
+        ));
+        assert_eq!(pile.len(), 1);
+        gate.set();
+        assert_eq!(pile.next().unwrap().unwrap().unwrap(), "late");
+    }
+}

@@ -50,6 +50,7 @@ mod interrupt;
 mod link;
 mod monitor;
 mod park;
+mod pile;
 mod reactor;
 mod record;
 mod remote;

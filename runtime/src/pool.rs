@@ -14,8 +14,11 @@
 //!     .unwrap();
 //! assert_eq!(squares, [1, 4, 9, 16, 25]); // input order
 //! ```
+//!
+//! [`GreenPile`] collects the results of greenlets spawned one by one, in
+//! spawn order (eventlet's `GreenPile`).
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::io;
 use std::panic::{self, AssertUnwindSafe};
@@ -25,6 +28,8 @@ use std::time::{Duration, Instant};
 use crate::greenlet::{spawn, Greenlet, GreenletError, GreenletExit, GreenletRef};
 use crate::interrupt::Interrupted;
 use crate::sync::{Queue, Semaphore};
+
+pub use crate::pile::GreenPile;
 
 /// A set of greenlets to join or kill together (gevent's `Group`).
 /// Members that died are dropped from it. Cloning gives another handle to
@@ -148,11 +153,27 @@ impl fmt::Debug for Group {
 
 /// A permit of a pool slot, released when its greenlet ends — also when it
 /// is killed before it ever ran (the closure holding it is dropped then).
-struct Slot(Semaphore);
+struct Slot {
+    slots: Semaphore,
+    size: Rc<Size>,
+}
+
+/// The pool's size limit, shared by its handles and its slots.
+struct Size {
+    limit: Cell<usize>,
+    /// Slots still to retire after `resize` shrank the pool below the number
+    /// running: each one ending pays one instead of being released.
+    debt: Cell<usize>,
+}
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        self.0.release();
+        let debt = self.size.debt.get();
+        if debt > 0 {
+            self.size.debt.set(debt - 1);
+        } else {
+            self.slots.release();
+        }
     }
 }
 
@@ -177,7 +198,7 @@ impl Drop for Slot {
 pub struct Pool {
     group: Group,
     slots: Semaphore,
-    size: usize,
+    size: Rc<Size>,
 }
 
 impl Pool {
@@ -188,7 +209,53 @@ impl Pool {
         Pool {
             group: Group::new(),
             slots: Semaphore::new(size),
-            size,
+            size: Rc::new(Size {
+                limit: Cell::new(size),
+                debt: Cell::new(0),
+            }),
+        }
+    }
+
+    fn slot(&self) -> Slot {
+        Slot {
+            slots: self.slots.clone(),
+            size: self.size.clone(),
+        }
+    }
+
+    /// Changes the size limit (eventlet's `GreenPool.resize`). Growing frees
+    /// slots at once (waiting spawners get them, in order). Shrinking kills
+    /// nothing: free slots are withdrawn, and while more members run than
+    /// the new size allows, each one that ends retires its slot instead of
+    /// freeing it.
+    ///
+    /// ```
+    /// use greenlet_runtime::pool::Pool;
+    ///
+    /// let pool = Pool::new(1);
+    /// pool.resize(3);
+    /// assert_eq!((pool.size(), pool.free_count()), (3, 3));
+    /// pool.resize(0);
+    /// assert!(pool.full());
+    /// ```
+    pub fn resize(&self, new_size: usize) {
+        let s = &self.size;
+        let old = s.limit.replace(new_size);
+        if new_size >= old {
+            let mut grow = new_size - old;
+            // Cancel retirements still owed before adding free slots.
+            let paid = grow.min(s.debt.get());
+            s.debt.set(s.debt.get() - paid);
+            grow -= paid;
+            for _ in 0..grow {
+                self.slots.release();
+            }
+        } else {
+            let mut shrink = old - new_size;
+            while shrink > 0 && self.slots.try_acquire() {
+                shrink -= 1;
+            }
+            s.debt.set(s.debt.get() + shrink);
         }
     }
 
@@ -207,7 +274,7 @@ impl Pool {
         f: impl FnOnce() -> T + 'static,
     ) -> Result<Greenlet<T>, Interrupted> {
         self.slots.acquire()?;
-        let slot = Slot(self.slots.clone());
+        let slot = self.slot();
         Ok(self.group.spawn(move || {
             let _slot = slot;
             f()
@@ -226,7 +293,7 @@ impl Pool {
         f: impl FnOnce() -> T + 'static,
     ) -> io::Result<Greenlet<T>> {
         self.slots.acquire()?;
-        let slot = Slot(self.slots.clone());
+        let slot = self.slot();
         let g = builder.spawn(move || {
             let _slot = slot;
             f()
@@ -237,7 +304,7 @@ impl Pool {
 
     /// The size limit.
     pub fn size(&self) -> usize {
-        self.size
+        self.size.limit.get()
     }
 
     /// Free slots now.
@@ -367,6 +434,29 @@ impl Pool {
         }
     }
 
+    /// eventlet's `starmap`: like [`Pool::imap`], with each item a tuple of
+    /// arguments spread over `f`'s parameters (`f(a, b)` for `(a, b)`;
+    /// tuples of 1 to 6 elements).
+    ///
+    /// ```
+    /// use greenlet_runtime::pool::Pool;
+    ///
+    /// let pool = Pool::new(4);
+    /// let sums: Vec<i32> = pool
+    ///     .starmap([(1, 2), (3, 4)], |a, b| a + b)
+    ///     .collect::<Result<_, _>>()
+    ///     .unwrap();
+    /// assert_eq!(sums, [3, 7]);
+    /// ```
+    pub fn starmap<A, U, F>(&self, items: impl IntoIterator<Item = A> + 'static, f: F) -> Imap<U>
+    where
+        A: StarArgs<F, U> + 'static,
+        U: 'static,
+        F: 'static,
+    {
+        self.imap(items, move |args: A| args.apply(&f))
+    }
+
     /// Like [`Pool::imap`], but yields results in completion order.
     pub fn imap_unordered<I, U, F>(
         &self,
@@ -414,6 +504,35 @@ impl Pool {
     }
 }
 
+/// A tuple of arguments that [`Pool::starmap`] spreads over a function's
+/// parameters; implemented for tuples of 1 to 6 elements.
+pub trait StarArgs<F, U> {
+    /// Calls `f` with the elements as arguments.
+    fn apply(self, f: &F) -> U;
+}
+
+macro_rules! star_args {
+    ($($a:ident),+) => {
+        impl<F, U, $($a),+> StarArgs<F, U> for ($($a,)+)
+        where
+            F: Fn($($a),+) -> U,
+        {
+            #[allow(non_snake_case)]
+            fn apply(self, f: &F) -> U {
+                let ($($a,)+) = self;
+                f($($a),+)
+            }
+        }
+    };
+}
+
+star_args!(A);
+star_args!(A, B);
+star_args!(A, B, C);
+star_args!(A, B, C, D);
+star_args!(A, B, C, D, E);
+star_args!(A, B, C, D, E, G);
+
 /// A message to [`ImapUnordered`]: a task's result, or the feeder's count
 /// of tasks once it has started them all.
 enum Unordered<U> {
@@ -424,7 +543,7 @@ enum Unordered<U> {
 impl fmt::Debug for Pool {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Pool")
-            .field("size", &self.size)
+            .field("size", &self.size())
             .field("running", &self.len())
             .field("free", &self.free_count())
             .finish()
