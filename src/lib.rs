@@ -25,10 +25,11 @@
 #![deny(missing_docs)]
 
 pub use greenlet_runtime::{
-    getcurrent, joinall, killall, panic_message, park, run_info, sleep, spawn, spawn_later,
-    spawn_link, spawn_link_exception, spawn_link_value, spawn_raw, yield_now, BlockedForever,
-    Builder, Ended, Greenlet, GreenletError, GreenletExit, GreenletInfo, GreenletRef,
-    GreenletState, Interrupted, LinkId, LinkedExited, TimeoutId, Waker,
+    add_spawn_callback, getcurrent, idle, iwait, joinall, killall, panic_message, park,
+    remove_spawn_callback, run_info, sleep, spawn, spawn_later, spawn_link, spawn_link_exception,
+    spawn_link_value, spawn_raw, wait, yield_now, BlockedForever, Builder, Ended, Greenlet,
+    GreenletError, GreenletExit, GreenletInfo, GreenletRef, GreenletState, Interrupted, Iwait,
+    LinkId, LinkedExited, ReadyWait, SpawnCallbackId, TimeoutId, Waitable, Waker,
 };
 
 pub use greenlet_runtime::process::{fork, reinit, shutdown, Fork};

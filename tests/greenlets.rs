@@ -354,3 +354,97 @@ fn blocking_greenlets_keep_the_hubs_fifo_order_with_the_main_greenlet_among_them
         ["m0", "a0", "b0", "c0", "m1", "a1", "b1", "c1", "a2", "c2"]
     );
 }
+
+mod spawner_callbacks_idle {
+    use greenlet::{
+        add_spawn_callback, getcurrent, idle, remove_spawn_callback, sleep, spawn, spawn_raw,
+        yield_now, Builder, GreenletRef, Timeout,
+    };
+    use std::cell::{Cell, RefCell};
+    use std::rc::Rc;
+    use std::time::Duration;
+
+    #[test]
+    fn spawning_greenlet_is_the_spawner_while_it_lives() {
+        let me = getcurrent();
+        assert_eq!(me.spawning_greenlet(), None, "the main greenlet has none");
+        let child = spawn(|| {
+            let inner = spawn(|| getcurrent().spawning_greenlet());
+            let seen = inner.get().unwrap();
+            (seen, getcurrent(), spawn(|| ()).as_ref())
+        });
+        assert_eq!(child.spawning_greenlet(), Some(me));
+        let child_ref = child.as_ref();
+        let (seen, child_self, orphan) = child.get().unwrap();
+        assert_eq!(seen, Some(child_self.clone()));
+        assert_eq!(child_self, child_ref);
+        // Its spawner is dead: weakly held, so None (even though a handle
+        // to the dead spawner still exists here).
+        assert_eq!(orphan.spawning_greenlet(), None);
+        // The live-table key of the dead spawner is reused by a new
+        // greenlet; the id check keeps it from being reported.
+        let reuse = spawn(|| ());
+        assert_ne!(orphan.spawning_greenlet(), Some(reuse.as_ref()));
+        reuse.join().unwrap();
+    }
+
+    #[test]
+    fn spawn_callbacks_see_every_handle_spawn_in_order_until_removed() {
+        let log: Rc<RefCell<Vec<String>>> = Rc::default();
+        let (a, b) = (log.clone(), log.clone());
+        let first = add_spawn_callback(move |g: &GreenletRef| {
+            assert!(!g.dead(), "called before the greenlet ran");
+            a.borrow_mut().push(format!("1:{}", g.name()));
+        });
+        let second = add_spawn_callback(move |g: &GreenletRef| {
+            b.borrow_mut().push(format!("2:{}", g.name()));
+            // Greenlets spawned by a callback do not run the callbacks.
+            spawn(|| ());
+        });
+        let g = Builder::new().name("w").spawn(|| ()).unwrap();
+        spawn_raw(|| ()); // no handle: no callbacks
+        g.join().unwrap();
+        assert_eq!(*log.borrow(), ["1:w", "2:w"]);
+        assert!(remove_spawn_callback(first));
+        assert!(!remove_spawn_callback(first));
+        let pool = greenlet::pool::Pool::new(1);
+        pool.spawn(|| ()).unwrap().join().unwrap();
+        assert_eq!(log.borrow().len(), 3, "Pool::spawn runs them too");
+        assert!(remove_spawn_callback(second));
+        spawn(|| ()).join().unwrap();
+        assert_eq!(log.borrow().len(), 3);
+    }
+
+    #[test]
+    fn idle_waits_until_no_other_greenlet_is_ready() {
+        let steps = Rc::new(Cell::new(0));
+        let s = steps.clone();
+        let busy = spawn(move || {
+            for _ in 0..500 {
+                s.set(s.get() + 1);
+                yield_now();
+            }
+        });
+        idle().unwrap();
+        assert!(busy.dead() && steps.get() == 500);
+        // A sleeping greenlet is not "something to run": idle returns
+        // before it wakes.
+        let sleeper = spawn(|| sleep(Duration::from_secs(30)));
+        yield_now();
+        idle().unwrap();
+        assert!(!sleeper.dead());
+        sleeper.kill().unwrap();
+    }
+
+    #[test]
+    fn idle_is_interruptible_and_leaves_no_waiter_behind() {
+        let busy = spawn(|| loop {
+            yield_now();
+        });
+        let t = Timeout::start_new(Duration::from_millis(5));
+        let err = idle().unwrap_err();
+        assert!(t.is(&err));
+        busy.kill().unwrap();
+        idle().unwrap();
+    }
+}

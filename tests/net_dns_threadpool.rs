@@ -285,3 +285,19 @@ fn try_get_wait_timeout_and_the_bound() {
     );
     assert!(threadpool::threads() <= threadpool::max_threads());
 }
+
+#[test]
+fn gethostbyaddr_reverse_resolves_an_address_or_a_name() {
+    use greenlet::net::gethostbyaddr;
+    // Answered from /etc/hosts: no traffic leaves the machine.
+    let (name, aliases, addrs) = gethostbyaddr("127.0.0.1").unwrap();
+    assert!(!name.is_empty() && name != "127.0.0.1", "{name}");
+    assert!(aliases.is_empty());
+    assert_eq!(addrs, [IpAddr::V4(Ipv4Addr::LOCALHOST)]);
+    // A name is resolved first, then looked up.
+    let (by_name, _, addrs) = gethostbyaddr("localhost").unwrap();
+    assert!(!by_name.is_empty());
+    assert!(addrs[0].is_loopback(), "{addrs:?}");
+    let err = gethostbyaddr(&unknown_name()).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::NotFound);
+}

@@ -1,5 +1,6 @@
 //! Name resolution on the thread pool: [`getaddrinfo`], [`gethostbyname`],
-//! [`gethostbyname_ex`], [`getnameinfo`] (gevent's resolver_thread).
+//! [`gethostbyname_ex`], [`gethostbyaddr`], [`getnameinfo`] (gevent's
+//! resolver_thread).
 //!
 //! The system resolver (`getaddrinfo(3)`) blocks its thread, so every call
 //! here runs it on a `greenlet::threadpool` worker and parks only the
@@ -151,6 +152,35 @@ pub fn getnameinfo(addr: SocketAddr, flags: i32) -> io::Result<(String, String)>
     threadpool::spawn(move || nameinfo_blocking(addr, flags))
         .get()
         .map_err(io::Error::from)?
+}
+
+/// gevent's `gethostbyaddr(ip_address)`: `(host name, aliases, addresses)`
+/// of an address (a host name is resolved first), by a reverse lookup on
+/// the thread pool. `getnameinfo` reports no aliases, so the list is empty;
+/// the addresses are the one looked up.
+///
+/// # Errors
+/// `NotFound` if the address has no name (or the name does not resolve);
+/// other resolution errors; the `io::Error` of an interruption.
+///
+/// ```
+/// use greenlet_net::gethostbyaddr;
+/// use std::net::{IpAddr, Ipv4Addr};
+///
+/// let (name, _aliases, addrs) = gethostbyaddr("127.0.0.1").unwrap();
+/// assert!(!name.is_empty());
+/// assert_eq!(addrs, [IpAddr::V4(Ipv4Addr::LOCALHOST)]);
+/// ```
+pub fn gethostbyaddr(host: &str) -> io::Result<(String, Vec<String>, Vec<IpAddr>)> {
+    let ip = match host.parse::<IpAddr>() {
+        Ok(ip) => ip,
+        Err(_) => getaddrinfo(host, 0)?
+            .first()
+            .map(|a| a.addr.ip())
+            .ok_or_else(|| not_found(host, "no addresses"))?,
+    };
+    let (name, _) = getnameinfo(SocketAddr::new(ip, 0), NI_NAMEREQD)?;
+    Ok((name, Vec::new(), vec![ip]))
 }
 
 fn not_found(host: &str, why: &str) -> io::Error {

@@ -99,13 +99,14 @@ mod udp;
 mod unix_datagram;
 mod unix_stream;
 mod wait;
+mod waitable;
 
 pub use addr::ToSocketAddrs;
 pub use connect::create_connection;
 pub use dns::{
-    getaddrinfo, getaddrinfo_hints, gethostbyname, gethostbyname_ex, getnameinfo, AddrInfo, Hints,
-    AI_ADDRCONFIG, AI_ALL, AI_CANONNAME, AI_NUMERICHOST, AI_NUMERICSERV, AI_PASSIVE, AI_V4MAPPED,
-    NI_DGRAM, NI_NAMEREQD, NI_NOFQDN, NI_NUMERICHOST, NI_NUMERICSERV,
+    getaddrinfo, getaddrinfo_hints, gethostbyaddr, gethostbyname, gethostbyname_ex, getnameinfo,
+    AddrInfo, Hints, AI_ADDRCONFIG, AI_ALL, AI_CANONNAME, AI_NUMERICHOST, AI_NUMERICSERV,
+    AI_PASSIVE, AI_V4MAPPED, NI_DGRAM, NI_NAMEREQD, NI_NOFQDN, NI_NUMERICHOST, NI_NUMERICSERV,
 };
 pub use select::select;
 pub use server::{
@@ -117,6 +118,7 @@ pub use udp::UdpSocket;
 pub use unix_datagram::UnixDatagram;
 pub use unix_stream::{UnixIncoming, UnixListener, UnixStream};
 pub use wait::{cancel_wait, wait, wait_read, wait_readwrite, wait_write, Interest, Watcher};
+pub use waitable::Readiness;
 
 /// std's address types, re-exported so `use std::net::{..}` can become
 /// `use greenlet::net::{..}` unchanged.

@@ -30,6 +30,7 @@ use crate::hub::Hub;
 use crate::interrupt::{BlockedForever, Interrupted};
 use crate::park::{park, Waker};
 use crate::record::{Core, Outcome, Rec, State, Task};
+use crate::spawn_hooks::Spawner;
 use crate::timer::{TimerAction, TimerGuard};
 
 /// The payload a killed greenlet unwinds with (gevent's `GreenletExit`).
@@ -213,10 +214,9 @@ impl Builder {
     {
         let (rec, value) =
             Hub::get().spawn_task(f, self.name, self.stack_size, Location::caller(), start)?;
-        Ok(Greenlet {
-            r: GreenletRef { rec },
-            value,
-        })
+        let r = GreenletRef { rec };
+        crate::spawn_hooks::run_spawn_callbacks(&r);
+        Ok(Greenlet { r, value })
     }
 }
 
@@ -241,7 +241,9 @@ impl Hub {
     {
         let stack = self.stacks.borrow_mut().get(stack_size)?;
         let id = self.next_id();
-        let task = Task::new(Core::new(id, name, location, false), f);
+        let mut core = Core::new(id, name, location, false);
+        core.spawner = Spawner::of(self);
+        let task = Task::new(core, f);
         task.core.stack.set(Some(stack));
         let (rec, body) = Rec::new_typed(task);
         // SAFETY: `body` points into the record `rec` keeps alive.

@@ -56,9 +56,11 @@ mod record;
 mod remote;
 mod runqueue;
 mod sleep;
+mod spawn_hooks;
 mod stack;
 mod thread;
 mod timer;
+mod wait;
 
 pub mod pool;
 pub mod process;
@@ -79,6 +81,8 @@ pub use interrupt::{BlockedForever, Ended, Interrupted, LinkedExited, TimeoutId}
 pub use link::{spawn_link, spawn_link_exception, spawn_link_value};
 pub use park::{park, Waker};
 pub use reactor::Registration;
-pub use sleep::{sleep, yield_now};
+pub use sleep::{idle, sleep, yield_now};
+pub use spawn_hooks::{add_spawn_callback, remove_spawn_callback, SpawnCallbackId};
 pub use stack::{StackGuard, DECAY_INTERVAL, DEFAULT_STACK_SIZE, MIN_STACK_SIZE, WARM_STACKS};
 pub use timer::{arm_timeout, cancel_timeout, timer_armed, TimeoutStatus, TimerHandle};
+pub use wait::{iwait, wait, Iwait, ReadyWait, Waitable};

@@ -21,6 +21,7 @@ use crate::greenlet::{GreenletExit, Link};
 use crate::hub::Hub;
 use crate::interrupt::{Interrupted, TimeoutId};
 use crate::park::Waker;
+use crate::spawn_hooks::Spawner;
 use crate::stack::Stack;
 use crate::timer::TimerHandle;
 
@@ -64,6 +65,8 @@ pub(crate) struct Core {
     pub(crate) id: u64,
     name: Option<Box<str>>,
     pub(crate) location: &'static Location<'static>,
+    /// The greenlet that spawned this one, weakly (see `spawn_hooks.rs`).
+    pub(crate) spawner: Spawner,
     pub(crate) state: Cell<State>,
     pub(crate) started: Cell<bool>,
     /// The coroutine: `None` before the first run (it is built then, so a
@@ -111,6 +114,7 @@ impl Core {
             id,
             name,
             location,
+            spawner: Spawner::NOBODY,
             state: Cell::new(State::Scheduled),
             started: Cell::new(is_main),
             co: UnsafeCell::new(None),

@@ -50,6 +50,47 @@ pub fn sleep(duration: Duration) -> Result<(), Interrupted> {
     })
 }
 
+/// Waits until the hub has nothing else to do (gevent's `idle()`): no other
+/// greenlet is ready to run, and a look at I/O, timers and remote work
+/// found nothing to start. Greenlets that keep yielding keep it waiting.
+///
+/// # Errors
+/// [`Interrupted`] if the wait was interrupted (a timeout of this
+/// greenlet, a linked greenlet's death).
+///
+/// ```
+/// use greenlet_runtime::{idle, spawn, yield_now};
+/// use std::cell::Cell;
+/// use std::rc::Rc;
+///
+/// let steps = Rc::new(Cell::new(0));
+/// let s = steps.clone();
+/// spawn(move || {
+///     for _ in 0..100 {
+///         s.set(s.get() + 1);
+///         yield_now();
+///     }
+/// });
+/// idle().unwrap();
+/// assert_eq!(steps.get(), 100, "the busy greenlet finished first");
+/// ```
+pub fn idle() -> Result<(), Interrupted> {
+    let hub = Hub::get();
+    let r = park(&"idle()", |w| hub.idlers.borrow_mut().push(w));
+    if r.is_err() {
+        let stale: Vec<_> = {
+            let mut idlers = hub.idlers.borrow_mut();
+            let (stale, live) = std::mem::take(&mut *idlers)
+                .into_iter()
+                .partition(crate::park::Waker::is_stale);
+            *idlers = live;
+            stale
+        };
+        drop(stale);
+    }
+    r
+}
+
 /// Lets every other ready greenlet run, then continues; returns at once if
 /// the thread is unwinding. Unlike `sleep(ZERO)` it never reports a
 /// timeout (a pending one stays for the next wait), but a kill lands here.

@@ -116,6 +116,8 @@ pub(crate) struct Hub {
     /// `monitor` is set: the one check the loop makes per switch when the
     /// monitor is off.
     pub(crate) monitoring: Cell<bool>,
+    /// Greenlets waiting in `idle()` for the hub to have nothing else to do.
+    pub(crate) idlers: RefCell<Vec<Waker>>,
     /// Signal handlers registered on this hub (see `signal.rs`).
     pub(crate) signals: RefCell<crate::signal::HubSignals>,
     /// Set by the signal handler when a signal for this hub arrived.
@@ -208,6 +210,7 @@ impl Hub {
             keepalive: Cell::new(0),
             monitor: RefCell::new(None),
             monitoring: Cell::new(false),
+            idlers: RefCell::new(Vec::new()),
             signals: RefCell::new(crate::signal::HubSignals::new()),
             signal_flag: Arc::new(std::sync::atomic::AtomicBool::new(false)),
             _altstack: AltStack::ensure(),
@@ -260,6 +263,16 @@ impl Hub {
     /// the parent's; only signal handlers still count.
     pub(crate) fn after_fork_keepalive(&self) {
         self.keepalive.set(self.signals.borrow().len());
+    }
+
+    /// The live greenlet with this key in the live table and this id (a
+    /// key is reused once its greenlet died), or the main greenlet for id 0.
+    pub(crate) fn live_by_key(&self, key: usize, id: u64) -> Option<Rec> {
+        if id == 0 {
+            return Some(self.main.clone());
+        }
+        let live = self.live.borrow();
+        live.get(key).filter(|r| r.core().id == id).cloned()
     }
 
     pub(crate) fn register_live(&self, rec: &Rec) {

@@ -222,7 +222,8 @@ impl Hub {
     /// signals.
     fn full_turn(&self, what: &dyn fmt::Display) {
         self.runs_since_poll.set(0);
-        if !self.ready.is_empty() {
+        let idlers = !self.idlers.borrow().is_empty();
+        if !self.ready.is_empty() || idlers {
             self.reactor.poll(Some(Duration::ZERO));
         } else {
             let next = self.timers.borrow_mut().next_deadline();
@@ -270,6 +271,14 @@ impl Hub {
         }
         self.drain_remote();
         self.dispatch_signals();
+        if idlers && self.ready.is_empty() {
+            // Nothing else to run after a look at I/O, timers and remote
+            // work: the hub is idle (gevent's idle watcher).
+            let woken = std::mem::take(&mut *self.idlers.borrow_mut());
+            for w in woken {
+                w.wake();
+            }
+        }
     }
 
     /// Whether anything outside the ready queue and timers could wake a
