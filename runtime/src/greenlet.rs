@@ -242,7 +242,8 @@ impl Hub {
         let stack = self.stacks.borrow_mut().get(stack_size)?;
         let id = self.next_id();
         let mut core = Core::new(id, name, location, false);
-        core.spawner = Spawner::of(self);
+        let spawner = Spawner::of(self);
+        (core.spawner_id, core.spawner_key) = (spawner.id, spawner.key);
         let task = Task::new(core, f);
         task.core.stack.set(Some(stack));
         let (rec, body) = Rec::new_typed(task);

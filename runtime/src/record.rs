@@ -65,8 +65,11 @@ pub(crate) struct Core {
     pub(crate) id: u64,
     name: Option<Box<str>>,
     pub(crate) location: &'static Location<'static>,
-    /// The greenlet that spawned this one, weakly (see `spawn_hooks.rs`).
-    pub(crate) spawner: Spawner,
+    /// The greenlet that spawned this one, weakly (see `spawn_hooks.rs`):
+    /// its id, and its key in the live table (two fields, so the key packs
+    /// with the other small ones).
+    pub(crate) spawner_id: u64,
+    pub(crate) spawner_key: u32,
     pub(crate) state: Cell<State>,
     pub(crate) started: Cell<bool>,
     /// The coroutine: `None` before the first run (it is built then, so a
@@ -114,7 +117,8 @@ impl Core {
             id,
             name,
             location,
-            spawner: Spawner::NOBODY,
+            spawner_id: Spawner::NOBODY.id,
+            spawner_key: Spawner::NOBODY.key,
             state: Cell::new(State::Scheduled),
             started: Cell::new(is_main),
             co: UnsafeCell::new(None),

@@ -15,8 +15,8 @@ use crate::hub::Hub;
 /// weak reference for the same reason.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Spawner {
-    id: u64,
-    key: u32,
+    pub(crate) id: u64,
+    pub(crate) key: u32,
 }
 
 impl Spawner {
@@ -28,8 +28,7 @@ impl Spawner {
 
     /// The greenlet running now on `hub`.
     pub(crate) fn of(hub: &Hub) -> Spawner {
-        let me = hub.current();
-        let core = me.core();
+        let core = hub.current_core();
         Spawner {
             id: core.id,
             // Live-table keys are below the number of live greenlets.
@@ -55,11 +54,11 @@ impl GreenletRef {
     /// assert_eq!(grandchild.spawning_greenlet(), None, "its spawner is dead");
     /// ```
     pub fn spawning_greenlet(&self) -> Option<GreenletRef> {
-        let s = self.rec.core().spawner;
-        if s.id == u64::MAX {
+        let core = self.rec.core();
+        if core.spawner_id == Spawner::NOBODY.id {
             return None;
         }
-        let rec = Hub::get().live_by_key(s.key as usize, s.id)?;
+        let rec = Hub::get().live_by_key(core.spawner_key as usize, core.spawner_id)?;
         Some(GreenletRef { rec })
     }
 }

@@ -235,6 +235,14 @@ impl Hub {
         unsafe { Rec::clone_from_ptr(self.current.get()) }
     }
 
+    /// The running greenlet's core, without a reference count.
+    #[inline]
+    pub(crate) fn current_core(&self) -> &Core {
+        // SAFETY: `current` always points at a live record (see the field),
+        // which stays alive while the caller, running in it, uses it.
+        unsafe { &*self.current.get() }
+    }
+
     /// Whether `rec` is the running greenlet.
     #[inline]
     pub(crate) fn is_current(&self, rec: &Rec) -> bool {
