@@ -50,7 +50,8 @@ pub mod hub {
 pub use greenlet_timeout::{with_timeout, with_timeout_or, Timeout};
 
 /// Synchronisation between greenlets: `Event`, `AsyncResult`, `Queue`,
-/// `Channel`, `Semaphore`, `BoundedSemaphore`, `Lock`, `RLock`.
+/// `JoinableQueue`, `Channel`, `Semaphore`, `BoundedSemaphore` (with
+/// `SemaphoreGuard`), `Lock`, `RLock`.
 pub mod sync {
     pub use greenlet_runtime::sync::*;
 }
@@ -62,7 +63,8 @@ pub mod signal {
     pub use libc::{SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2};
 }
 
-/// Groups and size-limited pools of greenlets: `Group`, `Pool`.
+/// Groups and size-limited pools of greenlets: `Group`, `Pool`,
+/// `GreenPile`.
 pub mod pool {
     pub use greenlet_runtime::pool::*;
 }

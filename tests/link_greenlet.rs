@@ -259,3 +259,11 @@ fn linked_exited_through_a_socket_read_is_an_io_error_that_from_io_recovers() {
     .into();
     assert!(Interrupted::from_io(&e).is_some_and(|i| i.linked_exited().is_some()));
 }
+
+#[test]
+fn joining_a_linked_child_succeeds_and_the_exit_comes_at_the_next_wait() {
+    let g = spawn_link(|| 3);
+    let id = g.id();
+    assert_eq!(g.get().unwrap(), 3);
+    assert_eq!(linked(sleep(LONG).unwrap_err()).id(), id);
+}

@@ -8,7 +8,10 @@
 //!   their handles (join, get, kill, links);
 //! - [`park`] and [`Waker`]: the one blocking primitive every wait is built
 //!   on (sync primitives, sockets, timers, joins);
-//! - [`Interrupted`]: why a wait ended early (timeout, cancel, deadlock);
+//! - [`Interrupted`]: why a wait ended early (timeout, cancel, deadlock, a
+//!   linked greenlet's death: [`spawn_link`], [`LinkedExited`]);
+//! - [`wait`], [`iwait`], [`idle`]: waiting on many [`Waitable`]s at once,
+//!   and until the hub has nothing else to run;
 //! - [`Registration`]: an fd on the hub's reactor, for cooperative I/O;
 //! - [`hub`]: [`hub::Remote`], [`run_info`] and hub counters;
 //! - [`threadpool`]: blocking `Send` work on OS threads, waited on
