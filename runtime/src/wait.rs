@@ -185,7 +185,8 @@ pub fn wait<W: Waitable>(
 /// greenlet's death, `LoopExit`) is yielded as `Some(Err(..))`; iterating
 /// on goes on waiting.
 pub fn iwait<W: Waitable>(objects: &[W], timeout: Option<Duration>) -> Iwait {
-    let deadline = timeout.map(|t| Instant::now() + t);
+    // A timeout too large for an `Instant` (`Duration::MAX`) never ends.
+    let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
     let shared = Rc::new(Shared::default());
     let mut helpers = Vec::new();
     let hub = Hub::get();
