@@ -97,7 +97,7 @@ fn a_timeout_returns_what_was_ready_and_ends_the_iteration() {
     let got = wait(&[&never, &set], Some(Duration::from_millis(10)), None).unwrap();
     assert_eq!(got, [1]);
     assert!(t0.elapsed() >= Duration::from_millis(10));
-    let mut it = iwait(&[never.clone()], Some(Duration::from_millis(5)));
+    let mut it = iwait(&[&never], Some(Duration::from_millis(5)));
     assert!(it.next().is_none());
     assert!(it.next().is_none());
     // A timeout too large for a deadline waits as long as it takes.

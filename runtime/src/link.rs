@@ -85,12 +85,36 @@ impl GreenletRef {
     }
 
     /// Like [`GreenletRef::link_greenlet`], only if this greenlet panicked.
+    ///
+    /// ```
+    /// use greenlet_runtime::{getcurrent, sleep, spawn};
+    /// use std::time::Duration;
+    ///
+    /// let fine = spawn(|| ());
+    /// fine.link_exception_greenlet(&getcurrent());
+    /// let bad = spawn(|| -> () { panic!("boom") });
+    /// bad.link_exception_greenlet(&getcurrent());
+    /// let err = sleep(Duration::from_secs(60)).unwrap_err();
+    /// assert_eq!(err.linked_exited().unwrap().id(), bad.id());
+    /// ```
     pub fn link_exception_greenlet(&self, receiver: &GreenletRef) -> LinkId {
         self.add_link(LinkWhen::Failure, LinkAction::Notify(receiver.rec.clone()))
     }
 
     /// Removes every link that has not fired (callbacks and receivers);
     /// returns how many there were.
+    ///
+    /// ```
+    /// use greenlet_runtime::{getcurrent, spawn};
+    ///
+    /// let g = spawn(|| ());
+    /// g.link(|_| unreachable!("removed before it could run"));
+    /// g.link_greenlet(&getcurrent());
+    /// assert!(g.has_links());
+    /// assert_eq!(g.unlink_all(), 2);
+    /// assert!(!g.has_links());
+    /// g.join().unwrap();
+    /// ```
     pub fn unlink_all(&self) -> usize {
         let removed = match self.rec.core().extra_if_any() {
             Some(mut e) => std::mem::take(&mut e.links),
@@ -141,6 +165,21 @@ where
 ///
 /// # Panics
 /// As [`spawn`].
+///
+/// ```
+/// use greenlet_runtime::{sleep, spawn_link_value, Ended};
+/// use std::time::Duration;
+///
+/// let server = spawn_link_value(|| sleep(Duration::from_secs(60)));
+/// greenlet_runtime::yield_now();
+/// server.kill_nowait(); // a kill counts as success
+/// let err = sleep(Duration::from_secs(60)).unwrap_err();
+/// assert_eq!(err.linked_exited().unwrap().ended(), &Ended::Killed);
+///
+/// let failed = spawn_link_value(|| -> () { panic!("not reported") });
+/// failed.join().unwrap();
+/// sleep(Duration::ZERO).unwrap(); // nothing pending
+/// ```
 #[track_caller]
 pub fn spawn_link_value<T, F>(f: F) -> Greenlet<T>
 where
@@ -155,6 +194,19 @@ where
 ///
 /// # Panics
 /// As [`spawn`].
+///
+/// ```
+/// use greenlet_runtime::{sleep, spawn_link_exception, Ended};
+/// use std::time::Duration;
+///
+/// let quiet = spawn_link_exception(|| 1);
+/// quiet.join().unwrap();
+/// sleep(Duration::ZERO).unwrap(); // it returned: nothing pending
+///
+/// let _w = spawn_link_exception(|| -> () { panic!("bad row {}", 7) });
+/// let err = sleep(Duration::from_secs(60)).unwrap_err();
+/// assert_eq!(err.linked_exited().unwrap().ended(), &Ended::Panicked("bad row 7".into()));
+/// ```
 #[track_caller]
 pub fn spawn_link_exception<T, F>(f: F) -> Greenlet<T>
 where

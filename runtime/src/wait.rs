@@ -5,22 +5,21 @@
 //!
 //! ```
 //! use greenlet_runtime::sync::{AsyncResult, Event};
-//! use greenlet_runtime::{iwait, sleep, spawn, Waitable};
-//! use std::time::Duration;
+//! use greenlet_runtime::{iwait, spawn, yield_now, Waitable};
 //!
-//! let slow = spawn(|| sleep(Duration::from_millis(30)));
 //! let flag = Event::new();
 //! let answer: AsyncResult<u32> = AsyncResult::new();
+//! let f = flag.clone();
+//! let follower = spawn(move || f.wait()); // ends after the flag
 //! let (f, a) = (flag.clone(), answer.clone());
 //! spawn(move || {
-//!     sleep(Duration::from_millis(10)).unwrap();
+//!     yield_now(); // let iwait's waits begin
 //!     a.set(42);
-//!     sleep(Duration::from_millis(1)).unwrap();
 //!     f.set();
 //! });
-//! let objects: [&dyn Waitable; 3] = [&slow, &flag, &answer];
+//! let objects: [&dyn Waitable; 3] = [&follower, &flag, &answer];
 //! let order: Vec<usize> = iwait(&objects, None).map(Result::unwrap).collect();
-//! assert_eq!(order, [2, 1, 0]); // answer, flag, then the slow greenlet
+//! assert_eq!(order, [2, 1, 0]); // answer, flag, then the follower
 //! ```
 //!
 //! How it works: an object already ready is reported at once, in the order
@@ -184,6 +183,18 @@ pub fn wait<W: Waitable>(
 /// An interruption of this greenlet's wait (its own `Timeout`, a linked
 /// greenlet's death, `LoopExit`) is yielded as `Some(Err(..))`; iterating
 /// on goes on waiting.
+///
+/// ```
+/// use greenlet_runtime::{iwait, sleep, spawn};
+/// use std::time::Duration;
+///
+/// let workers: Vec<_> = [30u64, 10, 20]
+///     .into_iter()
+///     .map(|ms| spawn(move || sleep(Duration::from_millis(ms))))
+///     .collect();
+/// let finished: Vec<usize> = iwait(&workers, None).map(Result::unwrap).collect();
+/// assert_eq!(finished, [1, 2, 0]);
+/// ```
 pub fn iwait<W: Waitable>(objects: &[W], timeout: Option<Duration>) -> Iwait {
     // A timeout too large for an `Instant` (`Duration::MAX`) never ends.
     let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
