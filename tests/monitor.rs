@@ -1,8 +1,15 @@
-//! The blocking monitor. Reports go to stderr, so each case runs in a child
-//! process with `GREENLET_MAX_BLOCKING_MS` set.
+//! The blocking monitor. Its reports are `log` warnings; each case runs in a
+//! child process with `GREENLET_MAX_BLOCKING_MS` set (the variable turns the
+//! monitor on for every hub of the process) and the capturing test logger
+//! installed, and checks there what was logged.
 use std::process::Command;
+use std::time::{Duration, Instant};
 
-fn child(name: &str, limit_ms: &str) -> String {
+mod capture_log;
+
+/// Runs the ignored test `name` in a child process and checks that it
+/// passed.
+fn child(name: &str, limit_ms: &str) {
     let exe = std::env::current_exe().unwrap();
     let out = Command::new(exe)
         .args(["--ignored", "--exact", "--nocapture", name])
@@ -10,56 +17,67 @@ fn child(name: &str, limit_ms: &str) -> String {
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         out.status.success() && stdout.contains("1 passed"),
         "child {name} failed:\n{stdout}\n{stderr}"
     );
-    stderr
 }
 
 #[test]
 fn a_greenlet_busy_for_300ms_with_a_100ms_limit_is_reported_once_by_name() {
-    let stderr = child("child_busy_greenlet", "100");
-    let reports: Vec<&str> = stderr
-        .lines()
-        .filter(|l| l.starts_with("greenlet monitor:"))
-        .collect();
-    assert_eq!(reports.len(), 1, "exactly one report per episode: {stderr}");
-    let r = reports[0];
-    assert!(r.contains("greenlet 'cruncher'"), "{r}");
-    assert!(r.contains("spawned at tests/monitor.rs"), "{r}");
+    child("child_busy_greenlet", "100");
 }
 
 #[test]
 #[ignore = "run in its own process by a_greenlet_busy_for_300ms_with_a_100ms_limit_is_reported_once_by_name"]
 fn child_busy_greenlet() {
+    capture_log::install();
     let g = greenlet::Builder::new()
         .name("cruncher")
         .spawn(|| {
-            let until = std::time::Instant::now() + std::time::Duration::from_millis(300);
-            while std::time::Instant::now() < until {
+            let until = Instant::now() + Duration::from_millis(300);
+            while Instant::now() < until {
                 std::hint::spin_loop();
             }
         })
         .unwrap();
     g.join().unwrap();
     // Idle afterwards: waiting is not blocking, nothing more is reported.
-    greenlet::sleep(std::time::Duration::from_millis(250)).unwrap();
+    greenlet::sleep(Duration::from_millis(250)).unwrap();
+    let reports = capture_log::records("greenlet_runtime::monitor");
+    assert_eq!(
+        reports.len(),
+        1,
+        "exactly one report per episode: {reports:?}"
+    );
+    let r = &reports[0];
+    assert_eq!(r.level, log::Level::Warn, "{r:?}");
+    let thread = std::thread::current().name().unwrap().to_string();
+    assert!(
+        r.message.contains(&format!(
+            "the hub of thread '{thread}' has been blocked for"
+        )),
+        "{r:?}"
+    );
+    assert!(r.message.contains("greenlet 'cruncher'"), "{r:?}");
+    assert!(r.message.contains("spawned at tests/monitor.rs"), "{r:?}");
 }
 
 #[test]
 fn an_idle_or_busy_but_yielding_hub_is_not_reported() {
-    let stderr = child("child_quiet", "50");
-    assert!(!stderr.contains("greenlet monitor:"), "{stderr}");
+    child("child_quiet", "50");
 }
 
 #[test]
 #[ignore = "run in its own process by an_idle_or_busy_but_yielding_hub_is_not_reported"]
 fn child_quiet() {
-    greenlet::sleep(std::time::Duration::from_millis(200)).unwrap();
-    let until = std::time::Instant::now() + std::time::Duration::from_millis(200);
-    while std::time::Instant::now() < until {
+    capture_log::install();
+    greenlet::sleep(Duration::from_millis(200)).unwrap();
+    let until = Instant::now() + Duration::from_millis(200);
+    while Instant::now() < until {
         greenlet::yield_now();
     }
+    let reports = capture_log::records("greenlet_runtime::monitor");
+    assert!(reports.is_empty(), "{reports:?}");
 }

@@ -305,7 +305,7 @@ fn accept_loop(inner: &Rc<Inner>) {
                     }
                     // No stack for the handler: the connection is dropped
                     // (closed) and accepting goes on after a pause.
-                    eprintln!("greenlet StreamServer: cannot start a handler: {e}");
+                    log::warn!("StreamServer: cannot start a handler, connection dropped: {e}");
                     if sleep(backoff).is_err() {
                         return;
                     }
@@ -318,7 +318,7 @@ fn accept_loop(inner: &Rc<Inner>) {
                 // the connection stays in the backlog; pause and retry.
                 inner.accept_errors.set(inner.accept_errors.get() + 1);
                 if backoff == MIN_BACKOFF {
-                    eprintln!("greenlet StreamServer: accept failed: {e}; retrying with back-off");
+                    log::warn!("StreamServer: accept failed: {e}; retrying with back-off");
                 }
                 if sleep(backoff).is_err() {
                     return;

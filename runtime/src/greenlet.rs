@@ -134,7 +134,7 @@ fn run_link(hub: &Hub, rec: Rec, f: LinkFn) {
     // A link runs in its own greenlet; if no stack can be had, report it
     // rather than lose the callback silently.
     if let Err(e) = hub.spawn_task::<(), _>(move || f(r), None, None, Location::caller(), None) {
-        eprintln!("greenlet: could not run a link callback: {e}");
+        log::error!("could not run a link callback: {e}");
     }
 }
 

@@ -6,12 +6,16 @@
 //! Off by default. Turn it on for a hub with [`monitor`], or for every hub
 //! with the environment variable `GREENLET_MAX_BLOCKING_MS`. A watchdog
 //! thread (one per process) then checks each monitored hub; when one has
-//! been running the same greenlet for longer than the limit it prints, once
-//! per episode:
+//! been running the same greenlet for longer than the limit it logs a
+//! warning through the [`log`] facade (target `greenlet_runtime::monitor`),
+//! once per episode:
 //!
 //! ```text
-//! greenlet monitor: the hub of thread 'main' has been blocked for 300 ms by greenlet 'cruncher' (id 7) spawned at src/main.rs:12:5
+//! WARN greenlet_runtime::monitor: the hub of thread 'main' has been blocked for 300 ms by greenlet 'cruncher' (id 7) spawned at src/main.rs:12:5
 //! ```
+//!
+//! The application decides where that goes: install a logger (`env_logger`,
+//! or any other `log` implementation) to see it; without one it is dropped.
 //!
 //! Cost when on: two atomic stores per switch into a greenlet and one per
 //! loop turn; no syscalls. A hub waiting in `epoll_wait` is idle, not
@@ -92,7 +96,7 @@ static WATCHDOG: std::sync::Once = std::sync::Once::new();
 /// use std::time::Duration;
 ///
 /// monitor(Some(Duration::from_millis(100)));
-/// // ... a greenlet hogging the thread for longer is reported on stderr.
+/// // ... a greenlet hogging the thread for longer is logged as a warning.
 /// monitor(None);
 /// ```
 pub fn monitor(max_blocking: Option<Duration>) {
@@ -202,8 +206,8 @@ fn report(w: &Watched, blocked: Duration) {
             .unwrap_or_default();
         format!("greenlet '{name}' (id {id}){at}")
     };
-    eprintln!(
-        "greenlet monitor: the hub of thread '{}' has been blocked for {} ms by {who}",
+    log::warn!(
+        "the hub of thread '{}' has been blocked for {} ms by {who}",
         w.thread,
         blocked.as_millis()
     );

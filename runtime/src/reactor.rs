@@ -145,7 +145,7 @@ impl Reactor {
         let (buf, ready) = &mut *ev;
         ready.clear();
         if let Err(e) = self.epoll.borrow().wait(buf, timeout, ready) {
-            eprintln!("greenlet: polling for I/O readiness failed: {e}");
+            log::error!("polling for I/O readiness failed: {e}");
             return;
         }
         for r in ready.iter() {

@@ -317,7 +317,7 @@ impl Hub {
                 .spawn_task(job, None, None, Location::caller(), None)
                 .map(drop)
             {
-                eprintln!("greenlet: could not run a job sent through a Remote: {e}");
+                log::error!("could not run a job sent through a Remote: {e}");
             }
         }
     }
