@@ -218,6 +218,10 @@ pub mod docs {
     /// docs/sockets.md
     #[doc = include_str!("../docs/sockets.md")]
     pub struct Sockets;
+    /// docs/tls.md: only with the `tls` feature, which its example needs.
+    #[cfg(feature = "tls")]
+    #[doc = include_str!("../docs/tls.md")]
+    pub struct Tls;
     /// docs/performance.md
     #[doc = include_str!("../docs/performance.md")]
     pub struct Performance;

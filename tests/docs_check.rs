@@ -119,6 +119,34 @@ fn every_fence_names_its_language_and_unrun_blocks_say_why() {
     assert!(problems.is_empty(), "{}", problems.join("\n"));
 }
 
+/// A reader copies what the rendered page shows, and the page does not show
+/// rustdoc's hidden `# ` lines: a `rust` block must compile without them, so
+/// it may have none.
+#[test]
+fn rust_blocks_hide_no_lines() {
+    let mut problems = Vec::new();
+    for path in all_documents() {
+        let text = fs::read_to_string(&path).unwrap();
+        for b in blocks(&text) {
+            let lang = b.info.split(',').next().unwrap_or("").trim();
+            if lang != "rust" && lang != "compile_fail" {
+                continue;
+            }
+            for (i, l) in b.body.iter().enumerate() {
+                let t = l.trim_start();
+                if t == "#" || t.starts_with("# ") {
+                    problems.push(format!(
+                        "{}:{}: hidden line {l:?}; show it, or write the block so it needs none",
+                        name(&path),
+                        b.line + 1 + i
+                    ));
+                }
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
 /// GitHub's anchor for a heading: lower case, punctuation dropped, spaces
 /// to hyphens.
 fn slug(heading: &str) -> String {
