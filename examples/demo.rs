@@ -1,10 +1,13 @@
-//! A small tour: spawn, sleep, join, links, kill, and a deadlock report.
+//! A small tour: spawn, sleep, join, yield, kill, and a deadlock report.
 //!
-//! Run with `cargo run --example demo`.
+//! Run with `cargo run --example demo`; it prints as it goes and exits.
+mod common;
+
 use greenlet::{getcurrent, sleep, spawn, yield_now};
 use std::time::{Duration, Instant};
 
 fn main() {
+    common::init_log();
     let t0 = Instant::now();
     let workers: Vec<_> = (1..=3u64)
         .map(|i| {

@@ -4,8 +4,10 @@
 //!
 //! ```sh
 //! cargo run --example dns_mass_resolve -- --count 20 --timeout 2
+//! cargo run --example dns_mass_resolve -- example.com localhost
 //! ```
-//! Without network access only local names resolve; the `.invalid` ones
+//!
+//! Exits when every lookup has finished or timed out. Without network access only local names resolve; the `.invalid` ones
 //! fail (or time out), which is what the timeouts are for.
 mod common;
 
@@ -18,6 +20,7 @@ use greenlet::with_timeout;
 const USAGE: &str = "dns_mass_resolve [--count N] [--pool N] [--timeout SECONDS] [NAME...]";
 
 fn main() {
+    common::init_log();
     let args = common::Args::parse(USAGE);
     let count: usize = args.get("--count", 20);
     let pool_size: usize = args.get("--pool", 10);

@@ -3,9 +3,11 @@
 //! byte. Prints throughput and latency percentiles.
 //!
 //! ```sh
-//! cargo run --release --example echo_server -- --quiet &
+//! cargo run --release --example echo_server -- --quiet     # in one terminal
 //! cargo run --release --example echo_client -- --clients 50 --messages 2000
 //! ```
+//!
+//! Exits when every client is done (status 1 if any failed).
 mod common;
 
 use std::io::{Read, Write};
@@ -50,6 +52,7 @@ fn client(
 }
 
 fn main() {
+    common::init_log();
     let args = common::Args::parse(USAGE);
     let addr: SocketAddr = args.get("--addr", "127.0.0.1:16000".parse().unwrap());
     let clients: usize = args.get("--clients", 50);

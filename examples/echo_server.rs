@@ -1,15 +1,23 @@
 //! A byte echo server: one greenlet per connection, plain blocking code.
 //!
 //! ```sh
-//! cargo run --release --example echo_server            # 127.0.0.1:16000
+//! cargo run --release --example echo_server            # 127.0.0.1:16000; Ctrl-C stops it
 //! cargo run --release --example echo_server -- --bind 0.0.0.0:7000 --max-conns 1000
 //! cargo run --release --example echo_server -- --threads 2   # a hub per core
-//! nc 127.0.0.1 16000                                    # type; it echoes
+//! ```
+//!
+//! Try it from another terminal with the project's load client, which
+//! checks every echoed byte:
+//!
+//! ```sh
+//! cargo run --release --example echo_client -- --clients 50 --messages 2000
 //! ```
 //!
 //! Prints a line when it starts, for each connection opened and closed
 //! (unless `--quiet`), and when it stops. Ctrl-C (SIGINT) or SIGTERM stops
-//! it gracefully: no new connections, running ones get 2 s to finish.
+//! it gracefully: no new connections; with `--max-conns` (a pool of
+//! handlers) running ones get 2 s to finish, otherwise they are closed as
+//! it exits.
 mod common;
 
 use std::io::{Read, Write};
@@ -67,6 +75,7 @@ fn serve_threads(bind: &str, n: usize, quiet: bool) {
 }
 
 fn main() {
+    common::init_log();
     let args = common::Args::parse(USAGE);
     let bind: String = args.get("--bind", "127.0.0.1:16000".to_string());
     let max_conns: usize = args.get("--max-conns", 0);
@@ -106,7 +115,11 @@ fn main() {
 
     let s = server.clone();
     let _signals = common::on_terminate(move || {
-        println!("stopping: no new connections, 2 s for running ones");
+        if max_conns > 0 {
+            println!("stopping: no new connections, 2 s for running ones");
+        } else {
+            println!("stopping: no new connections");
+        }
         let _ = s.stop(Some(Duration::from_secs(2)));
     });
     if let Err(e) = server.serve_forever() {

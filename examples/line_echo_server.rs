@@ -2,9 +2,17 @@
 //! send comes back, until you send `quit`.
 //!
 //! ```sh
-//! cargo run --example line_echo_server     # 127.0.0.1:16001
-//! nc 127.0.0.1 16001
+//! cargo run --example line_echo_server     # 127.0.0.1:16001; Ctrl-C stops it
 //! ```
+//!
+//! Try it from another terminal (a line, then `quit`):
+//!
+//! ```sh
+//! python3 -c "import socket; s = socket.create_connection(('127.0.0.1', 16001)); s.sendall(b'hello\nquit\n'); print(s.makefile().read())"
+//! ```
+//!
+//! Ctrl-C (SIGINT) or SIGTERM stops it: no new connections, and it exits
+//! once the open ones are closed.
 mod common;
 
 use std::io::{BufRead, BufReader, Write};
@@ -46,6 +54,7 @@ fn echo(conn: TcpStream, peer: SocketAddr) {
 }
 
 fn main() {
+    common::init_log();
     let args = common::Args::parse(USAGE);
     let bind: String = args.get("--bind", "127.0.0.1:16001".to_string());
     let server = StreamServer::bind(bind.as_str(), echo).unwrap_or_else(|e| {
@@ -61,4 +70,5 @@ fn main() {
         let _ = s.stop(None);
     });
     server.serve_forever().expect("serve");
+    println!("stopped after {} connections", server.accepted());
 }

@@ -2,10 +2,17 @@
 //! another address, with two greenlets pumping bytes, one per direction.
 //!
 //! ```sh
-//! cargo run --example echo_server &
+//! cargo run --example echo_server                 # in one terminal: 127.0.0.1:16000
 //! cargo run --example portforwarder -- --listen 127.0.0.1:16010 --to 127.0.0.1:16000
-//! nc 127.0.0.1 16010
 //! ```
+//!
+//! Try it from a third terminal: the echo server's client, through the
+//! forwarder.
+//!
+//! ```sh
+//! cargo run --example echo_client -- --addr 127.0.0.1:16010 --clients 10 --messages 100
+//! ```
+//!
 //! Ctrl-C (SIGINT) or SIGTERM stops accepting and closes open forwards.
 mod common;
 
@@ -54,6 +61,7 @@ fn forward(client: TcpStream, peer: SocketAddr, to: SocketAddr) {
 }
 
 fn main() {
+    common::init_log();
     let args = common::Args::parse(USAGE);
     let listen: String = args.get("--listen", "127.0.0.1:16010".to_string());
     let Some(to) = args.opt::<SocketAddr>("--to") else {

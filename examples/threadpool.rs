@@ -3,8 +3,10 @@
 //! cooperatively.
 //!
 //! ```sh
-//! cargo run --example threadpool
+//! cargo run --example threadpool                      # [--jobs N] [--millis MS]
 //! ```
+//!
+//! Exits when the jobs are done (under a second by default).
 mod common;
 
 use std::cell::Cell;
@@ -16,6 +18,7 @@ use greenlet::{sleep, spawn, threadpool};
 const USAGE: &str = "threadpool [--jobs N] [--millis MS]";
 
 fn main() {
+    common::init_log();
     let args = common::Args::parse(USAGE);
     let jobs: u64 = args.get("--jobs", 4);
     let millis: u64 = args.get("--millis", 200);

@@ -2,18 +2,26 @@
 //! I/O run in its own greenlet.
 //!
 //! ```sh
-//! cargo run --features tls --example tls_echo_server      # self-signed, 127.0.0.1:16443
-//! openssl s_client -connect 127.0.0.1:16443 -quiet         # type; it echoes
+//! cargo run --features tls --example tls_echo_server      # 127.0.0.1:16443; Ctrl-C stops it
 //! cargo run --features tls --example tls_echo_server -- --cert cert.pem --key key.pem
 //! ```
+//!
 //! Without `--cert`/`--key` it makes a self-signed certificate for
-//! `localhost` and 127.0.0.1 and prints where it wrote it (pass that file to
-//! a client as the trust anchor).
+//! `localhost` and 127.0.0.1, writes it to `greenlet-tls-echo-server/` in
+//! the temp directory (`/tmp` unless `TMPDIR` says otherwise) and prints
+//! the path. Try it from another terminal with Python, trusting that
+//! certificate:
+//!
+//! ```sh
+//! python3 -c "import socket, ssl; c = ssl.create_default_context(cafile='/tmp/greenlet-tls-echo-server/cert.pem'); s = c.wrap_socket(socket.create_connection(('127.0.0.1', 16443)), server_hostname='localhost'); s.sendall(b'hello over TLS'); print(s.recv(100))"
+//! ```
+//!
+//! Ctrl-C (SIGINT) or SIGTERM stops it: no new connections; open ones are
+//! closed as it exits.
 mod common;
 
 use std::io::{Read, Write};
 use std::path::PathBuf;
-use std::time::Duration;
 
 use greenlet::net::tls::{self, TlsStream};
 use greenlet::net::StreamServer;
@@ -38,11 +46,12 @@ fn echo(mut conn: TlsStream, peer: std::net::SocketAddr) {
     println!("{peer}: closed after {total} bytes");
 }
 
-/// A self-signed certificate for localhost, written to a temp directory.
+/// A fresh self-signed certificate for localhost, written to a fixed place
+/// in the temp directory (so a client can be told where to find it).
 fn self_signed() -> (PathBuf, PathBuf) {
     let cert = rcgen::generate_simple_self_signed(vec!["localhost".into(), "127.0.0.1".into()])
         .expect("generate a certificate");
-    let dir = std::env::temp_dir().join(format!("greenlet-tls-{}", std::process::id()));
+    let dir = std::env::temp_dir().join("greenlet-tls-echo-server");
     std::fs::create_dir_all(&dir).expect("temp dir");
     let (c, k) = (dir.join("cert.pem"), dir.join("key.pem"));
     std::fs::write(&c, cert.cert.pem()).expect("write cert");
@@ -51,6 +60,7 @@ fn self_signed() -> (PathBuf, PathBuf) {
 }
 
 fn main() {
+    common::init_log();
     let args = common::Args::parse(USAGE);
     let bind: String = args.get("--bind", "127.0.0.1:16443".to_string());
     let (cert, key) = match (args.opt::<PathBuf>("--cert"), args.opt::<PathBuf>("--key")) {
@@ -76,7 +86,8 @@ fn main() {
     );
     let s = server.clone();
     let _signals = common::on_terminate(move || {
-        let _ = s.stop(Some(Duration::from_secs(1)));
+        println!("stopping");
+        let _ = s.stop(None);
     });
     server.serve_forever().expect("serve");
     println!("stopped after {} connections", server.accepted());

@@ -1,8 +1,11 @@
 //! Sends one datagram and prints the reply, under a `Timeout`.
 //!
 //! ```sh
-//! cargo run --example udp_client -- [--addr ADDR] [--timeout SECONDS] MESSAGE
+//! cargo run --example udp_echo_server                  # in one terminal
+//! cargo run --example udp_client -- hello              # [--addr ADDR] [--timeout SECONDS]
 //! ```
+//!
+//! Exits after the reply, or with status 1 when none came in time.
 mod common;
 
 use std::net::SocketAddr;
@@ -13,6 +16,7 @@ use greenlet::Timeout;
 const USAGE: &str = "udp_client [--addr ADDR] [--timeout SECONDS] MESSAGE";
 
 fn main() {
+    common::init_log();
     let args = common::Args::parse(USAGE);
     let addr: SocketAddr = args.get("--addr", "127.0.0.1:16002".parse().unwrap());
     let timeout = args.seconds("--timeout", 2.0);

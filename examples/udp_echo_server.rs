@@ -1,9 +1,11 @@
 //! A UDP echo server: a greenlet per datagram (`DatagramServer`).
 //!
 //! ```sh
-//! cargo run --example udp_echo_server      # 127.0.0.1:16002
-//! cargo run --example udp_client -- hello
+//! cargo run --example udp_echo_server      # 127.0.0.1:16002; Ctrl-C stops it
+//! cargo run --example udp_client -- hello  # from another terminal
 //! ```
+//!
+//! Ctrl-C (SIGINT) or SIGTERM stops it.
 mod common;
 
 use greenlet::net::{Datagram, DatagramServer};
@@ -11,6 +13,7 @@ use greenlet::net::{Datagram, DatagramServer};
 const USAGE: &str = "udp_echo_server [--bind ADDR]";
 
 fn main() {
+    common::init_log();
     let args = common::Args::parse(USAGE);
     let bind: String = args.get("--bind", "127.0.0.1:16002".to_string());
     let server = DatagramServer::bind(bind.as_str(), |d: Datagram| {
@@ -32,4 +35,5 @@ fn main() {
         let _ = s.stop(None);
     });
     server.serve_forever().expect("serve");
+    println!("stopped");
 }

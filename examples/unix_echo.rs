@@ -2,24 +2,30 @@
 //! process (the default, `demo`).
 //!
 //! ```sh
-//! cargo run --example unix_echo                       # demo: server + 3 clients
-//! cargo run --example unix_echo -- server --path /tmp/echo.sock
+//! cargo run --example unix_echo                       # demo: server + 3 clients, then exits
+//! cargo run --example unix_echo -- server --path /tmp/echo.sock    # Ctrl-C stops it
 //! cargo run --example unix_echo -- client --path /tmp/echo.sock hello
 //! ```
+//!
+//! The server runs until Ctrl-C (SIGINT) or SIGTERM: it stops accepting,
+//! closes open connections and removes its socket file.
 mod common;
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
 use greenlet::net::unix::{UnixListener, UnixStream};
-use greenlet::spawn;
+use greenlet::pool::Group;
 
 const USAGE: &str = "unix_echo [demo|server|client MESSAGE] [--path PATH]";
 
-fn serve(listener: UnixListener) {
+/// Accepts until the listener is closed; a greenlet in `handlers` per
+/// connection.
+fn serve(listener: &UnixListener, handlers: &Group) {
     for conn in listener.incoming() {
         let Ok(mut conn) = conn else { return };
-        spawn(move || {
+        handlers.spawn(move || {
             let mut buf = [0u8; 4096];
             while let Ok(n @ 1..) = conn.read(&mut buf) {
                 if conn.write_all(&buf[..n]).is_err() {
@@ -28,6 +34,15 @@ fn serve(listener: UnixListener) {
             }
         });
     }
+}
+
+/// Binds `path`, replacing a socket file a previous run left behind.
+fn bind(path: &Path) -> UnixListener {
+    let _ = std::fs::remove_file(path);
+    UnixListener::bind(path).unwrap_or_else(|e| {
+        eprintln!("cannot listen on {}: {e}", path.display());
+        std::process::exit(1)
+    })
 }
 
 fn ask(path: &Path, msg: &str) -> std::io::Result<String> {
@@ -39,16 +54,23 @@ fn ask(path: &Path, msg: &str) -> std::io::Result<String> {
 }
 
 fn main() {
+    common::init_log();
     let args = common::Args::parse(USAGE);
     let default =
         std::env::temp_dir().join(format!("greenlet-unix-echo-{}.sock", std::process::id()));
     let path: PathBuf = args.get("--path", default);
     match args.positional(0).unwrap_or("demo") {
         "server" => {
+            let listener = Rc::new(bind(&path));
+            println!("unix echo server on {}; Ctrl-C to stop", path.display());
+            let l = listener.clone();
+            let _signals = common::on_terminate(move || l.close());
+            let handlers = Group::new();
+            serve(&listener, &handlers);
+            println!("stopping: closing {} connections", handlers.len());
+            handlers.kill().expect("close the connections");
             let _ = std::fs::remove_file(&path);
-            let listener = UnixListener::bind(&path).expect("bind");
-            println!("unix echo server on {}", path.display());
-            serve(listener);
+            println!("stopped; removed {}", path.display());
         }
         "client" => {
             let msg = args.positional(1).unwrap_or("hello");
@@ -61,20 +83,24 @@ fn main() {
             }
         }
         "demo" => {
-            let _ = std::fs::remove_file(&path);
-            let listener = UnixListener::bind(&path).expect("bind");
-            let server = spawn(move || serve(listener));
+            let listener = Rc::new(bind(&path));
+            let l = listener.clone();
+            let handlers = Group::new();
+            let h = handlers.clone();
+            let server = greenlet::spawn(move || serve(&l, &h));
             let clients: Vec<_> = ["one", "two", "three"]
                 .into_iter()
                 .map(|m| {
                     let p = path.clone();
-                    spawn(move || ask(&p, m))
+                    greenlet::spawn(move || ask(&p, m))
                 })
                 .collect();
             for c in clients {
                 println!("reply: {}", c.get().unwrap().expect("echo"));
             }
-            server.kill().unwrap();
+            listener.close();
+            server.join().unwrap();
+            handlers.kill().unwrap();
             let _ = std::fs::remove_file(&path);
         }
         other => {

@@ -1,20 +1,98 @@
 //! Each example, run as its own process and talked to over loopback.
-//! (`cargo test` builds the examples next to the test binaries.)
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdout, Command, Output, Stdio};
+use std::sync::OnceLock;
 use std::time::Duration;
 
+/// The root crate's features this test binary was built with; examples
+/// this file builds get the same. (A new feature that examples need goes
+/// here too.)
+const FEATURES: &[(&str, bool)] = &[("tls", cfg!(feature = "tls"))];
+
+/// The example program `name`, built if need be.
+///
+/// A plain `cargo test` builds the examples as programs next to the test
+/// binaries (`target/<profile>/examples/<name>`), so they are there and
+/// newer than their sources. `cargo test --all-targets` builds them as test
+/// harnesses instead, and `cargo test --test examples` not at all, which
+/// may leave old programs (or none) there. So a program that is missing or
+/// older than a source it was built from makes cargo build the examples,
+/// once per run, for this profile and with these features.
 fn example(name: &str) -> Command {
-    // target/<profile>/deps/<this test> -> target/<profile>/examples/<name>
-    let mut p: PathBuf = std::env::current_exe().unwrap();
-    p.pop();
-    p.pop();
-    p.push("examples");
-    p.push(name);
-    assert!(p.exists(), "example binary {} not built", p.display());
-    Command::new(p)
+    static BUILT: OnceLock<()> = OnceLock::new();
+    // target/<profile>/deps/<this test> -> target/<profile>
+    let exe = std::env::current_exe().unwrap();
+    let profile_dir = exe.parent().and_then(Path::parent).unwrap();
+    let program = profile_dir.join("examples").join(name);
+    if !up_to_date(&program) {
+        BUILT.get_or_init(|| build_examples(profile_dir));
+        // Cargo's word is final: it may find the program fresh by rules
+        // finer than ours and leave it untouched.
+        assert!(
+            program.exists(),
+            "cargo built the examples, but {} is not there",
+            program.display()
+        );
+    }
+    Command::new(program)
+}
+
+/// Whether `program` exists and is newer than every source file it was
+/// built from, as listed in the dep-info file cargo writes beside it
+/// (`<name>.d`: `<program>: <source> <source> ...`) — cargo's own rule.
+fn up_to_date(program: &Path) -> bool {
+    let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    let (Some(built), Ok(dep_info)) = (
+        modified(program),
+        std::fs::read_to_string(program.with_extension("d")),
+    ) else {
+        return false;
+    };
+    let Some((_, sources)) = dep_info.lines().next().and_then(|l| l.split_once(": ")) else {
+        return false;
+    };
+    // Spaces inside a path are escaped as `\ `.
+    let sources = sources.replace("\\ ", "\0");
+    sources
+        .split_whitespace()
+        .map(|s| PathBuf::from(s.replace('\0', " ")))
+        .all(|s| modified(&s).is_some_and(|t| t <= built))
+}
+
+/// `cargo build --examples` into the target directory this test binary
+/// lives in, with its profile and features.
+fn build_examples(profile_dir: &Path) {
+    let profile = profile_dir.file_name().unwrap().to_str().unwrap();
+    let profile = if profile == "debug" { "dev" } else { profile };
+    let features: Vec<&str> = FEATURES
+        .iter()
+        .filter(|&&(_, on)| on)
+        .map(|&(f, _)| f)
+        .collect();
+    // Straight to stderr, past the harness's capture: a pause should say
+    // what it is.
+    let _ = writeln!(
+        std::io::stderr(),
+        "tests/examples.rs: building the example programs, which this cargo command did not build"
+    );
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let out = Command::new(cargo)
+        .args(["build", "--quiet", "--examples", "--package", "greenlet"])
+        .arg("--manifest-path")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml"))
+        .arg("--target-dir")
+        .arg(profile_dir.parent().unwrap())
+        .args(["--profile", profile])
+        .args(["--features", &features.join(",")])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "cargo could not build the examples:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// A running example, killed if the test fails before it exits.
@@ -151,6 +229,7 @@ fn line_echo_server_welcomes_echoes_lines_and_quits() {
     let (status, rest) = server.terminate();
     assert!(status.success());
     assert!(rest.contains("client quit"), "{rest}");
+    assert!(rest.contains("stopped after 1 connections"), "{rest}");
 }
 
 #[test]
@@ -219,6 +298,32 @@ fn unix_echo_demo_round_trips() {
 }
 
 #[test]
+fn unix_echo_server_stops_on_sigterm_and_removes_its_socket_file() {
+    let path = std::env::temp_dir().join(format!(
+        "greenlet-unix-echo-test-{}.sock",
+        std::process::id()
+    ));
+    let p = path.to_str().unwrap();
+    let mut server = Running::start("unix_echo", &["server", "--path", p]);
+    assert!(server.line().contains(p));
+    // One connection still open when the signal comes.
+    let mut open = std::os::unix::net::UnixStream::connect(&path).unwrap();
+    open.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let out = run("unix_echo", &["client", "--path", p, "hello"]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "reply: hello\n");
+    open.write_all(b"x").unwrap();
+    let mut b = [0u8; 1];
+    open.read_exact(&mut b).unwrap();
+    let (status, rest) = server.terminate();
+    assert!(status.success(), "{rest}");
+    assert!(rest.contains("stopped"), "{rest}");
+    assert!(!path.exists(), "the socket file is removed");
+    let mut tail = Vec::new();
+    assert_eq!(open.read_to_end(&mut tail).unwrap(), 0, "closed on stop");
+}
+
+#[test]
 fn dns_mass_resolve_resolves_local_names_through_a_pool() {
     let out = run("dns_mass_resolve", &["--count", "8", "--timeout", "2"]);
     let text = String::from_utf8_lossy(&out.stdout);
@@ -276,19 +381,30 @@ fn echo_server_with_threads_serves_from_more_than_one_thread() {
 #[cfg(feature = "tls")]
 #[test]
 fn tls_echo_server_echoes_over_tls() {
-    use std::io::Read as _;
-    let mut server = Running::start("tls_echo_server", &["--bind", "127.0.0.1:0"]);
+    // A certificate of this test's own: the server's default one lives at a
+    // fixed path that another run on the machine may be rewriting.
+    let c = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    let dir = std::env::temp_dir().join(format!("greenlet-tls-example-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert, c.cert.pem()).unwrap();
+    std::fs::write(&key, c.key_pair.serialize_pem()).unwrap();
+    let mut server = Running::start(
+        "tls_echo_server",
+        &[
+            "--bind",
+            "127.0.0.1:0",
+            "--cert",
+            cert.to_str().unwrap(),
+            "--key",
+            key.to_str().unwrap(),
+        ],
+    );
     let first = server.line();
     let addr: SocketAddr = first
         .split_whitespace()
         .find_map(|w| w.parse().ok())
         .unwrap_or_else(|| panic!("{first}"));
-    let cert = first
-        .split("(certificate ")
-        .nth(1)
-        .and_then(|s| s.split(')').next())
-        .unwrap_or_else(|| panic!("{first}"))
-        .to_string();
     let config = greenlet::net::tls::client_config(&cert).unwrap();
     let mut c = greenlet::net::tls::connect(addr, "localhost", config).unwrap();
     c.write_all(b"tls example").unwrap();
@@ -299,4 +415,6 @@ fn tls_echo_server_echoes_over_tls() {
     drop(c);
     let (status, rest) = server.terminate();
     assert!(status.success(), "{rest}");
+    assert!(rest.contains("stopped after 1 connections"), "{rest}");
+    std::fs::remove_dir_all(&dir).unwrap();
 }

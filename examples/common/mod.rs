@@ -1,5 +1,5 @@
-//! Argument parsing shared by the examples: `--name value` flags and
-//! positional words, with a usage line printed on error.
+//! What the examples share: a logger, `--name value` flags and positional
+//! words (with a usage line printed on error), and stopping on Ctrl-C.
 #![allow(dead_code)] // each example uses a different subset
 
 use std::str::FromStr;
@@ -61,7 +61,7 @@ impl Args {
                     return false;
                 }
                 if w.starts_with("--") {
-                    skip = !matches!(w.as_str(), "--quiet");
+                    skip = !matches!(w.as_str(), "--quiet" | "--million");
                     return false;
                 }
                 true
@@ -80,4 +80,32 @@ pub fn on_terminate(stop: impl Fn() + Clone + 'static) -> Vec<greenlet::signal::
             greenlet::signal::signal(sig, stop).expect("install a signal handler")
         })
         .collect()
+}
+
+/// Installs a small logger: the library reports through the `log` facade
+/// (the blocking monitor, a server's accept errors, ...), and an
+/// application decides where that goes. This one prints each record to
+/// stderr as `[LEVEL target] message`, at the level named by `RUST_LOG`
+/// (`error`, `warn`, `info`, `debug`, `trace` or `off`; `info` if unset).
+/// A real application might use `env_logger` or its own logging instead.
+pub fn init_log() {
+    struct Stderr;
+    impl log::Log for Stderr {
+        fn enabled(&self, m: &log::Metadata) -> bool {
+            m.level() <= log::max_level()
+        }
+        fn log(&self, r: &log::Record) {
+            if self.enabled(r.metadata()) {
+                eprintln!("[{} {}] {}", r.level(), r.target(), r.args());
+            }
+        }
+        fn flush(&self) {}
+    }
+    let level = std::env::var("RUST_LOG")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(log::LevelFilter::Info);
+    if log::set_logger(&Stderr).is_ok() {
+        log::set_max_level(level);
+    }
 }
