@@ -59,10 +59,35 @@ fn rustls_client_round_trip() {
     server.stop(None).unwrap();
 }
 
+/// Whether the `openssl` tool can run. Under CI (`CI=true`, which `.ci/run`
+/// sets after installing it) a missing tool fails the test. Elsewhere the
+/// test is skipped, and says so on the terminal: straight to stderr, past
+/// the test harness's capture, which would hide a passing test's output.
+fn openssl_or_skip(test: &str) -> bool {
+    let runs = Command::new("openssl")
+        .arg("version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if runs {
+        return true;
+    }
+    let ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
+    assert!(
+        !ci,
+        "{test}: `openssl` is required under CI=true (.ci/run installs it)"
+    );
+    let _ = writeln!(
+        std::io::stderr(),
+        "\nSKIPPED {test}: the `openssl` command is not installed; \
+         install it (e.g. `apt-get install openssl`) to run this test\n"
+    );
+    false
+}
+
 #[test]
 fn openssl_s_client_round_trip() {
-    if Command::new("openssl").arg("version").output().is_err() {
-        panic!("openssl is required for this test (.ci/run installs it)");
+    if !openssl_or_skip("openssl_s_client_round_trip") {
+        return;
     }
     let (server, cert) = server("openssl");
     let addr = server.local_addr().unwrap().to_string();
