@@ -41,7 +41,9 @@ fn example(name: &str) -> Command {
 
 /// Whether `program` exists and is newer than every source file it was
 /// built from, as listed in the dep-info file cargo writes beside it
-/// (`<name>.d`: `<program>: <source> <source> ...`) — cargo's own rule.
+/// (`<name>.d`: `<program>: <source> <source> ...`) — cargo's own rule —
+/// and than the manifests and the lock file, which the list leaves out
+/// (an edition, a feature or a dependency changed there).
 fn up_to_date(program: &Path) -> bool {
     let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
     let (Some(built), Ok(dep_info)) = (
@@ -53,11 +55,21 @@ fn up_to_date(program: &Path) -> bool {
     let Some((_, sources)) = dep_info.lines().next().and_then(|l| l.split_once(": ")) else {
         return false;
     };
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let manifests = [
+        "Cargo.toml",
+        "Cargo.lock",
+        "runtime/Cargo.toml",
+        "timeout/Cargo.toml",
+        "net/Cargo.toml",
+    ]
+    .map(|p| root.join(p));
     // Spaces inside a path are escaped as `\ `.
     let sources = sources.replace("\\ ", "\0");
     sources
         .split_whitespace()
         .map(|s| PathBuf::from(s.replace('\0', " ")))
+        .chain(manifests)
         .all(|s| modified(&s).is_some_and(|t| t <= built))
 }
 
