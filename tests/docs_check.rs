@@ -82,37 +82,46 @@ fn blocks(text: &str) -> Vec<Block> {
     out
 }
 
+/// Every fenced block of every document, with the document's name.
+fn all_blocks() -> Vec<(String, Block)> {
+    all_documents()
+        .iter()
+        .flat_map(|path| {
+            let text = fs::read_to_string(path).unwrap();
+            let file = name(path);
+            blocks(&text).into_iter().map(move |b| (file.clone(), b))
+        })
+        .collect()
+}
+
 /// Languages of blocks that are not Rust.
 const OTHER_LANGUAGES: &[&str] = &["sh", "text", "toml", "console"];
 
 #[test]
 fn every_fence_names_its_language_and_unrun_blocks_say_why() {
     let mut problems = Vec::new();
-    for path in all_documents() {
-        let text = fs::read_to_string(&path).unwrap();
-        for b in blocks(&text) {
-            let at = format!("{}:{}", name(&path), b.line);
-            let attrs: Vec<&str> = b.info.split(',').map(str::trim).collect();
-            let rust = attrs[0] == "rust" || attrs[0] == "compile_fail";
-            if b.info.is_empty() {
+    for (file, b) in all_blocks() {
+        let at = format!("{file}:{}", b.line);
+        let attrs: Vec<&str> = b.info.split(',').map(str::trim).collect();
+        let rust = attrs[0] == "rust" || attrs[0] == "compile_fail";
+        if b.info.is_empty() {
+            problems.push(format!(
+                "{at}: fence without a language (rust, sh, text, ...)"
+            ));
+        } else if !rust && !OTHER_LANGUAGES.contains(&attrs[0]) {
+            problems.push(format!("{at}: unknown fence language {:?}", b.info));
+        }
+        if rust && attrs.iter().any(|a| *a == "ignore" || *a == "no_run") {
+            let first = b.body.iter().find(|l| !l.trim_start().starts_with("# "));
+            let says_why = first.is_some_and(|l| {
+                let l = l.trim();
+                l.starts_with("// no_run:") || l.starts_with("// ignore:")
+            });
+            if !says_why {
                 problems.push(format!(
-                    "{at}: fence without a language (rust, sh, text, ...)"
+                    "{at}: a `no_run`/`ignore` block must start with `// no_run: <why>` \
+                     or `// ignore: <why>`"
                 ));
-            } else if !rust && !OTHER_LANGUAGES.contains(&attrs[0]) {
-                problems.push(format!("{at}: unknown fence language {:?}", b.info));
-            }
-            if rust && attrs.iter().any(|a| *a == "ignore" || *a == "no_run") {
-                let first = b.body.iter().find(|l| !l.trim_start().starts_with("# "));
-                let says_why = first.is_some_and(|l| {
-                    let l = l.trim();
-                    l.starts_with("// no_run:") || l.starts_with("// ignore:")
-                });
-                if !says_why {
-                    problems.push(format!(
-                        "{at}: a `no_run`/`ignore` block must start with `// no_run: <why>` \
-                         or `// ignore: <why>`"
-                    ));
-                }
             }
         }
     }
@@ -125,22 +134,18 @@ fn every_fence_names_its_language_and_unrun_blocks_say_why() {
 #[test]
 fn rust_blocks_hide_no_lines() {
     let mut problems = Vec::new();
-    for path in all_documents() {
-        let text = fs::read_to_string(&path).unwrap();
-        for b in blocks(&text) {
-            let lang = b.info.split(',').next().unwrap_or("").trim();
-            if lang != "rust" && lang != "compile_fail" {
-                continue;
-            }
-            for (i, l) in b.body.iter().enumerate() {
-                let t = l.trim_start();
-                if t == "#" || t.starts_with("# ") {
-                    problems.push(format!(
-                        "{}:{}: hidden line {l:?}; show it, or write the block so it needs none",
-                        name(&path),
-                        b.line + 1 + i
-                    ));
-                }
+    for (file, b) in all_blocks() {
+        let lang = b.info.split(',').next().unwrap_or("").trim();
+        if lang != "rust" && lang != "compile_fail" {
+            continue;
+        }
+        for (i, l) in b.body.iter().enumerate() {
+            let t = l.trim_start();
+            if t == "#" || t.starts_with("# ") {
+                problems.push(format!(
+                    "{file}:{}: hidden line {l:?}; show it, or write the block so it needs none",
+                    b.line + 1 + i
+                ));
             }
         }
     }

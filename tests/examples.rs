@@ -6,6 +6,9 @@ use std::process::{Child, ChildStdout, Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::Duration;
 
+#[cfg(feature = "tls")]
+mod self_signed;
+
 /// The root crate's features this test binary was built with; examples
 /// this file builds get the same. (A new feature that examples need goes
 /// here too.)
@@ -395,12 +398,7 @@ fn echo_server_with_threads_serves_from_more_than_one_thread() {
 fn tls_echo_server_echoes_over_tls() {
     // A certificate of this test's own: the server's default one lives at a
     // fixed path that another run on the machine may be rewriting.
-    let c = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
-    let dir = std::env::temp_dir().join(format!("greenlet-tls-example-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
-    std::fs::write(&cert, c.cert.pem()).unwrap();
-    std::fs::write(&key, c.key_pair.serialize_pem()).unwrap();
+    let (cert, key) = self_signed::cert_files("example");
     let mut server = Running::start(
         "tls_echo_server",
         &[
@@ -428,5 +426,5 @@ fn tls_echo_server_echoes_over_tls() {
     let (status, rest) = server.terminate();
     assert!(status.success(), "{rest}");
     assert!(rest.contains("stopped after 1 connections"), "{rest}");
-    std::fs::remove_dir_all(&dir).unwrap();
+    std::fs::remove_dir_all(cert.parent().unwrap()).unwrap();
 }

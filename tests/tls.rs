@@ -12,16 +12,8 @@ use greenlet::net::tls::{self, TlsStream};
 use greenlet::net::StreamServer;
 use greenlet::{threadpool, Timeout};
 
-/// A self-signed certificate for localhost in a fresh directory.
-fn cert_files(tag: &str) -> (PathBuf, PathBuf) {
-    let c = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
-    let dir = std::env::temp_dir().join(format!("greenlet-tls-test-{tag}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
-    std::fs::write(&cert, c.cert.pem()).unwrap();
-    std::fs::write(&key, c.key_pair.serialize_pem()).unwrap();
-    (cert, key)
-}
+mod self_signed;
+use self_signed::cert_files;
 
 /// Echoes one line, then closes with close_notify.
 fn line_echo(mut conn: TlsStream, _peer: std::net::SocketAddr) {
