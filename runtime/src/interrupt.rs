@@ -53,8 +53,9 @@ impl fmt::Display for TimeoutId {
 /// Converts into [`io::Error`] (see the `From` impl) so socket code can use
 /// `?` on it: `Timeout` becomes [`io::ErrorKind::TimedOut`], `Cancelled`
 /// becomes the EBADF error "File descriptor was closed in another greenlet",
-/// `LoopExit` becomes [`io::ErrorKind::Deadlock`], `LinkedExited` becomes
-/// [`io::ErrorKind::Other`]. [`Interrupted::from_io`] recovers it.
+/// `LoopExit` becomes [`io::ErrorKind::Deadlock`], `LinkedExited`,
+/// `Unwinding` and `Killed` become [`io::ErrorKind::Other`].
+/// [`Interrupted::from_io`] recovers it.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum Interrupted {
@@ -84,6 +85,13 @@ pub enum Interrupted {
     /// next blocking call, in the order it happened relative to timeouts.
     #[error("{0}")]
     LinkedExited(LinkedExited),
+    /// The greenlet was killed while blocked inside [`crate::defer_kill`]
+    /// (code below a C-ABI frame, such as a monkey-patched libc call, which
+    /// a kill's unwind must not cross). The kill stays requested: the
+    /// greenlet unwinds at its next blocking call outside `defer_kill`, or
+    /// is recorded as killed if it returns first.
+    #[error("the greenlet was killed; the kill lands at its next blocking call")]
+    Killed,
 }
 
 impl Interrupted {
@@ -247,17 +255,18 @@ impl fmt::Display for BlockedForever {
 
 impl From<Interrupted> for io::Error {
     /// `Timeout` -> `TimedOut`, `LoopExit` -> `Deadlock`, `Cancelled`,
-    /// `Unwinding` and `LinkedExited` -> `Other`; the `Interrupted` stays the
-    /// inner error, so [`Interrupted::from_io`] (and `Timeout::is`) can
-    /// recover it. (`LinkedExited` is not `ErrorKind::Interrupted`: std's
+    /// `Unwinding`, `LinkedExited` and `Killed` -> `Other`; the `Interrupted`
+    /// stays the inner error, so [`Interrupted::from_io`] (and `Timeout::is`)
+    /// can recover it. (`LinkedExited` is not `ErrorKind::Interrupted`: std's
     /// `read_exact`/`write_all` retry that kind, which would swallow it.)
     fn from(e: Interrupted) -> io::Error {
         let kind = match &e {
             Interrupted::Timeout(_) => io::ErrorKind::TimedOut,
             Interrupted::LoopExit(_) => io::ErrorKind::Deadlock,
-            Interrupted::Cancelled | Interrupted::Unwinding | Interrupted::LinkedExited(_) => {
-                io::ErrorKind::Other
-            }
+            Interrupted::Cancelled
+            | Interrupted::Unwinding
+            | Interrupted::LinkedExited(_)
+            | Interrupted::Killed => io::ErrorKind::Other,
         };
         io::Error::new(kind, e)
     }

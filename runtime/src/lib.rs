@@ -82,7 +82,7 @@ pub use greenlet::{
 pub use hub::{run_info, GreenletInfo};
 pub use interrupt::{BlockedForever, Ended, Interrupted, LinkedExited, TimeoutId};
 pub use link::{spawn_link, spawn_link_exception, spawn_link_value};
-pub use park::{park, Waker};
+pub use park::{defer_kill, park, Waker};
 pub use reactor::Registration;
 pub use sleep::{idle, sleep, yield_now};
 pub use spawn_hooks::{add_spawn_callback, remove_spawn_callback, SpawnCallbackId};

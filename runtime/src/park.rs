@@ -25,6 +25,7 @@
 //! park(&"the signal", |w| *slot.borrow_mut() = Some(w)).unwrap();
 //! ```
 
+use std::cell::Cell;
 use std::fmt;
 
 use crate::hub::Hub;
@@ -124,8 +125,12 @@ impl fmt::Debug for Waker {
 /// - [`Interrupted::Unwinding`]: the thread is unwinding from a panic, so
 ///   the greenlet may not suspend; `register` is not called.
 ///
+/// - [`Interrupted::Killed`]: the greenlet was killed inside
+///   [`defer_kill`] (only there).
+///
 /// If the greenlet is killed while parked, `park` does not return: the
-/// greenlet unwinds from here with a `GreenletExit` payload.
+/// greenlet unwinds from here with a `GreenletExit` payload (except inside
+/// [`defer_kill`]).
 ///
 /// ```
 /// use greenlet_runtime::{park, spawn, Interrupted};
@@ -144,4 +149,43 @@ impl fmt::Debug for Waker {
 #[inline]
 pub fn park(what: &dyn fmt::Display, register: impl FnOnce(Waker)) -> Result<(), Interrupted> {
     Hub::get().park(what, register)
+}
+
+/// Runs `f` with kills of the current greenlet deferred: for code that
+/// blocks below a C-ABI frame (a monkey-patched libc call), which a kill's
+/// unwind must not cross (unwinding out of an `extern "C"` function aborts).
+///
+/// Inside `f`, a kill does not unwind: the [`park`] it interrupts (or the
+/// next one) returns `Err(Interrupted::Killed)`, and the kill stays
+/// requested. It lands at the greenlet's first blocking call after `f`
+/// returned (that call unwinds with `GreenletExit` as usual); a greenlet
+/// that returns before blocking again is still recorded as killed.
+/// Timeouts are not affected: they end a park with `Interrupted::Timeout`
+/// as always. Nests; costs two writes.
+///
+/// ```
+/// use greenlet_runtime::{defer_kill, park, spawn, Interrupted};
+///
+/// let g = spawn(|| {
+///     let r = defer_kill(|| park(&"forever", |_w| {}));
+///     assert_eq!(r, Err(Interrupted::Killed));
+///     // The kill lands here, at the next blocking call.
+///     let _ = greenlet_runtime::sleep(std::time::Duration::from_secs(10));
+///     unreachable!("the kill unwinds the sleep");
+/// });
+/// greenlet_runtime::yield_now(); // let it park
+/// g.kill().unwrap();
+/// assert!(g.killed());
+/// ```
+pub fn defer_kill<R>(f: impl FnOnce() -> R) -> R {
+    struct Restore<'a>(&'a Cell<bool>, bool);
+    impl Drop for Restore<'_> {
+        fn drop(&mut self) {
+            self.0.set(self.1);
+        }
+    }
+    let rec = Hub::get().current();
+    let flag = &rec.core().kill_deferred;
+    let _restore = Restore(flag, flag.replace(true));
+    f()
 }

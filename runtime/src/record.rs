@@ -92,6 +92,9 @@ pub(crate) struct Core {
     /// Between the start of a kill's unwind and the end of it (or its being
     /// caught); a second kill meanwhile does nothing.
     pub(crate) unwinding: Cell<bool>,
+    /// Inside [`crate::defer_kill`]: a kill makes `park` fail with
+    /// `Interrupted::Killed` instead of unwinding, and stays requested.
+    pub(crate) kill_deferred: Cell<bool>,
     pub(crate) outcome: Cell<Outcome>,
     pub(crate) joiners: RefCell<Vec<Waker>>,
     pub(crate) live_key: Cell<usize>,
@@ -129,6 +132,7 @@ impl Core {
             extra: RefCell::new(None),
             kill_requested: Cell::new(false),
             unwinding: Cell::new(false),
+            kill_deferred: Cell::new(false),
             outcome: Cell::new(Outcome::Pending),
             joiners: RefCell::new(Vec::new()),
             live_key: Cell::new(usize::MAX),
@@ -443,6 +447,12 @@ fn body<T: 'static, F: FnOnce() -> T + 'static>(
         let (core, value) = unsafe { (&*core, &*value) };
         core.yielder.set(yielder);
         let outcome = match panic::catch_unwind(AssertUnwindSafe(f)) {
+            // Killed inside `defer_kill` and returned before any later
+            // blocking call could unwind it: it still ends killed.
+            Ok(v) if core.kill_requested.get() => {
+                drop(v);
+                Outcome::Killed
+            }
             Ok(v) => {
                 value.set(Some(v));
                 Outcome::Value

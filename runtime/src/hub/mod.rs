@@ -355,6 +355,10 @@ impl Hub {
         // Not panicking, so an earlier kill's unwind was caught: the greenlet
         // may be killed again.
         core.unwinding.set(false);
+        if core.kill_requested.get() {
+            // A kill deferred by `defer_kill` lands at the next blocking call.
+            return kill_or_defer(core);
+        }
         if let Some(e) = core.take_pending() {
             return Err(e);
         }
@@ -374,7 +378,7 @@ impl Hub {
         // reason being `Woken` whenever a greenlet parks.
         let reason = core.wake_reason.take();
         if core.kill_requested.get() {
-            start_unwind(core);
+            return kill_or_defer(core);
         }
         match reason {
             WakeReason::Woken => Ok(()),
@@ -390,10 +394,13 @@ impl Hub {
         }
         let rec = self.current();
         let core = rec.core();
+        if core.kill_requested.get() && core.kill_deferred.get() {
+            return; // killed below a C-ABI frame: leave at once
+        }
         core.unwinding.set(false);
         self.schedule(rec.clone());
         self.switch_out(core, &"yield_now");
-        if core.kill_requested.get() {
+        if core.kill_requested.get() && !core.kill_deferred.get() {
             start_unwind(core);
         }
     }
@@ -418,7 +425,7 @@ impl Hub {
             self.finish(rec, Outcome::Killed);
             return;
         }
-        if self.is_current(rec) {
+        if self.is_current(rec) && !core.kill_deferred.get() {
             start_unwind(core);
         }
         core.kill_requested.set(true);
@@ -444,9 +451,25 @@ impl Hub {
                 // teardown of the others.
                 if let Some(mut co) = core.take_co() {
                     let prev = self.current.replace(rec.as_ptr());
-                    let _ = panic::catch_unwind(AssertUnwindSafe(|| co.force_unwind()));
+                    if core.kill_deferred.get() {
+                        // Parked below a C-ABI frame (`defer_kill`): a
+                        // forced unwind would cross it and abort. Kill it
+                        // the deferred way: its call fails, and its next
+                        // blocking call unwinds (or it returns).
+                        core.kill_requested.set(true);
+                        let done = panic::catch_unwind(AssertUnwindSafe(|| {
+                            matches!(co.resume(()), corosensei::CoroutineResult::Return(()))
+                        }));
+                        if !matches!(done, Ok(true)) {
+                            // It suspended again instead of ending: abandon
+                            // it (no drops run) rather than abort.
+                            std::mem::forget(co);
+                        }
+                    } else {
+                        let _ = panic::catch_unwind(AssertUnwindSafe(|| co.force_unwind()));
+                        drop(co);
+                    }
                     self.current.set(prev);
-                    drop(co);
                 } else {
                     let _ = panic::catch_unwind(AssertUnwindSafe(|| rec.body().discard()));
                 }
@@ -478,6 +501,16 @@ impl Hub {
     }
 }
 
+/// A requested kill of the current greenlet, at a blocking point: unwinds,
+/// or inside `defer_kill` fails the wait with `Killed` and leaves the kill
+/// requested for the next blocking point outside.
+fn kill_or_defer(core: &Core) -> Result<(), Interrupted> {
+    if core.kill_deferred.get() {
+        return Err(Interrupted::Killed);
+    }
+    start_unwind(core)
+}
+
 /// Starts a kill's unwind of the current greenlet.
 fn start_unwind(core: &Core) -> ! {
     core.kill_requested.set(false);
@@ -487,6 +520,16 @@ fn start_unwind(core: &Core) -> ! {
 
 mod info;
 mod run;
+
+/// Whether this thread has a hub, without creating one: `false` before its
+/// first use, after [`crate::process::shutdown`] until the next use, and
+/// during thread exit once it was torn down. A thread-local read; never
+/// allocates, never panics (also from a thread-local destructor or a
+/// signal handler).
+#[inline]
+pub fn exists() -> bool {
+    Hub::try_get().is_some()
+}
 
 pub use crate::monitor::monitor;
 pub use crate::remote::{Remote, RemoteError};
