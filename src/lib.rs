@@ -38,7 +38,7 @@ pub use greenlet_runtime::process::{fork, reinit, shutdown, Fork};
 /// [`hub::run_info`], counters and the reactor registration type.
 pub mod hub {
     pub use greenlet_runtime::hub::{
-        default_stack_size, monitor, run_info, set_default_stack_size, set_max_stacks,
+        default_stack_size, exists, monitor, run_info, set_default_stack_size, set_max_stacks,
         set_stack_guard, spawn_thread, stack_guard, stats, trim_stacks, GreenletInfo, HubStats,
         HubThread, Remote, RemoteError, POLL_EVERY,
     };
@@ -87,6 +87,37 @@ pub mod net {
 /// cooperatively (`threadpool::spawn(f).get()`).
 pub mod threadpool {
     pub use greenlet_runtime::threadpool::*;
+}
+
+/// Monkey patching (feature `monkey`): unmodified blocking code — std's
+/// sockets and `thread::sleep`, and the crates built on them (`ureq`,
+/// `redis`, ...) — becomes cooperative inside greenlets once
+/// [`monkey::patch_all`] was called, like gevent's `monkey.patch_all()`.
+///
+/// Linux with glibc and dynamic linking only; elsewhere `patch_all`
+/// returns [`monkey::MonkeyError::Unsupported`]. What is and is not
+/// covered, and how interruptions are delivered: see the `greenlet-monkey`
+/// crate docs and the guide's "Monkey patching" section.
+///
+/// ```
+/// use std::io::{Read, Write};
+///
+/// greenlet::monkey::patch_all().unwrap();
+/// let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+/// let addr = listener.local_addr().unwrap();
+/// let server = greenlet::spawn(move || {
+///     let (mut s, _) = listener.accept().unwrap(); // parks this greenlet
+///     s.write_all(b"hi").unwrap();
+/// });
+/// let mut c = std::net::TcpStream::connect(addr).unwrap();
+/// let mut buf = String::new();
+/// c.read_to_string(&mut buf).unwrap(); // parks the main greenlet
+/// assert_eq!(buf, "hi");
+/// server.join().unwrap();
+/// ```
+#[cfg(feature = "monkey")]
+pub mod monkey {
+    pub use greenlet_monkey::*;
 }
 
 /// eventlet's names for greenlet's functions, for code ported from eventlet.
@@ -160,6 +191,30 @@ pub mod eventlet {
         keyfile: impl AsRef<std::path::Path>,
     ) -> std::io::Result<greenlet_net::tls::TlsListener> {
         greenlet_net::tls::listener(addr, certfile, keyfile)
+    }
+
+    /// eventlet's `wrap_socket_with_coroutine_socket()`: std's sockets
+    /// (and every crate's) become cooperative (alias of
+    /// [`monkey::patch_socket`](crate::monkey::patch_socket); feature
+    /// `monkey`).
+    ///
+    /// # Errors
+    /// As [`monkey::patch_all`](crate::monkey::patch_all).
+    #[cfg(feature = "monkey")]
+    pub fn wrap_socket_with_coroutine_socket() -> Result<(), crate::monkey::MonkeyError> {
+        crate::monkey::patch_socket()
+    }
+
+    /// eventlet's `wrap_select_with_coroutine_select()`: `poll`/`select`
+    /// become cooperative (alias of
+    /// [`monkey::patch_select`](crate::monkey::patch_select); feature
+    /// `monkey`).
+    ///
+    /// # Errors
+    /// As [`monkey::patch_all`](crate::monkey::patch_all).
+    #[cfg(feature = "monkey")]
+    pub fn wrap_select_with_coroutine_select() -> Result<(), crate::monkey::MonkeyError> {
+        crate::monkey::patch_select()
     }
 
     /// A pending [`call_after`].

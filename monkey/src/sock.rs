@@ -1,0 +1,485 @@
+//! The socket hooks: `recv*`, `send*`, `read`/`write`/`readv`/`writev` on
+//! sockets, `connect`, `accept`, `accept4`.
+//!
+//! A call that may block is first made with `MSG_DONTWAIT` (the fd's own
+//! `O_NONBLOCK` is never changed). On `EAGAIN`, `fcntl(F_GETFL)` tells the
+//! user's mode: a non-blocking socket gets `EAGAIN` back at once; a blocking
+//! one parks on the hub until ready, up to its `SO_RCVTIMEO`/`SO_SNDTIMEO`
+//! (then `EAGAIN`, as the kernel's own timeout), and the call is retried.
+//! `read`-family calls on an fd that is not a socket (`ENOTSOCK`) go to
+//! glibc's own function.
+
+use std::ffi::{c_int, c_void};
+use std::os::fd::RawFd;
+use std::time::{Duration, Instant};
+
+use libc::{iovec, msghdr, size_t, sockaddr, socklen_t, ssize_t};
+
+use crate::fdwait::{self, Dir, Woke};
+use crate::gate::{errno, on, set_errno};
+use crate::{real, SOCKET};
+
+/// Whether the user made `fd` non-blocking (`O_NONBLOCK`).
+fn user_nonblocking(fd: RawFd) -> bool {
+    // SAFETY: F_GETFL reads the flags; an invalid fd gives -1.
+    let fl = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    fl >= 0 && fl & libc::O_NONBLOCK != 0
+}
+
+/// The socket's `SO_RCVTIMEO`/`SO_SNDTIMEO` as a deadline from now.
+fn deadline(fd: RawFd, opt: c_int) -> Option<Instant> {
+    let mut tv = libc::timeval {
+        tv_sec: 0,
+        tv_usec: 0,
+    };
+    let mut len = size_of::<libc::timeval>() as socklen_t;
+    // SAFETY: `tv` and `len` are valid for writes of their sizes.
+    let rc = unsafe { libc::getsockopt(fd, libc::SOL_SOCKET, opt, (&raw mut tv).cast(), &mut len) };
+    if rc != 0 || (tv.tv_sec == 0 && tv.tv_usec == 0) {
+        return None;
+    }
+    let d = Duration::new(tv.tv_sec.max(0) as u64, (tv.tv_usec.max(0) as u32) * 1000);
+    Instant::now().checked_add(d)
+}
+
+/// Runs the socket operation `op` (given the extra flags to add) the
+/// cooperative way; see the module docs. Returns what the call returns,
+/// with errno set as it would be.
+#[inline]
+fn drive(fd: RawFd, dir: Dir, mut op: impl FnMut(c_int) -> ssize_t) -> ssize_t {
+    let saved = errno();
+    let r = op(libc::MSG_DONTWAIT);
+    if r >= 0 {
+        set_errno(saved);
+        return r;
+    }
+    if errno() != libc::EAGAIN || user_nonblocking(fd) {
+        return r;
+    }
+    let opt = match dir {
+        Dir::Read => libc::SO_RCVTIMEO,
+        Dir::Write => libc::SO_SNDTIMEO,
+    };
+    let deadline = deadline(fd, opt);
+    loop {
+        match fdwait::wait(fd, dir, deadline) {
+            Woke::Ready => {
+                let r = op(libc::MSG_DONTWAIT);
+                if r >= 0 {
+                    set_errno(saved);
+                    return r;
+                }
+                if errno() != libc::EAGAIN {
+                    return r;
+                }
+            }
+            Woke::Expired => return fail(libc::EAGAIN),
+            Woke::Failed(e) => return fail(e),
+            Woke::Blocking => return op(0),
+        }
+    }
+}
+
+fn fail(e: c_int) -> ssize_t {
+    set_errno(e);
+    -1
+}
+
+/// Flags with which a call is left to glibc: the caller asked for no wait
+/// itself, or for a wait `MSG_DONTWAIT` cannot express.
+const OWN_WAIT: c_int = libc::MSG_DONTWAIT | libc::MSG_WAITALL;
+
+/// A blocking send writes everything (or fails/times out part-way, then
+/// reports what it wrote), as the kernel's blocking send does on a stream
+/// socket; `MSG_DONTWAIT` sends may be partial, so loop.
+fn send_all(
+    fd: RawFd,
+    buf: *const c_void,
+    n: size_t,
+    mut op: impl FnMut(*const c_void, size_t, c_int) -> ssize_t,
+) -> ssize_t {
+    let saved = errno();
+    let mut done = 0usize;
+    loop {
+        // SAFETY: `done < n` (or both 0): within the caller's buffer.
+        let at = unsafe { buf.cast::<u8>().add(done) }.cast::<c_void>();
+        let r = drive(fd, Dir::Write, |fl| op(at, n - done, fl));
+        if r < 0 {
+            if done > 0 {
+                set_errno(saved);
+                return done as ssize_t;
+            }
+            return r;
+        }
+        done += r as usize;
+        if done >= n || r == 0 {
+            return done as ssize_t;
+        }
+    }
+}
+
+/// # Safety
+/// The C contract of `recv(2)`.
+#[no_mangle]
+pub unsafe extern "C" fn recv(fd: c_int, buf: *mut c_void, n: size_t, flags: c_int) -> ssize_t {
+    if !on(SOCKET) || flags & OWN_WAIT != 0 {
+        // SAFETY: forwarding the caller's call.
+        return unsafe { real::recv(fd, buf, n, flags) };
+    }
+    // SAFETY: as above, with an added flag.
+    drive(fd, Dir::Read, |fl| unsafe {
+        real::recv(fd, buf, n, flags | fl)
+    })
+}
+
+/// # Safety
+/// The C contract of `recvfrom(2)`.
+#[no_mangle]
+pub unsafe extern "C" fn recvfrom(
+    fd: c_int,
+    buf: *mut c_void,
+    n: size_t,
+    flags: c_int,
+    addr: *mut sockaddr,
+    len: *mut socklen_t,
+) -> ssize_t {
+    if !on(SOCKET) || flags & OWN_WAIT != 0 {
+        // SAFETY: forwarding the caller's call.
+        return unsafe { real::recvfrom(fd, buf, n, flags, addr, len) };
+    }
+    // SAFETY: as above, with an added flag.
+    drive(fd, Dir::Read, |fl| unsafe {
+        real::recvfrom(fd, buf, n, flags | fl, addr, len)
+    })
+}
+
+/// # Safety
+/// The C contract of `recvmsg(2)`.
+#[no_mangle]
+pub unsafe extern "C" fn recvmsg(fd: c_int, msg: *mut msghdr, flags: c_int) -> ssize_t {
+    if !on(SOCKET) || flags & OWN_WAIT != 0 {
+        // SAFETY: forwarding the caller's call.
+        return unsafe { real::recvmsg(fd, msg, flags) };
+    }
+    // SAFETY: as above, with an added flag.
+    drive(fd, Dir::Read, |fl| unsafe {
+        real::recvmsg(fd, msg, flags | fl)
+    })
+}
+
+/// # Safety
+/// The C contract of `send(2)`.
+#[no_mangle]
+pub unsafe extern "C" fn send(fd: c_int, buf: *const c_void, n: size_t, flags: c_int) -> ssize_t {
+    if !on(SOCKET) || flags & libc::MSG_DONTWAIT != 0 {
+        // SAFETY: forwarding the caller's call.
+        return unsafe { real::send(fd, buf, n, flags) };
+    }
+    // SAFETY: as above, with an added flag, on a suffix of the buffer.
+    send_all(fd, buf, n, |b, k, fl| unsafe {
+        real::send(fd, b, k, flags | fl)
+    })
+}
+
+/// # Safety
+/// The C contract of `sendto(2)`.
+#[no_mangle]
+pub unsafe extern "C" fn sendto(
+    fd: c_int,
+    buf: *const c_void,
+    n: size_t,
+    flags: c_int,
+    addr: *const sockaddr,
+    len: socklen_t,
+) -> ssize_t {
+    if !on(SOCKET) || flags & libc::MSG_DONTWAIT != 0 {
+        // SAFETY: forwarding the caller's call.
+        return unsafe { real::sendto(fd, buf, n, flags, addr, len) };
+    }
+    // SAFETY: as above, with an added flag, on a suffix of the buffer.
+    send_all(fd, buf, n, |b, k, fl| unsafe {
+        real::sendto(fd, b, k, flags | fl, addr, len)
+    })
+}
+
+/// # Safety
+/// The C contract of `sendmsg(2)`.
+#[no_mangle]
+pub unsafe extern "C" fn sendmsg(fd: c_int, msg: *const msghdr, flags: c_int) -> ssize_t {
+    if !on(SOCKET) || flags & libc::MSG_DONTWAIT != 0 {
+        // SAFETY: forwarding the caller's call.
+        return unsafe { real::sendmsg(fd, msg, flags) };
+    }
+    // SAFETY: as above, with an added flag.
+    drive(fd, Dir::Write, |fl| unsafe {
+        real::sendmsg(fd, msg, flags | fl)
+    })
+}
+
+/// `r` is the result of a socket call on `fd` that failed with `ENOTSOCK`:
+/// the fd is not a socket, so the plain call must be made instead.
+#[inline]
+fn not_a_socket(r: ssize_t, saved: c_int) -> bool {
+    if r < 0 && errno() == libc::ENOTSOCK {
+        set_errno(saved);
+        return true;
+    }
+    false
+}
+
+/// # Safety
+/// The C contract of `read(2)`.
+#[no_mangle]
+pub unsafe extern "C" fn read(fd: c_int, buf: *mut c_void, n: size_t) -> ssize_t {
+    if !on(SOCKET) {
+        // SAFETY: forwarding the caller's call.
+        return unsafe { real::read(fd, buf, n) };
+    }
+    let saved = errno();
+    // SAFETY: `recv` with flags 0 is `read` on a socket.
+    let r = drive(fd, Dir::Read, |fl| unsafe { real::recv(fd, buf, n, fl) });
+    if not_a_socket(r, saved) {
+        // SAFETY: forwarding the caller's call.
+        return unsafe { real::read(fd, buf, n) };
+    }
+    r
+}
+
+/// # Safety
+/// The C contract of `write(2)`.
+#[no_mangle]
+pub unsafe extern "C" fn write(fd: c_int, buf: *const c_void, n: size_t) -> ssize_t {
+    if !on(SOCKET) {
+        // SAFETY: forwarding the caller's call.
+        return unsafe { real::write(fd, buf, n) };
+    }
+    let saved = errno();
+    // SAFETY: `send` with flags 0 is `write` on a socket (SIGPIPE included).
+    let r = send_all(fd, buf, n, |b, k, fl| unsafe { real::send(fd, b, k, fl) });
+    if not_a_socket(r, saved) {
+        // SAFETY: forwarding the caller's call.
+        return unsafe { real::write(fd, buf, n) };
+    }
+    r
+}
+
+/// A `msghdr` carrying just `iov` (what `readv`/`writev` are on a socket).
+fn iov_msg(iov: *const iovec, n: c_int) -> msghdr {
+    // SAFETY: all-zero is a valid msghdr (null pointers, zero lengths).
+    let mut m: msghdr = unsafe { std::mem::zeroed() };
+    m.msg_iov = iov as *mut iovec;
+    m.msg_iovlen = n.max(0) as _;
+    m
+}
+
+/// # Safety
+/// The C contract of `readv(2)`.
+#[no_mangle]
+pub unsafe extern "C" fn readv(fd: c_int, iov: *const iovec, n: c_int) -> ssize_t {
+    if !on(SOCKET) {
+        // SAFETY: forwarding the caller's call.
+        return unsafe { real::readv(fd, iov, n) };
+    }
+    let saved = errno();
+    let mut m = iov_msg(iov, n);
+    // SAFETY: `recvmsg` over the caller's iovecs is `readv` on a socket.
+    let r = drive(fd, Dir::Read, |fl| unsafe { real::recvmsg(fd, &mut m, fl) });
+    if not_a_socket(r, saved) {
+        // SAFETY: forwarding the caller's call.
+        return unsafe { real::readv(fd, iov, n) };
+    }
+    r
+}
+
+/// # Safety
+/// The C contract of `writev(2)`.
+#[no_mangle]
+pub unsafe extern "C" fn writev(fd: c_int, iov: *const iovec, n: c_int) -> ssize_t {
+    if !on(SOCKET) {
+        // SAFETY: forwarding the caller's call.
+        return unsafe { real::writev(fd, iov, n) };
+    }
+    let saved = errno();
+    let m = iov_msg(iov, n);
+    // SAFETY: `sendmsg` over the caller's iovecs is `writev` on a socket.
+    let r = drive(fd, Dir::Write, |fl| unsafe { real::sendmsg(fd, &m, fl) });
+    if not_a_socket(r, saved) {
+        // SAFETY: forwarding the caller's call.
+        return unsafe { real::writev(fd, iov, n) };
+    }
+    r
+}
+
+/// `SO_ERROR` of `fd`: the result of a finished non-blocking connect.
+fn so_error(fd: RawFd) -> c_int {
+    let mut err: c_int = 0;
+    let mut len = size_of::<c_int>() as socklen_t;
+    // SAFETY: `err` and `len` are valid for writes of their sizes.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_ERROR,
+            (&raw mut err).cast(),
+            &mut len,
+        )
+    };
+    if rc != 0 {
+        errno()
+    } else {
+        err
+    }
+}
+
+/// Whether `fd` is ready for `events` now (one `poll` with no wait).
+fn ready_now(fd: RawFd, events: i16) -> bool {
+    let mut p = libc::pollfd {
+        fd,
+        events,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd.
+    unsafe { real::poll(&mut p, 1, 0) > 0 }
+}
+
+/// # Safety
+/// The C contract of `connect(2)`.
+#[no_mangle]
+pub unsafe extern "C" fn connect(fd: c_int, addr: *const sockaddr, len: socklen_t) -> c_int {
+    if !on(SOCKET) {
+        // SAFETY: forwarding the caller's call.
+        return unsafe { real::connect(fd, addr, len) };
+    }
+    // SAFETY: F_GETFL reads the flags.
+    let fl = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    if fl < 0 || fl & libc::O_NONBLOCK != 0 {
+        // SAFETY: forwarding the caller's call.
+        return unsafe { real::connect(fd, addr, len) };
+    }
+    let saved = errno();
+    let deadline = deadline(fd, libc::SO_SNDTIMEO);
+    loop {
+        // Connect has no MSG_DONTWAIT: the socket is non-blocking for the
+        // length of this one call, on this thread.
+        // SAFETY: plain fcntl/connect calls on the caller's fd and address.
+        let (rc, e) = unsafe {
+            libc::fcntl(fd, libc::F_SETFL, fl | libc::O_NONBLOCK);
+            let rc = real::connect(fd, addr, len);
+            let e = errno();
+            libc::fcntl(fd, libc::F_SETFL, fl);
+            (rc, e)
+        };
+        if rc == 0 {
+            set_errno(saved);
+            return 0;
+        }
+        // EAGAIN: a Unix socket whose listener's backlog is full; retry
+        // when writable. EINPROGRESS: wait for the outcome.
+        if e != libc::EINPROGRESS && e != libc::EAGAIN {
+            set_errno(e);
+            return -1;
+        }
+        loop {
+            match fdwait::wait(fd, Dir::Write, deadline) {
+                Woke::Ready if !ready_now(fd, libc::POLLOUT) => continue,
+                Woke::Ready => break,
+                // The kernel's own connect timeout (SO_SNDTIMEO) says this.
+                Woke::Expired => return fail(libc::EINPROGRESS) as c_int,
+                Woke::Failed(e) => return fail(e) as c_int,
+                Woke::Blocking => {
+                    let mut p = libc::pollfd {
+                        fd,
+                        events: libc::POLLOUT,
+                        revents: 0,
+                    };
+                    // SAFETY: one valid pollfd.
+                    unsafe { real::poll(&mut p, 1, -1) };
+                    break;
+                }
+            }
+        }
+        if e == libc::EINPROGRESS {
+            return match so_error(fd) {
+                0 => {
+                    set_errno(saved);
+                    0
+                }
+                err => fail(err) as c_int,
+            };
+        }
+    }
+}
+
+/// The shared body of `accept` and `accept4`. Accept has no
+/// `MSG_DONTWAIT`: it waits for readability first, then accepts (another
+/// process accepting the same connection in between would block the
+/// thread until the next one).
+fn accept_with(fd: RawFd, op: impl Fn() -> c_int) -> c_int {
+    if !on(SOCKET) || user_nonblocking(fd) {
+        return op();
+    }
+    let saved = errno();
+    let deadline = deadline(fd, libc::SO_RCVTIMEO);
+    loop {
+        if ready_now(fd, libc::POLLIN) {
+            set_errno(saved);
+            return op();
+        }
+        match fdwait::wait(fd, Dir::Read, deadline) {
+            Woke::Ready => {}
+            Woke::Expired => return fail(libc::EAGAIN) as c_int,
+            Woke::Failed(e) => return fail(e) as c_int,
+            Woke::Blocking => return op(),
+        }
+    }
+}
+
+/// # Safety
+/// The C contract of `accept(2)`.
+#[no_mangle]
+pub unsafe extern "C" fn accept(fd: c_int, addr: *mut sockaddr, len: *mut socklen_t) -> c_int {
+    // SAFETY: forwarding the caller's call.
+    accept_with(fd, || unsafe { real::accept(fd, addr, len) })
+}
+
+/// # Safety
+/// The C contract of `accept4(2)`.
+#[no_mangle]
+pub unsafe extern "C" fn accept4(
+    fd: c_int,
+    addr: *mut sockaddr,
+    len: *mut socklen_t,
+    flags: c_int,
+) -> c_int {
+    // SAFETY: forwarding the caller's call.
+    accept_with(fd, || unsafe { real::accept4(fd, addr, len, flags) })
+}
+
+/// # Safety
+/// The C contract of `close(2)`.
+#[no_mangle]
+pub unsafe extern "C" fn close(fd: c_int) -> c_int {
+    fdwait::close(fd)
+}
+
+/// # Safety
+/// The C contract of `dup2(2)`.
+#[no_mangle]
+pub unsafe extern "C" fn dup2(old: c_int, new: c_int) -> c_int {
+    if old != new {
+        fdwait::replacing(new);
+    }
+    // SAFETY: forwarding the caller's call.
+    unsafe { real::dup2(old, new) }
+}
+
+/// # Safety
+/// The C contract of `dup3(2)`.
+#[no_mangle]
+pub unsafe extern "C" fn dup3(old: c_int, new: c_int, flags: c_int) -> c_int {
+    if old != new {
+        fdwait::replacing(new);
+    }
+    // SAFETY: forwarding the caller's call.
+    unsafe { real::dup3(old, new, flags) }
+}
