@@ -428,3 +428,19 @@ fn tls_echo_server_echoes_over_tls() {
     assert!(rest.contains("stopped after 1 connections"), "{rest}");
     std::fs::remove_dir_all(cert.parent().unwrap()).unwrap();
 }
+
+#[cfg(feature = "monkey")]
+#[test]
+fn monkey_http_fetch_fetches_concurrently_with_unmodified_ureq() {
+    let out = run("monkey_http_fetch", &["--count", "10", "--delay", "0.2"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(text.matches(" bytes in ").count(), 10, "{text}");
+    let total: f64 = text
+        .split("all done in ")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{text}"));
+    // One after the other would take 2 s.
+    assert!(total < 1.5, "10 fetches of 200 ms took {total} s:\n{text}");
+}

@@ -416,3 +416,57 @@ fn plain_threads_are_unaffected() {
     assert_eq!(&buf, b"ping");
     assert!(!hub, "a hook created a hub on a plain thread");
 }
+
+#[test]
+fn a_raw_fork_child_reinitialises_its_hub_before_its_first_cooperative_wait() {
+    patch();
+    let (mut a, b) = UnixStream::pair().unwrap();
+    // Registered with the parent's epoll before the fork.
+    a.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
+    assert!(a.read(&mut [0u8; 1]).is_err());
+    a.set_read_timeout(None).unwrap();
+    // SAFETY: the child only runs this thread and leaves with `_exit`.
+    let pid = unsafe { libc::fork() };
+    assert!(pid >= 0);
+    if pid == 0 {
+        let mut b = b;
+        let writer = spawn(move || {
+            std::thread::sleep(Duration::from_millis(20));
+            b.write_all(b"!").is_ok()
+        });
+        let mut one = [0u8; 1];
+        let ok = a.read_exact(&mut one).is_ok() && writer.get().unwrap_or(false);
+        // SAFETY: ends the child without running the parent's atexit work.
+        unsafe { libc::_exit(if ok { 0 } else { 1 }) };
+    }
+    let mut status = 0;
+    // SAFETY: waits for our own child.
+    let r = greenlet::monkey::unpatched(|| unsafe { libc::waitpid(pid, &mut status, 0) });
+    assert_eq!(r, pid);
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "status {status:#x}"
+    );
+    // The parent's hub was left alone: its waits still work.
+    let (mut c, mut d) = UnixStream::pair().unwrap();
+    spawn(move || d.write_all(b"?").unwrap());
+    c.read_exact(&mut [0u8; 1]).unwrap();
+}
+
+#[test]
+fn kill_ends_an_accept_loop_that_ignores_errors() {
+    patch();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let g = spawn(move || {
+        // `flatten` skips the failed accept: the greenlet never blocks in
+        // code of its own, only in hooked calls.
+        for conn in listener.incoming().flatten() {
+            drop(conn);
+        }
+    });
+    greenlet::sleep(Duration::from_millis(20)).unwrap();
+    let t0 = Instant::now();
+    g.kill().unwrap();
+    assert!(t0.elapsed() < Duration::from_secs(1));
+    assert!(g.killed());
+}

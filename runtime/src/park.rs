@@ -159,7 +159,11 @@ pub fn park(what: &dyn fmt::Display, register: impl FnOnce(Waker)) -> Result<(),
 /// next one) returns `Err(Interrupted::Killed)`, and the kill stays
 /// requested. It lands at the greenlet's first blocking call after `f`
 /// returned (that call unwinds with `GreenletExit` as usual); a greenlet
-/// that returns before blocking again is still recorded as killed.
+/// that returns before blocking again is still recorded as killed. One
+/// that instead parks inside `defer_kill` again (a loop retrying the
+/// failed C call) cannot unwind there and must not spin: it is ended at
+/// that park — recorded as killed, its stack abandoned without running the
+/// drops of what it owns (they would have to unwind through C frames).
 /// Timeouts are not affected: they end a park with `Interrupted::Timeout`
 /// as always. Nests; costs two writes.
 ///

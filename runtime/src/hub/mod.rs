@@ -356,6 +356,14 @@ impl Hub {
         // may be killed again.
         core.unwinding.set(false);
         if core.kill_requested.get() {
+            if core.kill_deferred.get() && !core.is_main {
+                // Killed below a C-ABI frame, told so (`Killed`), and
+                // blocking below one again instead of returning to its own
+                // code (a loop that ignores the error): it can neither
+                // unwind nor be left to spin, so it ends here.
+                drop(rec);
+                self.abandon(core);
+            }
             // A kill deferred by `defer_kill` lands at the next blocking call.
             return kill_or_defer(core);
         }
@@ -384,6 +392,22 @@ impl Hub {
             WakeReason::Woken => Ok(()),
             WakeReason::Interrupted(e) => Err(e),
         }
+    }
+
+    /// Ends the current greenlet, killed, without unwinding (see `park`):
+    /// it is recorded as killed (joiners and links run), and suspends for
+    /// good; its resumer finds it dead and forgets its coroutine, so what
+    /// its stack owns is leaked rather than dropped through C frames.
+    #[cold]
+    fn abandon(&self, core: &Core) -> ! {
+        let rec = self.current();
+        self.finish(&rec, Outcome::Killed);
+        drop(rec);
+        let y = core.yielder.get();
+        // SAFETY: a spawned greenlet (not the main one) running on its own
+        // stack, where its yielder lives (set when its body first ran).
+        unsafe { (*y).suspend(()) };
+        unreachable!("an abandoned greenlet was resumed")
     }
 
     /// Moves the current greenlet to the back of the ready queue and runs
