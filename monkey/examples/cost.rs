@@ -13,12 +13,14 @@
 //! - `hooked`: the same call through the hook, nothing patched;
 //! - `patched-thread`: through the hook with `patch_all()`, on a thread
 //!   without a hub (the fast path's thread-local checks);
+//!   (every case runs on a spawned thread, `patched-thread` on a third).
 //! - `patched-hub`: with `patch_all()` in a hub's main greenlet: the
 //!   cooperative path (the `MSG_DONTWAIT` retry and `fcntl` that find the
 //!   socket non-blocking);
 //! - `pingpong-hooked` / `pingpong-net`: N one-byte round trips between two
 //!   greenlets over a std `UnixStream` pair with `patch_all()`, and over
-//!   `greenlet::net::UnixStream`.
+//!   `greenlet::net::UnixStream`; `pingpong-net-patched`: the latter with
+//!   `patch_all()` (what patching costs code that does not need it).
 use std::ffi::c_void;
 use std::io::{Read, Write};
 use std::os::fd::AsRawFd;
@@ -61,7 +63,10 @@ fn main() {
         std::mem::transmute::<*mut c_void, Recv>(libc::dlsym(libc::RTLD_NEXT, c"recv".as_ptr()))
     };
     let hooked: Recv = libc::recv;
-    match case {
+    // Every case runs on a second thread, so glibc's wrappers take the
+    // same (multi-threaded) path in all of them.
+    let case = case.to_string();
+    std::thread::spawn(move || match case.as_str() {
         "direct" => recv_loop(n, direct),
         "hooked" => recv_loop(n, hooked),
         "patched-thread" => {
@@ -79,6 +84,12 @@ fn main() {
             pingpong(n, std::os::unix::net::UnixStream::pair().unwrap());
         }
         "pingpong-net" => pingpong(n, greenlet_net::UnixStream::pair().unwrap()),
+        "pingpong-net-patched" => {
+            greenlet_monkey::patch_all().unwrap();
+            pingpong(n, greenlet_net::UnixStream::pair().unwrap());
+        }
         other => panic!("unknown case {other}"),
-    }
+    })
+    .join()
+    .unwrap();
 }

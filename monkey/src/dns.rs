@@ -13,7 +13,7 @@ use std::ptr;
 use libc::{addrinfo, sockaddr, socklen_t};
 
 use crate::fdwait::{interrupted, Woke};
-use crate::gate::{errno, on, set_errno};
+use crate::gate::{errno, hook, on, set_errno};
 use crate::{real, DNS};
 
 /// A `getaddrinfo` result, freed on drop unless taken: a lookup whose
@@ -49,10 +49,15 @@ fn failed(e: &greenlet_runtime::threadpool::ThreadError) -> Option<c_int> {
     }
 }
 
+hook!(crate::DNS, getaddrinfo => coop_getaddrinfo(node: *const c_char, service: *const c_char, hints: *const addrinfo, res: *mut *mut addrinfo) -> c_int);
+hook!(crate::DNS, getnameinfo => coop_getnameinfo(addr: *const sockaddr, len: socklen_t, host: *mut c_char, hostlen: socklen_t, serv: *mut c_char, servlen: socklen_t, flags: c_int) -> c_int);
+
+/// The cooperative side of the `getaddrinfo` hook.
+///
 /// # Safety
 /// The C contract of `getaddrinfo(3)`.
-#[no_mangle]
-pub unsafe extern "C" fn getaddrinfo(
+#[inline(never)]
+unsafe fn coop_getaddrinfo(
     node: *const c_char,
     service: *const c_char,
     hints: *const addrinfo,
@@ -129,10 +134,12 @@ pub unsafe extern "C" fn getaddrinfo(
     }
 }
 
+/// The cooperative side of the `getnameinfo` hook.
+///
 /// # Safety
 /// The C contract of `getnameinfo(3)`.
-#[no_mangle]
-pub unsafe extern "C" fn getnameinfo(
+#[inline(never)]
+unsafe fn coop_getnameinfo(
     addr: *const sockaddr,
     len: socklen_t,
     host: *mut c_char,

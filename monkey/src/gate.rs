@@ -34,3 +34,30 @@ pub(crate) fn set_errno(e: c_int) {
     // SAFETY: as in `errno`.
     unsafe { *libc::__errno_location() = e };
 }
+
+/// Whether the `bit` family is patched at all: the one test the hooks make
+/// before forwarding to glibc (so their pass-through is a load, a test and
+/// a tail jump).
+#[inline(always)]
+pub(crate) fn patched(bit: u32) -> bool {
+    PATCHED.load(Ordering::Relaxed) & bit != 0
+}
+
+/// Defines the exported hook `$name`: glibc's function unless `$bit` is
+/// patched, else `$coop` (which makes the remaining checks itself).
+macro_rules! hook {
+    ($bit:expr, $name:ident => $coop:ident($($arg:ident: $ty:ty),*) -> $ret:ty) => {
+        /// # Safety
+        /// The C contract of libc's function of this name.
+        #[no_mangle]
+        pub unsafe extern "C" fn $name($($arg: $ty),*) -> $ret {
+            if $crate::gate::patched($bit) {
+                // SAFETY: the caller's contract, passed on.
+                return unsafe { $coop($($arg),*) };
+            }
+            // SAFETY: forwarding the caller's call.
+            unsafe { $crate::real::$name($($arg),*) }
+        }
+    };
+}
+pub(crate) use hook;

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use libc::{fd_set, nfds_t, pollfd, sigset_t, timespec, timeval};
 
 use crate::fdwait::{self, Dir, Woke};
-use crate::gate::{errno, on, set_errno};
+use crate::gate::{errno, hook, on, set_errno};
 use crate::{real, SELECT};
 
 /// The cooperative `poll` over `fds` with `timeout` (`None`: forever).
@@ -99,10 +99,17 @@ unsafe fn pollfds<'a>(fds: *mut pollfd, n: nfds_t) -> &'a mut [pollfd] {
     }
 }
 
+hook!(crate::SELECT, poll => coop_poll(fds: *mut pollfd, n: nfds_t, timeout: c_int) -> c_int);
+hook!(crate::SELECT, ppoll => coop_ppoll(fds: *mut pollfd, n: nfds_t, timeout: *const timespec, mask: *const sigset_t) -> c_int);
+hook!(crate::SELECT, select => coop_select(nfds: c_int, r: *mut fd_set, w: *mut fd_set, e: *mut fd_set, timeout: *mut timeval) -> c_int);
+hook!(crate::SELECT, pselect => coop_pselect(nfds: c_int, r: *mut fd_set, w: *mut fd_set, e: *mut fd_set, timeout: *const timespec, mask: *const sigset_t) -> c_int);
+
+/// The cooperative side of the `poll` hook.
+///
 /// # Safety
 /// The C contract of `poll(2)`.
-#[no_mangle]
-pub unsafe extern "C" fn poll(fds: *mut pollfd, n: nfds_t, timeout: c_int) -> c_int {
+#[inline(never)]
+unsafe fn coop_poll(fds: *mut pollfd, n: nfds_t, timeout: c_int) -> c_int {
     if timeout == 0 || !on(SELECT) || fds.is_null() && n > 0 {
         // SAFETY: forwarding the caller's call.
         return unsafe { real::poll(fds, n, timeout) };
@@ -112,10 +119,12 @@ pub unsafe extern "C" fn poll(fds: *mut pollfd, n: nfds_t, timeout: c_int) -> c_
     poll_fds(unsafe { pollfds(fds, n) }, t)
 }
 
+/// The cooperative side of the `ppoll` hook.
+///
 /// # Safety
 /// The C contract of `ppoll(2)`.
-#[no_mangle]
-pub unsafe extern "C" fn ppoll(
+#[inline(never)]
+unsafe fn coop_ppoll(
     fds: *mut pollfd,
     n: nfds_t,
     timeout: *const timespec,
@@ -204,10 +213,12 @@ unsafe fn select_fds(
     count
 }
 
+/// The cooperative side of the `select` hook.
+///
 /// # Safety
 /// The C contract of `select(2)`.
-#[no_mangle]
-pub unsafe extern "C" fn select(
+#[inline(never)]
+unsafe fn coop_select(
     nfds: c_int,
     r: *mut fd_set,
     w: *mut fd_set,
@@ -240,10 +251,12 @@ pub unsafe extern "C" fn select(
     }
 }
 
+/// The cooperative side of the `pselect` hook.
+///
 /// # Safety
 /// The C contract of `pselect(2)`.
-#[no_mangle]
-pub unsafe extern "C" fn pselect(
+#[inline(never)]
+unsafe fn coop_pselect(
     nfds: c_int,
     r: *mut fd_set,
     w: *mut fd_set,

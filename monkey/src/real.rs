@@ -35,12 +35,25 @@ macro_rules! originals {
             /// glibc's own function of this name.
             #[inline]
             pub(crate) unsafe fn $name($($arg: $ty),*) -> $ret {
-                // SAFETY: `addr` returns the address of glibc's function
-                // of this very name, whose C signature this is.
-                unsafe {
-                    let f: unsafe extern "C" fn($($ty),*) -> $ret =
-                        std::mem::transmute::<usize, _>(addr(Sym::$name as usize));
-                    f($($arg),*)
+                type F = unsafe extern "C" fn($($ty),*) -> $ret;
+                /// Before the constructor ran: resolve, then call. Out of
+                /// line and reached by a tail call, so the hooks' usual
+                /// path saves no registers for it.
+                #[cold]
+                #[inline(never)]
+                unsafe fn first($($arg: $ty),*) -> $ret {
+                    // SAFETY: the address of glibc's function of this name.
+                    unsafe {
+                        let f = std::mem::transmute::<usize, F>(resolve(Sym::$name as usize));
+                        f($($arg),*)
+                    }
+                }
+                match ADDRS[Sym::$name as usize].load(Ordering::Relaxed) {
+                    // SAFETY: the caller's contract, passed on.
+                    0 => unsafe { first($($arg),*) },
+                    // SAFETY: `a` is the address of glibc's function of
+                    // this very name, whose C signature this is.
+                    a => unsafe { std::mem::transmute::<usize, F>(a)($($arg),*) },
                 }
             }
         )*
@@ -82,14 +95,6 @@ originals! {
     dup3(old: c_int, new: c_int, flags: c_int) -> c_int;
 }
 
-#[inline]
-fn addr(i: usize) -> usize {
-    match ADDRS[i].load(Ordering::Relaxed) {
-        0 => resolve(i),
-        a => a,
-    }
-}
-
 #[cold]
 fn resolve(i: usize) -> usize {
     // SAFETY: the name is NUL-terminated; dlsym has no other precondition.
@@ -119,7 +124,7 @@ static GREENLET_MONKEY_INIT: extern "C" fn() = init;
 
 extern "C" fn init() {
     for i in 0..NAMES.len() {
-        addr(i);
+        resolve(i);
     }
     // SAFETY: registers a handler that only writes a thread-local flag.
     unsafe { libc::pthread_atfork(None, None, Some(after_fork_child)) };

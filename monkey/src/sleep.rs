@@ -12,7 +12,7 @@ use std::time::Duration;
 use libc::{clockid_t, timespec};
 
 use crate::fdwait::{self, Woke};
-use crate::gate::{errno, on, set_errno};
+use crate::gate::{errno, hook, on, set_errno};
 use crate::{real, SLEEP};
 
 /// Sleeps cooperatively for `d`: `Ok` when it elapsed, `Err(EINTR)` when
@@ -30,10 +30,17 @@ fn duration(ts: &timespec) -> Option<Duration> {
         .then(|| Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32))
 }
 
+hook!(crate::SLEEP, nanosleep => coop_nanosleep(req: *const timespec, rem: *mut timespec) -> c_int);
+hook!(crate::SLEEP, clock_nanosleep => coop_clock_nanosleep(clock: clockid_t, flags: c_int, req: *const timespec, rem: *mut timespec) -> c_int);
+hook!(crate::SLEEP, usleep => coop_usleep(usec: c_uint) -> c_int);
+hook!(crate::SLEEP, sleep => coop_sleep(secs: c_uint) -> c_uint);
+
+/// The cooperative side of the `nanosleep` hook.
+///
 /// # Safety
 /// The C contract of `nanosleep(2)`.
-#[no_mangle]
-pub unsafe extern "C" fn nanosleep(req: *const timespec, rem: *mut timespec) -> c_int {
+#[inline(never)]
+unsafe fn coop_nanosleep(req: *const timespec, rem: *mut timespec) -> c_int {
     // SAFETY: the caller passes a valid (or null) timespec.
     let d = unsafe { req.as_ref() }.and_then(duration);
     if let (Some(d), true) = (d, on(SLEEP)) {
@@ -57,10 +64,12 @@ pub unsafe extern "C" fn nanosleep(req: *const timespec, rem: *mut timespec) -> 
     unsafe { real::nanosleep(req, rem) }
 }
 
+/// The cooperative side of the `clock_nanosleep` hook.
+///
 /// # Safety
 /// The C contract of `clock_nanosleep(2)` (which returns the error number).
-#[no_mangle]
-pub unsafe extern "C" fn clock_nanosleep(
+#[inline(never)]
+unsafe fn coop_clock_nanosleep(
     clock: clockid_t,
     flags: c_int,
     req: *const timespec,
@@ -106,10 +115,12 @@ pub unsafe extern "C" fn clock_nanosleep(
     unsafe { real::clock_nanosleep(clock, flags, req, rem) }
 }
 
+/// The cooperative side of the `usleep` hook.
+///
 /// # Safety
 /// The C contract of `usleep(3)`.
-#[no_mangle]
-pub unsafe extern "C" fn usleep(usec: c_uint) -> c_int {
+#[inline(never)]
+unsafe fn coop_usleep(usec: c_uint) -> c_int {
     if on(SLEEP) {
         match nap(Duration::from_micros(usec.into())) {
             Some(Ok(())) => return 0,
@@ -124,10 +135,12 @@ pub unsafe extern "C" fn usleep(usec: c_uint) -> c_int {
     unsafe { real::usleep(usec) }
 }
 
+/// The cooperative side of the `sleep` hook.
+///
 /// # Safety
 /// The C contract of `sleep(3)`.
-#[no_mangle]
-pub unsafe extern "C" fn sleep(secs: c_uint) -> c_uint {
+#[inline(never)]
+unsafe fn coop_sleep(secs: c_uint) -> c_uint {
     if on(SLEEP) {
         let saved = errno();
         let r = nap(Duration::from_secs(secs.into()));

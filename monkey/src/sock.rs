@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use libc::{iovec, msghdr, size_t, sockaddr, socklen_t, ssize_t};
 
 use crate::fdwait::{self, Dir, Woke};
-use crate::gate::{errno, on, set_errno};
+use crate::gate::{errno, hook, on, set_errno};
 use crate::{real, SOCKET};
 
 /// Whether the user made `fd` non-blocking (`O_NONBLOCK`).
@@ -118,10 +118,26 @@ fn send_all(
     }
 }
 
+hook!(crate::SOCKET, recv => coop_recv(fd: c_int, buf: *mut c_void, n: size_t, flags: c_int) -> ssize_t);
+hook!(crate::SOCKET, recvfrom => coop_recvfrom(fd: c_int, buf: *mut c_void, n: size_t, flags: c_int, addr: *mut sockaddr, len: *mut socklen_t) -> ssize_t);
+hook!(crate::SOCKET, recvmsg => coop_recvmsg(fd: c_int, msg: *mut msghdr, flags: c_int) -> ssize_t);
+hook!(crate::SOCKET, send => coop_send(fd: c_int, buf: *const c_void, n: size_t, flags: c_int) -> ssize_t);
+hook!(crate::SOCKET, sendto => coop_sendto(fd: c_int, buf: *const c_void, n: size_t, flags: c_int, addr: *const sockaddr, len: socklen_t) -> ssize_t);
+hook!(crate::SOCKET, sendmsg => coop_sendmsg(fd: c_int, msg: *const msghdr, flags: c_int) -> ssize_t);
+hook!(crate::SOCKET, read => coop_read(fd: c_int, buf: *mut c_void, n: size_t) -> ssize_t);
+hook!(crate::SOCKET, write => coop_write(fd: c_int, buf: *const c_void, n: size_t) -> ssize_t);
+hook!(crate::SOCKET, readv => coop_readv(fd: c_int, iov: *const iovec, n: c_int) -> ssize_t);
+hook!(crate::SOCKET, writev => coop_writev(fd: c_int, iov: *const iovec, n: c_int) -> ssize_t);
+hook!(crate::SOCKET, connect => coop_connect(fd: c_int, addr: *const sockaddr, len: socklen_t) -> c_int);
+hook!(crate::SOCKET, accept => coop_accept(fd: c_int, addr: *mut sockaddr, len: *mut socklen_t) -> c_int);
+hook!(crate::SOCKET, accept4 => coop_accept4(fd: c_int, addr: *mut sockaddr, len: *mut socklen_t, flags: c_int) -> c_int);
+
+/// The cooperative side of the `recv` hook.
+///
 /// # Safety
 /// The C contract of `recv(2)`.
-#[no_mangle]
-pub unsafe extern "C" fn recv(fd: c_int, buf: *mut c_void, n: size_t, flags: c_int) -> ssize_t {
+#[inline(never)]
+unsafe fn coop_recv(fd: c_int, buf: *mut c_void, n: size_t, flags: c_int) -> ssize_t {
     if !on(SOCKET) || flags & OWN_WAIT != 0 {
         // SAFETY: forwarding the caller's call.
         return unsafe { real::recv(fd, buf, n, flags) };
@@ -132,10 +148,12 @@ pub unsafe extern "C" fn recv(fd: c_int, buf: *mut c_void, n: size_t, flags: c_i
     })
 }
 
+/// The cooperative side of the `recvfrom` hook.
+///
 /// # Safety
 /// The C contract of `recvfrom(2)`.
-#[no_mangle]
-pub unsafe extern "C" fn recvfrom(
+#[inline(never)]
+unsafe fn coop_recvfrom(
     fd: c_int,
     buf: *mut c_void,
     n: size_t,
@@ -153,10 +171,12 @@ pub unsafe extern "C" fn recvfrom(
     })
 }
 
+/// The cooperative side of the `recvmsg` hook.
+///
 /// # Safety
 /// The C contract of `recvmsg(2)`.
-#[no_mangle]
-pub unsafe extern "C" fn recvmsg(fd: c_int, msg: *mut msghdr, flags: c_int) -> ssize_t {
+#[inline(never)]
+unsafe fn coop_recvmsg(fd: c_int, msg: *mut msghdr, flags: c_int) -> ssize_t {
     if !on(SOCKET) || flags & OWN_WAIT != 0 {
         // SAFETY: forwarding the caller's call.
         return unsafe { real::recvmsg(fd, msg, flags) };
@@ -167,10 +187,12 @@ pub unsafe extern "C" fn recvmsg(fd: c_int, msg: *mut msghdr, flags: c_int) -> s
     })
 }
 
+/// The cooperative side of the `send` hook.
+///
 /// # Safety
 /// The C contract of `send(2)`.
-#[no_mangle]
-pub unsafe extern "C" fn send(fd: c_int, buf: *const c_void, n: size_t, flags: c_int) -> ssize_t {
+#[inline(never)]
+unsafe fn coop_send(fd: c_int, buf: *const c_void, n: size_t, flags: c_int) -> ssize_t {
     if !on(SOCKET) || flags & libc::MSG_DONTWAIT != 0 {
         // SAFETY: forwarding the caller's call.
         return unsafe { real::send(fd, buf, n, flags) };
@@ -181,10 +203,12 @@ pub unsafe extern "C" fn send(fd: c_int, buf: *const c_void, n: size_t, flags: c
     })
 }
 
+/// The cooperative side of the `sendto` hook.
+///
 /// # Safety
 /// The C contract of `sendto(2)`.
-#[no_mangle]
-pub unsafe extern "C" fn sendto(
+#[inline(never)]
+unsafe fn coop_sendto(
     fd: c_int,
     buf: *const c_void,
     n: size_t,
@@ -202,10 +226,12 @@ pub unsafe extern "C" fn sendto(
     })
 }
 
+/// The cooperative side of the `sendmsg` hook.
+///
 /// # Safety
 /// The C contract of `sendmsg(2)`.
-#[no_mangle]
-pub unsafe extern "C" fn sendmsg(fd: c_int, msg: *const msghdr, flags: c_int) -> ssize_t {
+#[inline(never)]
+unsafe fn coop_sendmsg(fd: c_int, msg: *const msghdr, flags: c_int) -> ssize_t {
     if !on(SOCKET) || flags & libc::MSG_DONTWAIT != 0 {
         // SAFETY: forwarding the caller's call.
         return unsafe { real::sendmsg(fd, msg, flags) };
@@ -227,10 +253,12 @@ fn not_a_socket(r: ssize_t, saved: c_int) -> bool {
     false
 }
 
+/// The cooperative side of the `read` hook.
+///
 /// # Safety
 /// The C contract of `read(2)`.
-#[no_mangle]
-pub unsafe extern "C" fn read(fd: c_int, buf: *mut c_void, n: size_t) -> ssize_t {
+#[inline(never)]
+unsafe fn coop_read(fd: c_int, buf: *mut c_void, n: size_t) -> ssize_t {
     if !on(SOCKET) {
         // SAFETY: forwarding the caller's call.
         return unsafe { real::read(fd, buf, n) };
@@ -245,10 +273,12 @@ pub unsafe extern "C" fn read(fd: c_int, buf: *mut c_void, n: size_t) -> ssize_t
     r
 }
 
+/// The cooperative side of the `write` hook.
+///
 /// # Safety
 /// The C contract of `write(2)`.
-#[no_mangle]
-pub unsafe extern "C" fn write(fd: c_int, buf: *const c_void, n: size_t) -> ssize_t {
+#[inline(never)]
+unsafe fn coop_write(fd: c_int, buf: *const c_void, n: size_t) -> ssize_t {
     if !on(SOCKET) {
         // SAFETY: forwarding the caller's call.
         return unsafe { real::write(fd, buf, n) };
@@ -272,10 +302,12 @@ fn iov_msg(iov: *const iovec, n: c_int) -> msghdr {
     m
 }
 
+/// The cooperative side of the `readv` hook.
+///
 /// # Safety
 /// The C contract of `readv(2)`.
-#[no_mangle]
-pub unsafe extern "C" fn readv(fd: c_int, iov: *const iovec, n: c_int) -> ssize_t {
+#[inline(never)]
+unsafe fn coop_readv(fd: c_int, iov: *const iovec, n: c_int) -> ssize_t {
     if !on(SOCKET) {
         // SAFETY: forwarding the caller's call.
         return unsafe { real::readv(fd, iov, n) };
@@ -291,10 +323,12 @@ pub unsafe extern "C" fn readv(fd: c_int, iov: *const iovec, n: c_int) -> ssize_
     r
 }
 
+/// The cooperative side of the `writev` hook.
+///
 /// # Safety
 /// The C contract of `writev(2)`.
-#[no_mangle]
-pub unsafe extern "C" fn writev(fd: c_int, iov: *const iovec, n: c_int) -> ssize_t {
+#[inline(never)]
+unsafe fn coop_writev(fd: c_int, iov: *const iovec, n: c_int) -> ssize_t {
     if !on(SOCKET) {
         // SAFETY: forwarding the caller's call.
         return unsafe { real::writev(fd, iov, n) };
@@ -342,10 +376,12 @@ fn ready_now(fd: RawFd, events: i16) -> bool {
     unsafe { real::poll(&mut p, 1, 0) > 0 }
 }
 
+/// The cooperative side of the `connect` hook.
+///
 /// # Safety
 /// The C contract of `connect(2)`.
-#[no_mangle]
-pub unsafe extern "C" fn connect(fd: c_int, addr: *const sockaddr, len: socklen_t) -> c_int {
+#[inline(never)]
+unsafe fn coop_connect(fd: c_int, addr: *const sockaddr, len: socklen_t) -> c_int {
     if !on(SOCKET) {
         // SAFETY: forwarding the caller's call.
         return unsafe { real::connect(fd, addr, len) };
@@ -434,23 +470,22 @@ fn accept_with(fd: RawFd, op: impl Fn() -> c_int) -> c_int {
     }
 }
 
+/// The cooperative side of the `accept` hook.
+///
 /// # Safety
 /// The C contract of `accept(2)`.
-#[no_mangle]
-pub unsafe extern "C" fn accept(fd: c_int, addr: *mut sockaddr, len: *mut socklen_t) -> c_int {
+#[inline(never)]
+unsafe fn coop_accept(fd: c_int, addr: *mut sockaddr, len: *mut socklen_t) -> c_int {
     // SAFETY: forwarding the caller's call.
     accept_with(fd, || unsafe { real::accept(fd, addr, len) })
 }
 
+/// The cooperative side of the `accept4` hook.
+///
 /// # Safety
 /// The C contract of `accept4(2)`.
-#[no_mangle]
-pub unsafe extern "C" fn accept4(
-    fd: c_int,
-    addr: *mut sockaddr,
-    len: *mut socklen_t,
-    flags: c_int,
-) -> c_int {
+#[inline(never)]
+unsafe fn coop_accept4(fd: c_int, addr: *mut sockaddr, len: *mut socklen_t, flags: c_int) -> c_int {
     // SAFETY: forwarding the caller's call.
     accept_with(fd, || unsafe { real::accept4(fd, addr, len, flags) })
 }
