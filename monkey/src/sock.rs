@@ -89,6 +89,33 @@ fn fail(e: c_int) -> ssize_t {
 /// itself, or for a wait `MSG_DONTWAIT` cannot express.
 const OWN_WAIT: c_int = libc::MSG_DONTWAIT | libc::MSG_WAITALL;
 
+/// A `recv`-family call given the caller's `flags`: glibc's own when not
+/// patched here or when the flags ask for a wait of their own; else made
+/// the cooperative way (`op` gets the flags to use).
+#[inline]
+fn recv_with(fd: RawFd, flags: c_int, mut op: impl FnMut(c_int) -> ssize_t) -> ssize_t {
+    if !on(SOCKET) || flags & OWN_WAIT != 0 {
+        return op(flags);
+    }
+    drive(fd, Dir::Read, |fl| op(flags | fl))
+}
+
+/// A `send`-family call on `buf[..n]` given the caller's `flags`; as
+/// [`recv_with`], whole (see [`send_all`]).
+#[inline]
+fn send_with(
+    fd: RawFd,
+    buf: *const c_void,
+    n: size_t,
+    flags: c_int,
+    mut op: impl FnMut(*const c_void, size_t, c_int) -> ssize_t,
+) -> ssize_t {
+    if !on(SOCKET) || flags & libc::MSG_DONTWAIT != 0 {
+        return op(buf, n, flags);
+    }
+    send_all(fd, buf, n, |b, k, fl| op(b, k, flags | fl))
+}
+
 /// A blocking send writes everything (or fails/times out part-way, then
 /// reports what it wrote), as the kernel's blocking send does on a stream
 /// socket; `MSG_DONTWAIT` sends may be partial, so loop.
@@ -138,14 +165,8 @@ hook!(crate::SOCKET, accept4 => coop_accept4(fd: c_int, addr: *mut sockaddr, len
 /// The C contract of `recv(2)`.
 #[inline(never)]
 unsafe fn coop_recv(fd: c_int, buf: *mut c_void, n: size_t, flags: c_int) -> ssize_t {
-    if !on(SOCKET) || flags & OWN_WAIT != 0 {
-        // SAFETY: forwarding the caller's call.
-        return unsafe { real::recv(fd, buf, n, flags) };
-    }
-    // SAFETY: as above, with an added flag.
-    drive(fd, Dir::Read, |fl| unsafe {
-        real::recv(fd, buf, n, flags | fl)
-    })
+    // SAFETY: the caller's call, with the flags given.
+    recv_with(fd, flags, |f| unsafe { real::recv(fd, buf, n, f) })
 }
 
 /// The cooperative side of the `recvfrom` hook.
@@ -161,13 +182,9 @@ unsafe fn coop_recvfrom(
     addr: *mut sockaddr,
     len: *mut socklen_t,
 ) -> ssize_t {
-    if !on(SOCKET) || flags & OWN_WAIT != 0 {
-        // SAFETY: forwarding the caller's call.
-        return unsafe { real::recvfrom(fd, buf, n, flags, addr, len) };
-    }
-    // SAFETY: as above, with an added flag.
-    drive(fd, Dir::Read, |fl| unsafe {
-        real::recvfrom(fd, buf, n, flags | fl, addr, len)
+    // SAFETY: the caller's call, with the flags given.
+    recv_with(fd, flags, |f| unsafe {
+        real::recvfrom(fd, buf, n, f, addr, len)
     })
 }
 
@@ -177,14 +194,8 @@ unsafe fn coop_recvfrom(
 /// The C contract of `recvmsg(2)`.
 #[inline(never)]
 unsafe fn coop_recvmsg(fd: c_int, msg: *mut msghdr, flags: c_int) -> ssize_t {
-    if !on(SOCKET) || flags & OWN_WAIT != 0 {
-        // SAFETY: forwarding the caller's call.
-        return unsafe { real::recvmsg(fd, msg, flags) };
-    }
-    // SAFETY: as above, with an added flag.
-    drive(fd, Dir::Read, |fl| unsafe {
-        real::recvmsg(fd, msg, flags | fl)
-    })
+    // SAFETY: the caller's call, with the flags given.
+    recv_with(fd, flags, |f| unsafe { real::recvmsg(fd, msg, f) })
 }
 
 /// The cooperative side of the `send` hook.
@@ -193,13 +204,9 @@ unsafe fn coop_recvmsg(fd: c_int, msg: *mut msghdr, flags: c_int) -> ssize_t {
 /// The C contract of `send(2)`.
 #[inline(never)]
 unsafe fn coop_send(fd: c_int, buf: *const c_void, n: size_t, flags: c_int) -> ssize_t {
-    if !on(SOCKET) || flags & libc::MSG_DONTWAIT != 0 {
-        // SAFETY: forwarding the caller's call.
-        return unsafe { real::send(fd, buf, n, flags) };
-    }
-    // SAFETY: as above, with an added flag, on a suffix of the buffer.
-    send_all(fd, buf, n, |b, k, fl| unsafe {
-        real::send(fd, b, k, flags | fl)
+    // SAFETY: the caller's call on a suffix of its buffer, with the flags given.
+    send_with(fd, buf, n, flags, |b, k, f| unsafe {
+        real::send(fd, b, k, f)
     })
 }
 
@@ -216,13 +223,9 @@ unsafe fn coop_sendto(
     addr: *const sockaddr,
     len: socklen_t,
 ) -> ssize_t {
-    if !on(SOCKET) || flags & libc::MSG_DONTWAIT != 0 {
-        // SAFETY: forwarding the caller's call.
-        return unsafe { real::sendto(fd, buf, n, flags, addr, len) };
-    }
-    // SAFETY: as above, with an added flag, on a suffix of the buffer.
-    send_all(fd, buf, n, |b, k, fl| unsafe {
-        real::sendto(fd, b, k, flags | fl, addr, len)
+    // SAFETY: the caller's call on a suffix of its buffer, with the flags given.
+    send_with(fd, buf, n, flags, |b, k, f| unsafe {
+        real::sendto(fd, b, k, f, addr, len)
     })
 }
 
@@ -242,15 +245,21 @@ unsafe fn coop_sendmsg(fd: c_int, msg: *const msghdr, flags: c_int) -> ssize_t {
     })
 }
 
-/// `r` is the result of a socket call on `fd` that failed with `ENOTSOCK`:
-/// the fd is not a socket, so the plain call must be made instead.
+/// The `read`-family hooks: `socket` (the call as a socket call, made the
+/// cooperative way) unless the fd is not a socket (`ENOTSOCK`) or the call
+/// is not patched here; then `plain` (glibc's own function).
 #[inline]
-fn not_a_socket(r: ssize_t, saved: c_int) -> bool {
+fn socket_or_plain(socket: impl FnOnce() -> ssize_t, plain: impl FnOnce() -> ssize_t) -> ssize_t {
+    if !on(SOCKET) {
+        return plain();
+    }
+    let saved = errno();
+    let r = socket();
     if r < 0 && errno() == libc::ENOTSOCK {
         set_errno(saved);
-        return true;
+        return plain();
     }
-    false
+    r
 }
 
 /// The cooperative side of the `read` hook.
@@ -259,18 +268,12 @@ fn not_a_socket(r: ssize_t, saved: c_int) -> bool {
 /// The C contract of `read(2)`.
 #[inline(never)]
 unsafe fn coop_read(fd: c_int, buf: *mut c_void, n: size_t) -> ssize_t {
-    if !on(SOCKET) {
+    socket_or_plain(
+        // SAFETY: `recv` with flags 0 is `read` on a socket.
+        || drive(fd, Dir::Read, |fl| unsafe { real::recv(fd, buf, n, fl) }),
         // SAFETY: forwarding the caller's call.
-        return unsafe { real::read(fd, buf, n) };
-    }
-    let saved = errno();
-    // SAFETY: `recv` with flags 0 is `read` on a socket.
-    let r = drive(fd, Dir::Read, |fl| unsafe { real::recv(fd, buf, n, fl) });
-    if not_a_socket(r, saved) {
-        // SAFETY: forwarding the caller's call.
-        return unsafe { real::read(fd, buf, n) };
-    }
-    r
+        || unsafe { real::read(fd, buf, n) },
+    )
 }
 
 /// The cooperative side of the `write` hook.
@@ -279,18 +282,12 @@ unsafe fn coop_read(fd: c_int, buf: *mut c_void, n: size_t) -> ssize_t {
 /// The C contract of `write(2)`.
 #[inline(never)]
 unsafe fn coop_write(fd: c_int, buf: *const c_void, n: size_t) -> ssize_t {
-    if !on(SOCKET) {
+    socket_or_plain(
+        // SAFETY: `send` with flags 0 is `write` on a socket (SIGPIPE too).
+        || send_all(fd, buf, n, |b, k, fl| unsafe { real::send(fd, b, k, fl) }),
         // SAFETY: forwarding the caller's call.
-        return unsafe { real::write(fd, buf, n) };
-    }
-    let saved = errno();
-    // SAFETY: `send` with flags 0 is `write` on a socket (SIGPIPE included).
-    let r = send_all(fd, buf, n, |b, k, fl| unsafe { real::send(fd, b, k, fl) });
-    if not_a_socket(r, saved) {
-        // SAFETY: forwarding the caller's call.
-        return unsafe { real::write(fd, buf, n) };
-    }
-    r
+        || unsafe { real::write(fd, buf, n) },
+    )
 }
 
 /// A `msghdr` carrying just `iov` (what `readv`/`writev` are on a socket).
@@ -308,19 +305,13 @@ fn iov_msg(iov: *const iovec, n: c_int) -> msghdr {
 /// The C contract of `readv(2)`.
 #[inline(never)]
 unsafe fn coop_readv(fd: c_int, iov: *const iovec, n: c_int) -> ssize_t {
-    if !on(SOCKET) {
-        // SAFETY: forwarding the caller's call.
-        return unsafe { real::readv(fd, iov, n) };
-    }
-    let saved = errno();
     let mut m = iov_msg(iov, n);
-    // SAFETY: `recvmsg` over the caller's iovecs is `readv` on a socket.
-    let r = drive(fd, Dir::Read, |fl| unsafe { real::recvmsg(fd, &mut m, fl) });
-    if not_a_socket(r, saved) {
+    socket_or_plain(
+        // SAFETY: `recvmsg` over the caller's iovecs is `readv` on a socket.
+        || drive(fd, Dir::Read, |fl| unsafe { real::recvmsg(fd, &mut m, fl) }),
         // SAFETY: forwarding the caller's call.
-        return unsafe { real::readv(fd, iov, n) };
-    }
-    r
+        || unsafe { real::readv(fd, iov, n) },
+    )
 }
 
 /// The cooperative side of the `writev` hook.
@@ -329,19 +320,13 @@ unsafe fn coop_readv(fd: c_int, iov: *const iovec, n: c_int) -> ssize_t {
 /// The C contract of `writev(2)`.
 #[inline(never)]
 unsafe fn coop_writev(fd: c_int, iov: *const iovec, n: c_int) -> ssize_t {
-    if !on(SOCKET) {
-        // SAFETY: forwarding the caller's call.
-        return unsafe { real::writev(fd, iov, n) };
-    }
-    let saved = errno();
     let m = iov_msg(iov, n);
-    // SAFETY: `sendmsg` over the caller's iovecs is `writev` on a socket.
-    let r = drive(fd, Dir::Write, |fl| unsafe { real::sendmsg(fd, &m, fl) });
-    if not_a_socket(r, saved) {
+    socket_or_plain(
+        // SAFETY: `sendmsg` over the caller's iovecs is `writev` on a socket.
+        || drive(fd, Dir::Write, |fl| unsafe { real::sendmsg(fd, &m, fl) }),
         // SAFETY: forwarding the caller's call.
-        return unsafe { real::writev(fd, iov, n) };
-    }
-    r
+        || unsafe { real::writev(fd, iov, n) },
+    )
 }
 
 /// `SO_ERROR` of `fd`: the result of a finished non-blocking connect.
