@@ -468,3 +468,23 @@ fn kill_ends_an_accept_loop_that_ignores_errors() {
     assert!(t0.elapsed() < Duration::from_secs(1));
     assert!(g.killed());
 }
+
+#[test]
+fn a_linked_greenlets_death_fails_the_hooked_call_and_reaches_the_next_own_wait() {
+    patch();
+    let (a, _b) = UnixStream::pair().unwrap();
+    let receiver = spawn(move || {
+        let mut a = a;
+        let read = a.read(&mut [0u8; 4]).map_err(|e| e.raw_os_error());
+        let next = greenlet::sleep(Duration::from_secs(10));
+        (read, next)
+    });
+    let doomed = spawn(|| greenlet::sleep(Duration::from_millis(20)));
+    doomed.link_greenlet(&receiver.as_ref());
+    let (read, next) = receiver.get().unwrap();
+    assert_eq!(read, Err(Some(libc::ECANCELED)));
+    assert!(
+        matches!(next, Err(greenlet::Interrupted::LinkedExited(_))),
+        "{next:?}"
+    );
+}

@@ -295,7 +295,9 @@ pub(crate) fn woke(e: &io::Error) -> Woke {
 pub(crate) fn interrupted(i: &Interrupted) -> Woke {
     match i {
         Interrupted::Timeout(_) => Woke::Failed(libc::ETIMEDOUT),
-        Interrupted::Killed => Woke::Failed(libc::ECANCELED),
+        // A linked greenlet died: the runtime keeps the details for the
+        // greenlet's next own blocking call.
+        Interrupted::Killed | Interrupted::LinkedExited(_) => Woke::Failed(libc::ECANCELED),
         Interrupted::Cancelled => Woke::Failed(libc::EBADF),
         _ => Woke::Blocking,
     }

@@ -165,7 +165,10 @@ pub fn park(what: &dyn fmt::Display, register: impl FnOnce(Waker)) -> Result<(),
 /// that park — recorded as killed, its stack abandoned without running the
 /// drops of what it owns (they would have to unwind through C frames).
 /// Timeouts are not affected: they end a park with `Interrupted::Timeout`
-/// as always. Nests; costs two writes.
+/// as always. A linked greenlet's death (`Interrupted::LinkedExited`) ends
+/// a park inside with that error and is kept for the first park after `f`
+/// too (a C caller cannot pass its details on); parks inside do not
+/// deliver it again. Nests; costs two writes.
 ///
 /// ```
 /// use greenlet_runtime::{defer_kill, park, spawn, Interrupted};

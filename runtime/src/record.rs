@@ -201,6 +201,19 @@ impl Core {
         }
     }
 
+    /// The oldest undelivered timeout, other interruptions staying kept:
+    /// inside `defer_kill`, whose caller (a C function) cannot pass a linked
+    /// greenlet's death on, those wait for the next park outside.
+    #[cold]
+    pub(crate) fn take_pending_timeout(&self) -> Option<Interrupted> {
+        let mut e = self.extra_if_any()?;
+        let i = e
+            .pending
+            .iter()
+            .position(|p| matches!(p, Interrupted::Timeout(_)))?;
+        Some(e.pending.remove(i))
+    }
+
     #[cold]
     fn take_pending_slow(&self) -> Option<Interrupted> {
         let mut e = self.extra_if_any()?;

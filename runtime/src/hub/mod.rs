@@ -367,7 +367,12 @@ impl Hub {
             // A kill deferred by `defer_kill` lands at the next blocking call.
             return kill_or_defer(core);
         }
-        if let Some(e) = core.take_pending() {
+        let pending = if core.kill_deferred.get() {
+            core.take_pending_timeout()
+        } else {
+            core.take_pending()
+        };
+        if let Some(e) = pending {
             return Err(e);
         }
         if self.closing.get() {
@@ -390,6 +395,15 @@ impl Hub {
         }
         match reason {
             WakeReason::Woken => Ok(()),
+            // Below a C frame the link's details cannot reach the greenlet's
+            // code: the call fails, and the interruption is kept for the
+            // next park outside `defer_kill`.
+            WakeReason::Interrupted(e @ Interrupted::LinkedExited(_))
+                if core.kill_deferred.get() =>
+            {
+                core.push_pending(e.clone());
+                Err(e)
+            }
             WakeReason::Interrupted(e) => Err(e),
         }
     }
