@@ -12,6 +12,8 @@
 //! # Given URLs instead:
 //! cargo run --features monkey --example monkey_http_fetch -- http://127.0.0.1:8000/ http://127.0.0.1:8000/a
 //! ```
+//!
+//! Exits when every fetch has finished (status 1 if one failed).
 mod common;
 
 use std::io::{BufRead, BufReader, Write};

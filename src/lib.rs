@@ -97,7 +97,7 @@ pub mod threadpool {
 /// Linux with glibc and dynamic linking only; elsewhere `patch_all`
 /// returns [`monkey::MonkeyError::Unsupported`]. What is and is not
 /// covered, and how interruptions are delivered: see the `greenlet-monkey`
-/// crate docs and the guide's "Monkey patching" section.
+/// crate docs and `docs/monkey.md`.
 ///
 /// ```
 /// use std::io::{Read, Write};
@@ -277,6 +277,11 @@ pub mod docs {
     #[cfg(feature = "tls")]
     #[doc = include_str!("../docs/tls.md")]
     pub struct Tls;
+    /// docs/monkey.md: only with the `monkey` feature, which its examples
+    /// need.
+    #[cfg(feature = "monkey")]
+    #[doc = include_str!("../docs/monkey.md")]
+    pub struct Monkey;
     /// docs/performance.md
     #[doc = include_str!("../docs/performance.md")]
     pub struct Performance;

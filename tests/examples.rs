@@ -12,7 +12,10 @@ mod self_signed;
 /// The root crate's features this test binary was built with; examples
 /// this file builds get the same. (A new feature that examples need goes
 /// here too.)
-const FEATURES: &[(&str, bool)] = &[("tls", cfg!(feature = "tls"))];
+const FEATURES: &[(&str, bool)] = &[
+    ("tls", cfg!(feature = "tls")),
+    ("monkey", cfg!(feature = "monkey")),
+];
 
 /// The example program `name`, built if need be.
 ///
