@@ -174,6 +174,41 @@ fn getaddrinfo_of_localhost_resolves() {
 }
 
 #[test]
+fn getnameinfo_of_the_loopback_address_resolves_on_the_thread_pool() {
+    patch();
+    let (ticks, _g) = ticker();
+    // SAFETY: all-zero is a valid sockaddr_in; the buffers are as long as
+    // the lengths passed.
+    let (rc, host) = unsafe {
+        let mut sa: libc::sockaddr_in = std::mem::zeroed();
+        sa.sin_family = libc::AF_INET as libc::sa_family_t;
+        sa.sin_port = 80u16.to_be();
+        sa.sin_addr.s_addr = u32::from(std::net::Ipv4Addr::LOCALHOST).to_be();
+        let mut host = [0 as libc::c_char; 256];
+        let rc = libc::getnameinfo(
+            (&raw const sa).cast(),
+            size_of::<libc::sockaddr_in>() as libc::socklen_t,
+            host.as_mut_ptr(),
+            host.len() as libc::socklen_t,
+            std::ptr::null_mut(),
+            0,
+            libc::NI_NAMEREQD,
+        );
+        let host = std::ffi::CStr::from_ptr(host.as_ptr())
+            .to_string_lossy()
+            .into_owned();
+        (rc, host)
+    };
+    assert_eq!(rc, 0, "getnameinfo failed");
+    assert!(!host.is_empty() && host != "127.0.0.1", "{host:?}");
+    assert!(
+        greenlet::threadpool::threads() >= 1,
+        "the lookup did not run on the thread pool"
+    );
+    drop(ticks);
+}
+
+#[test]
 fn with_timeout_on_a_std_read_reports_elapsed() {
     patch();
     let (mut a, _b) = UnixStream::pair().unwrap();
