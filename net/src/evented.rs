@@ -33,7 +33,9 @@ use std::rc::Rc;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use greenlet_runtime::{Interrupted, Registration};
+use greenlet_runtime::{deadline_after, Interrupted, Registration};
+
+use crate::wait::{is_own_timeout, remaining};
 
 /// The error of an operation on a closed socket: `EBADF`, "Bad file
 /// descriptor".
@@ -137,23 +139,18 @@ impl<S: AsRawFd> Sys<S> {
     }
 
     /// Parks until `dir` may be ready. `Ok` may be spurious (the caller
-    /// retries its operation or parks again).
+    /// retries its operation or parks again). `deadline` is set from
+    /// `timeout` at the first park of an operation (`Some(None)`: the
+    /// timeout reaches past the clock's range, so there is none).
     fn park(
         &self,
         dir: Dir,
         timeout: Option<Duration>,
-        deadline: &mut Option<Instant>,
+        deadline: &mut Option<Option<Instant>>,
     ) -> io::Result<()> {
         let remaining = match timeout {
             None => None,
-            Some(t) => {
-                let now = Instant::now();
-                let d = *deadline.get_or_insert(now + t);
-                if now >= d {
-                    return Err(timed_out());
-                }
-                Some(d - now)
-            }
+            Some(t) => remaining(*deadline.get_or_insert_with(|| deadline_after(t)))?,
         };
         let reg = self.registration()?;
         let gen = self.generation(dir);
@@ -290,7 +287,20 @@ impl<S: AsRawFd> Evented<S> {
                     Err(e) => return Err(e),
                 }
             }
-            sys.park(dir, timeout, &mut deadline)?;
+            match sys.park(dir, timeout, &mut deadline) {
+                // Readiness edges are coarse: the kernel reports a socket
+                // writable again only once about a third of its send buffer
+                // is free, so a slow but live reader can take bytes all
+                // through the timeout without an edge. Like `SO_SNDTIMEO`,
+                // time out only if the operation still cannot make progress.
+                Err(e) if is_own_timeout(&e) => {
+                    return match op(&sys.sock) {
+                        Err(w) if w.kind() == io::ErrorKind::WouldBlock => Err(e),
+                        r => r,
+                    };
+                }
+                r => r?,
+            }
         }
     }
 

@@ -3,7 +3,7 @@
 
 use std::io;
 use std::os::fd::RawFd;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::wait::{check_open, is_own_timeout, poll_now, remaining, EpollWaker};
 
@@ -75,7 +75,7 @@ pub fn select(
             }
         };
     }
-    let deadline = timeout.map(|t| Instant::now() + t);
+    let deadline = greenlet_runtime::deadline_within(timeout);
     let mut waker = None;
     loop {
         let n = poll_now(&mut pfds)?;

@@ -283,7 +283,7 @@ pub fn wait(watcher: &Watcher, timeout: Option<Duration>) -> io::Result<()> {
     watcher.waiting.set(true);
     watcher.cancel.set(None);
     let _waiting = Waiting(watcher);
-    let deadline = timeout.map(|t| Instant::now() + t);
+    let deadline = greenlet_runtime::deadline_within(timeout);
     loop {
         if watcher.ready_now()? {
             return Ok(());

@@ -26,6 +26,7 @@ use std::io;
 use std::panic::Location;
 use std::time::{Duration, Instant};
 
+use crate::deadline::{deadline_after, deadline_within};
 use crate::hub::Hub;
 use crate::interrupt::{BlockedForever, Interrupted};
 use crate::park::{park, Waker};
@@ -133,7 +134,9 @@ fn run_link(hub: &Hub, rec: Rec, f: LinkFn) {
     let r = GreenletRef { rec };
     // A link runs in its own greenlet; if no stack can be had, report it
     // rather than lose the callback silently.
-    if let Err(e) = hub.spawn_task::<(), _>(move || f(r), None, None, Location::caller(), None) {
+    if let Err(e) =
+        hub.spawn_task::<(), _>(move || f(r), None, None, Location::caller(), Start::Now)
+    {
         log::error!("could not run a link callback: {e}");
     }
 }
@@ -190,7 +193,7 @@ impl Builder {
         F: FnOnce() -> T + 'static,
         T: 'static,
     {
-        self.spawn_at(f, None)
+        self.spawn_at(f, Start::Now)
     }
 
     /// Like [`Builder::spawn`], but the greenlet starts after `delay`.
@@ -203,11 +206,17 @@ impl Builder {
         F: FnOnce() -> T + 'static,
         T: 'static,
     {
-        self.spawn_at(f, Some(Instant::now() + delay))
+        self.spawn_at(
+            f,
+            match deadline_after(delay) {
+                Some(at) => Start::At(at),
+                None => Start::Never,
+            },
+        )
     }
 
     #[track_caller]
-    fn spawn_at<T, F>(self, f: F, start: Option<Instant>) -> io::Result<Greenlet<T>>
+    fn spawn_at<T, F>(self, f: F, start: Start) -> io::Result<Greenlet<T>>
     where
         F: FnOnce() -> T + 'static,
         T: 'static,
@@ -218,6 +227,16 @@ impl Builder {
         crate::spawn_hooks::run_spawn_callbacks(&r);
         Ok(Greenlet { r, value })
     }
+}
+
+/// When a new greenlet first runs.
+pub(crate) enum Start {
+    /// At the next loop turn, after those spawned before it.
+    Now,
+    /// Once this instant has passed.
+    At(Instant),
+    /// Never on its own (a `spawn_later` delay past the clock's range).
+    Never,
 }
 
 impl Hub {
@@ -233,7 +252,7 @@ impl Hub {
         name: Option<Box<str>>,
         stack_size: Option<usize>,
         location: &'static Location<'static>,
-        start: Option<Instant>,
+        start: Start,
     ) -> io::Result<(Rec, *const Cell<Option<T>>)>
     where
         F: FnOnce() -> T + 'static,
@@ -251,8 +270,11 @@ impl Hub {
         let value: *const Cell<Option<T>> = unsafe { &(*body).value };
         self.register_live(&rec);
         match start {
-            None => self.schedule(rec.clone()),
-            Some(at) => {
+            Start::Now => self.schedule(rec.clone()),
+            // A delay past the clock's range: it waits (`Delayed`, with no
+            // timer) until it is killed; nothing else can start it.
+            Start::Never => rec.core().state.set(State::Delayed),
+            Start::At(at) => {
                 rec.core().state.set(State::Delayed);
                 let h = self
                     .timers
@@ -327,7 +349,7 @@ pub fn spawn_raw<F>(f: F)
 where
     F: FnOnce() + 'static,
 {
-    if let Err(e) = Hub::get().spawn_task(f, None, None, Location::caller(), None) {
+    if let Err(e) = Hub::get().spawn_task(f, None, None, Location::caller(), Start::Now) {
         panic!("greenlet::spawn_raw failed: {e}");
     }
 }
@@ -617,11 +639,13 @@ impl GreenletRef {
             return Ok(true);
         }
         self.check_not_self("join")?;
-        let deadline = Instant::now() + timeout;
+        let deadline = deadline_after(timeout);
         let core = self.core();
         let mut timer = TimerGuard::new();
         let r = park(&format_args!("join of {}", core.describe()), |w| {
-            timer.arm(deadline, TimerAction::Wake(w.clone()));
+            if let Some(d) = deadline {
+                timer.arm(d, TimerAction::Wake(w.clone()));
+            }
             core.joiners.borrow_mut().push(w);
         });
         drop(timer);
@@ -746,7 +770,7 @@ pub fn joinall<G: AsRef<GreenletRef>>(
     greenlets: &[G],
     timeout: Option<Duration>,
 ) -> Result<Vec<GreenletRef>, Interrupted> {
-    let deadline = timeout.map(|t| Instant::now() + t);
+    let deadline = deadline_within(timeout);
     for g in greenlets {
         let g = g.as_ref();
         match deadline {

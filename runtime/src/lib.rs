@@ -47,6 +47,7 @@
 //! ```
 #![deny(missing_docs)]
 
+mod deadline;
 mod epoll;
 mod greenlet;
 mod interrupt;
@@ -75,6 +76,7 @@ pub mod hub;
 
 pub mod threadpool;
 
+pub use deadline::{deadline_after, deadline_within};
 pub use greenlet::{
     getcurrent, joinall, killall, panic_message, spawn, spawn_later, spawn_raw, Builder, Greenlet,
     GreenletError, GreenletExit, GreenletRef, GreenletState, LinkId,

@@ -25,6 +25,7 @@ use std::panic::{self, AssertUnwindSafe};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
+use crate::deadline::deadline_after;
 use crate::greenlet::{spawn, Greenlet, GreenletError, GreenletExit, GreenletRef};
 use crate::interrupt::Interrupted;
 use crate::sync::{Queue, Semaphore};
@@ -120,9 +121,13 @@ impl Group {
     /// # Errors
     /// [`Interrupted`] if the wait was interrupted.
     pub fn join_timeout(&self, timeout: Duration) -> Result<bool, Interrupted> {
-        let deadline = Instant::now() + timeout;
+        let deadline = deadline_after(timeout);
         while let Some(g) = self.first_live() {
-            let left = deadline.saturating_duration_since(Instant::now());
+            let Some(d) = deadline else {
+                g.join()?;
+                continue;
+            };
+            let left = d.saturating_duration_since(Instant::now());
             if !g.join_timeout(left)? {
                 return Ok(false);
             }

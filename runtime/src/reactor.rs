@@ -34,6 +34,7 @@ use std::time::{Duration, Instant};
 
 use slab::Slab;
 
+use crate::deadline::deadline_within;
 use crate::epoll::{Epoll, Notifier, Ready, NOTIFY_KEY};
 use crate::hub::Hub;
 use crate::interrupt::Interrupted;
@@ -341,7 +342,7 @@ impl Registration {
     /// [`Interrupted`] (a `Timeout` guard, `Cancelled` when the fd was closed
     /// or the wait cancelled by another greenlet, `LoopExit`).
     pub fn wait_readable(&self, timeout: Option<Duration>) -> io::Result<()> {
-        self.wait(Dir::Read, timeout.map(|t| Instant::now() + t))
+        self.wait(Dir::Read, deadline_within(timeout))
     }
 
     /// Waits until the fd is writable; as [`Registration::wait_readable`].
@@ -349,7 +350,7 @@ impl Registration {
     /// # Errors
     /// As [`Registration::wait_readable`].
     pub fn wait_writable(&self, timeout: Option<Duration>) -> io::Result<()> {
-        self.wait(Dir::Write, timeout.map(|t| Instant::now() + t))
+        self.wait(Dir::Write, deadline_within(timeout))
     }
 
     fn wait(&self, dir: Dir, deadline: Option<Instant>) -> io::Result<()> {
@@ -425,7 +426,7 @@ impl Registration {
         timeout: Option<Duration>,
         mut op: impl FnMut() -> io::Result<R>,
     ) -> io::Result<R> {
-        let deadline = timeout.map(|t| Instant::now() + t);
+        let deadline = deadline_within(timeout);
         loop {
             if self.is_readable() {
                 match op() {
@@ -448,7 +449,7 @@ impl Registration {
         timeout: Option<Duration>,
         mut op: impl FnMut() -> io::Result<R>,
     ) -> io::Result<R> {
-        let deadline = timeout.map(|t| Instant::now() + t);
+        let deadline = deadline_within(timeout);
         loop {
             if self.is_writable() {
                 match op() {
@@ -456,7 +457,22 @@ impl Registration {
                     r => return r,
                 }
             }
-            self.wait(Dir::Write, deadline)?;
+            match self.wait(Dir::Write, deadline) {
+                // The writable edge comes only once about a third of the
+                // send buffer is free: at the deadline, try once more, so a
+                // slow but live peer still gets bytes (`SO_SNDTIMEO`'s rule:
+                // time out only when nothing could be sent).
+                Err(e)
+                    if e.kind() == io::ErrorKind::TimedOut
+                        && Interrupted::from_io(&e).is_none() =>
+                {
+                    return match op() {
+                        Err(w) if w.kind() == io::ErrorKind::WouldBlock => Err(e),
+                        r => r,
+                    };
+                }
+                r => r?,
+            }
         }
     }
 

@@ -1,7 +1,8 @@
 //! Giving up the CPU: [`sleep`] and [`yield_now`].
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use crate::deadline::deadline_after;
 use crate::hub::Hub;
 use crate::interrupt::Interrupted;
 use crate::park::park;
@@ -43,10 +44,14 @@ pub fn sleep(duration: Duration) -> Result<(), Interrupted> {
             None => Ok(()),
         };
     }
-    let deadline = Instant::now() + duration;
+    // Past the clock's range: a sleep no timer ends (only a kill, a
+    // timeout of the caller, or `LoopExit`).
+    let deadline = deadline_after(duration);
     let mut timer = TimerGuard::new();
     park(&format_args!("sleep({duration:?})"), |w| {
-        timer.arm(deadline, TimerAction::Wake(w));
+        if let Some(d) = deadline {
+            timer.arm(d, TimerAction::Wake(w));
+        }
     })
 }
 

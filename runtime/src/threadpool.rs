@@ -392,7 +392,7 @@ impl<T> ThreadResult<T> {
     /// # Errors
     /// As [`ThreadResult::wait`].
     pub fn wait_timeout(&self, timeout: Duration) -> Result<bool, Interrupted> {
-        self.wait_until(Some(Instant::now() + timeout))
+        self.wait_until(crate::deadline::deadline_after(timeout))
     }
 
     fn wait_until(&self, deadline: Option<Instant>) -> Result<bool, Interrupted> {

@@ -36,7 +36,7 @@ use std::panic::Location;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use crate::greenlet::{Greenlet, GreenletRef};
+use crate::greenlet::{Greenlet, GreenletRef, Start};
 use crate::hub::Hub;
 use crate::interrupt::Interrupted;
 use crate::park::{park, Waker};
@@ -197,7 +197,7 @@ pub fn wait<W: Waitable>(
 /// ```
 pub fn iwait<W: Waitable>(objects: &[W], timeout: Option<Duration>) -> Iwait {
     // A timeout too large for an `Instant` (`Duration::MAX`) never ends.
-    let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+    let deadline = crate::deadline::deadline_within(timeout);
     let shared = Rc::new(Shared::default());
     let mut helpers = Vec::new();
     let hub = Hub::get();
@@ -212,7 +212,7 @@ pub fn iwait<W: Waitable>(objects: &[W], timeout: Option<Duration>) -> Iwait {
             let _ = w();
             s.report(i);
         };
-        match hub.spawn_task(helper, None, None, Location::caller(), None) {
+        match hub.spawn_task(helper, None, None, Location::caller(), Start::Now) {
             Ok((rec, _)) => helpers.push(rec),
             // No stack for a helper: report the object rather than hang;
             // using it shows whether it is really ready.

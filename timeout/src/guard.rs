@@ -2,11 +2,11 @@
 
 use std::cell::Cell;
 use std::fmt;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use greenlet_runtime::{
-    arm_timeout, cancel_timeout, getcurrent, timer_armed, GreenletRef, TimeoutId, TimeoutStatus,
-    TimerHandle,
+    arm_timeout, cancel_timeout, deadline_after, getcurrent, timer_armed, GreenletRef, TimeoutId,
+    TimeoutStatus, TimerHandle,
 };
 
 use crate::elapsed::IsTimeout;
@@ -48,7 +48,8 @@ pub struct AlreadyStarted(pub TimeoutId);
 
 impl Timeout {
     /// A timeout of `duration`, not started. `None` makes a timeout that
-    /// never fires: starting it does nothing and it is never pending.
+    /// never fires: starting it does nothing and it is never pending. So
+    /// does a duration past the clock's range, such as `Duration::MAX`.
     pub fn new(duration: impl Into<Option<Duration>>) -> Timeout {
         Timeout {
             duration: duration.into(),
@@ -67,7 +68,7 @@ impl Timeout {
         Timeout {
             duration,
             id,
-            armed: Cell::new(duration.map(|d| arm(d, id))),
+            armed: Cell::new(duration.and_then(|d| arm(d, id))),
         }
     }
 
@@ -82,9 +83,7 @@ impl Timeout {
             return Err(AlreadyStarted(self.id));
         }
         self.cancel();
-        if let Some(d) = self.duration {
-            self.armed.set(Some(arm(d, self.id)));
-        }
+        self.armed.set(self.duration.and_then(|d| arm(d, self.id)));
         Ok(())
     }
 
@@ -140,12 +139,14 @@ impl Drop for Timeout {
 }
 
 /// Arms timeout `id` for the current greenlet, `d` from now; returns what
-/// `Timeout::armed` holds.
+/// `Timeout::armed` holds, or `None` when `d` reaches past the clock's
+/// range (such a timeout never fires, like one of `None`).
 #[inline]
-fn arm(d: Duration, id: TimeoutId) -> (TimerHandle, GreenletRef) {
+fn arm(d: Duration, id: TimeoutId) -> Option<(TimerHandle, GreenletRef)> {
+    let at = deadline_after(d)?;
     let me = getcurrent();
-    let h = arm_timeout(Instant::now() + d, &me, id);
-    (h, me)
+    let h = arm_timeout(at, &me, id);
+    Some((h, me))
 }
 
 impl fmt::Display for Timeout {

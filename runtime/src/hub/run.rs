@@ -314,7 +314,13 @@ impl Hub {
         }
         for job in self.remote.take_jobs() {
             if let Err(e) = self
-                .spawn_task(job, None, None, Location::caller(), None)
+                .spawn_task(
+                    job,
+                    None,
+                    None,
+                    Location::caller(),
+                    crate::greenlet::Start::Now,
+                )
                 .map(drop)
             {
                 log::error!("could not run a job sent through a Remote: {e}");

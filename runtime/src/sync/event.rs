@@ -4,9 +4,11 @@ use std::cell::{Cell, RefCell};
 use std::error::Error;
 use std::fmt;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::waitlist::WaitList;
+use crate::deadline::deadline_after;
 use crate::interrupt::Interrupted;
 
 /// A flag that greenlets can wait for (gevent's `Event`).
@@ -82,7 +84,7 @@ impl Event {
     /// # Errors
     /// As [`Event::wait`].
     pub fn wait_timeout(&self, timeout: Duration) -> Result<bool, Interrupted> {
-        self.wait_until(Some(Instant::now() + timeout))
+        self.wait_until(deadline_after(timeout))
     }
 
     fn wait_until(&self, deadline: Option<Instant>) -> Result<bool, Interrupted> {
@@ -128,7 +130,7 @@ pub struct AsyncResult<T> {
 }
 
 struct AsyncInner<T> {
-    value: RefCell<Option<Result<T, Rc<dyn Error>>>>,
+    value: RefCell<Option<Result<T, Arc<dyn Error + Send + Sync>>>>,
     ready: Event,
 }
 
@@ -150,9 +152,11 @@ impl<T: Clone> Default for AsyncResult<T> {
 #[derive(Clone, Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum AsyncError {
-    /// The result was set to this error with `set_error`.
+    /// The result was set to this error with `set_error`. Shared by every
+    /// getter; `Send + Sync` so the whole `AsyncError` can go into an
+    /// `io::Error` or an `anyhow::Error`.
     #[error("the result is an error: {0}")]
-    Failed(Rc<dyn Error>),
+    Failed(Arc<dyn Error + Send + Sync>),
     /// The wait was interrupted.
     #[error(transparent)]
     Interrupted(#[from] Interrupted),
@@ -202,9 +206,9 @@ impl<T: Clone> AsyncResult<T> {
     }
 
     /// Sets an error that every getter receives.
-    pub fn set_error(&self, err: impl Into<Box<dyn Error>>) {
-        let e: Box<dyn Error> = err.into();
-        *self.inner.value.borrow_mut() = Some(Err(Rc::from(e)));
+    pub fn set_error(&self, err: impl Into<Box<dyn Error + Send + Sync>>) {
+        let e: Box<dyn Error + Send + Sync> = err.into();
+        *self.inner.value.borrow_mut() = Some(Err(Arc::from(e)));
         self.inner.ready.set();
     }
 

@@ -13,6 +13,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use super::waitlist::WaitList;
+use crate::deadline::deadline_after;
 use crate::interrupt::Interrupted;
 
 /// Where a waiting getter receives its item, or a waiting putter keeps its
@@ -152,7 +153,7 @@ impl<T> Queue<T> {
     /// [`PutError::Full`] with the item if no room came in time;
     /// `Interrupted` with the item if the wait was interrupted.
     pub fn put_timeout(&self, item: T, timeout: Duration) -> Result<(), PutError<T>> {
-        self.put_until(item, Some(Instant::now() + timeout), "Queue::put")
+        self.put_until(item, deadline_after(timeout), "Queue::put")
     }
 
     /// Puts `item` if that needs no wait.
@@ -214,7 +215,7 @@ impl<T> Queue<T> {
     /// # Errors
     /// [`Interrupted`] if the wait was interrupted.
     pub fn get_timeout(&self, timeout: Duration) -> Result<Option<T>, Interrupted> {
-        self.get_until(Some(Instant::now() + timeout), "Queue::get")
+        self.get_until(deadline_after(timeout), "Queue::get")
     }
 
     /// Takes the front item if there is one; never waits.

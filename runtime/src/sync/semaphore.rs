@@ -11,6 +11,7 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use super::waitlist::WaitList;
+use crate::deadline::deadline_after;
 use crate::hub::Hub;
 use crate::interrupt::Interrupted;
 
@@ -108,7 +109,7 @@ impl Semaphore {
     /// [`Interrupted`] if the wait was interrupted.
     pub fn acquire_timeout(&self, timeout: Duration) -> Result<bool, Interrupted> {
         self.inner
-            .acquire_until("Semaphore::acquire", Some(Instant::now() + timeout))
+            .acquire_until("Semaphore::acquire", deadline_after(timeout))
     }
 
     /// Takes a permit if one is free and nobody waits; never waits.
