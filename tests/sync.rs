@@ -488,3 +488,33 @@ mod guards_and_joinable {
         full.join().unwrap();
     }
 }
+
+/// Every public error is `Send + Sync + 'static` (so it can go into
+/// `io::Error::other` or an `anyhow::Error`), except those that carry a
+/// value that is not: a panic payload (`Box<dyn Any + Send>`, as in std's
+/// `thread::Result`) or the caller's item in `PutError<T>`. A type that
+/// lost the bounds fails to compile here. (`AsyncError` was `!Send + !Sync`.)
+#[test]
+fn public_errors_are_send_sync_and_static() {
+    fn assert_error<E: std::error::Error + Send + Sync + 'static>() {}
+    assert_error::<AsyncError>();
+    assert_error::<Interrupted>();
+    fn assert_send_sync<T: Send + Sync + 'static>() {}
+    assert_send_sync::<greenlet::BlockedForever>();
+    assert_error::<Empty>();
+    assert_error::<OverReleased>();
+    assert_error::<PutError<u8>>();
+    assert_error::<greenlet::hub::RemoteError>();
+    assert_error::<greenlet::timeout::Elapsed>();
+    assert_error::<greenlet::timeout::AlreadyStarted>();
+    // Payload-carrying ones are still `Send` (they can leave the thread).
+    fn assert_send<E: std::error::Error + Send + 'static>() {}
+    assert_send::<greenlet::GreenletError>();
+    assert_send::<greenlet::threadpool::ThreadError>();
+
+    let r: AsyncResult<u8> = AsyncResult::new();
+    r.set_error("it broke");
+    let e = r.get().unwrap_err();
+    let io = std::io::Error::other(e);
+    assert_eq!(io.to_string(), "the result is an error: it broke");
+}
