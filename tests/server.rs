@@ -274,3 +274,55 @@ fn concurrent_stops_from_two_greenlets_are_safe() {
     g2.get().unwrap().unwrap();
     assert!(!server.started());
 }
+
+/// Connects std clients to `addr` one after another (nobody accepts) until
+/// one cannot connect within 500 ms or `max` are connected; returns them.
+fn connect_until_full(addr: SocketAddr, max: usize) -> Vec<std::net::TcpStream> {
+    let mut conns = Vec::new();
+    while conns.len() < max {
+        match std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(500)) {
+            Ok(c) => conns.push(c),
+            Err(_) => break,
+        }
+    }
+    conns
+}
+
+/// The default backlog is the OS maximum (4096 here unless
+/// `net.core.somaxconn` is lower): 300 connections queue up without an
+/// accept. (With std's 128, the 130th connect's SYN was dropped.)
+#[test]
+fn the_default_backlog_queues_a_burst_of_connections() {
+    let somaxconn: usize = std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(4096);
+    let want = 300.min(somaxconn);
+    let server = StreamServer::bind("127.0.0.1:0", echo).unwrap();
+    let conns = connect_until_full(server.local_addr().unwrap(), want);
+    assert_eq!(conns.len(), want);
+}
+
+/// `backlog(n)` caps the accept queue (Linux queues n + 1).
+#[test]
+fn backlog_sets_the_listen_queue() {
+    let server = StreamServer::bind("127.0.0.1:0", echo)
+        .unwrap()
+        .backlog(8)
+        .unwrap();
+    let conns = connect_until_full(server.local_addr().unwrap(), 40);
+    assert!((8..=12).contains(&conns.len()), "{} queued", conns.len());
+    // The threaded server's one thread blocks (an OS-level wait) in the
+    // handler of the first connection it accepts, so the rest queue up.
+    let (release, blocked) = std::sync::mpsc::channel::<()>();
+    let blocked = std::sync::Mutex::new(blocked);
+    let threaded = StreamServer::threads_with_backlog("127.0.0.1:0", 1, 8, move |_c, _| {
+        let _ = blocked.lock().unwrap().recv();
+    })
+    .unwrap();
+    let conns = connect_until_full(threaded.local_addr(), 40);
+    assert!((8..=11).contains(&conns.len()), "{} queued", conns.len());
+    drop(release); // every handler returns now
+    threaded.stop();
+    threaded.join().unwrap();
+}

@@ -110,7 +110,8 @@ pub use dns::{
 };
 pub use select::select;
 pub use server::{
-    Datagram, DatagramServer, StreamServer, ThreadedServer, MAX_BACKOFF, MAX_DATAGRAM, MIN_BACKOFF,
+    Datagram, DatagramServer, StreamServer, ThreadedServer, DEFAULT_BACKLOG, MAX_BACKOFF,
+    MAX_DATAGRAM, MIN_BACKOFF,
 };
 pub use socket::Socket;
 pub use tcp::{Incoming, TcpListener, TcpStream};

@@ -27,6 +27,7 @@ use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -42,6 +43,25 @@ use crate::{TcpListener, TcpStream, UdpSocket};
 pub const MIN_BACKOFF: Duration = Duration::from_millis(10);
 /// Longest pause between accept attempts while they keep failing.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(1);
+
+/// The listen backlog servers use unless told otherwise: the largest the
+/// OS allows. Linux clamps it to `net.core.somaxconn` (4096 by default
+/// since 5.4), as Go's and gevent's servers effectively get. With std's
+/// 128, a burst of connections overflows the accept queue and each
+/// overflow costs its client a one-second SYN retransmit.
+pub const DEFAULT_BACKLOG: u32 = i32::MAX as u32;
+
+/// `listen(2)` on `fd` again with `backlog` (Linux changes the backlog of a
+/// socket that already listens); values past `c_int` are the maximum.
+fn listen(fd: std::os::fd::RawFd, backlog: u32) -> io::Result<()> {
+    let backlog = libc::c_int::try_from(backlog).unwrap_or(libc::c_int::MAX);
+    // SAFETY: plain syscall on an fd; a bad fd is an error, not UB.
+    if unsafe { libc::listen(fd, backlog) } == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
 
 /// Errors of `accept` that concern one connection, not the listener: retry
 /// at once.
@@ -105,7 +125,8 @@ pub struct StreamServer {
 
 impl StreamServer {
     /// Binds `addr` and prepares a server; call [`StreamServer::start`] or
-    /// [`StreamServer::serve_forever`] to accept.
+    /// [`StreamServer::serve_forever`] to accept. The listen backlog is
+    /// [`DEFAULT_BACKLOG`] (the OS maximum); see [`StreamServer::backlog`].
     ///
     /// # Errors
     /// The error of resolving or binding `addr`.
@@ -113,10 +134,31 @@ impl StreamServer {
         addr: impl ToSocketAddrs,
         handler: impl Fn(TcpStream, SocketAddr) + 'static,
     ) -> io::Result<StreamServer> {
-        Ok(StreamServer::from_listener(
-            TcpListener::bind(addr)?,
-            handler,
-        ))
+        let listener = TcpListener::bind(addr)?;
+        listen(listener.as_raw_fd(), DEFAULT_BACKLOG)?;
+        Ok(StreamServer::from_listener(listener, handler))
+    }
+
+    /// Sets the listen backlog: how many connections the kernel queues
+    /// before they are accepted (the OS caps it, on Linux at
+    /// `net.core.somaxconn`). Takes effect at once, also on a started
+    /// server.
+    ///
+    /// ```
+    /// use greenlet_net::StreamServer;
+    ///
+    /// let server = StreamServer::bind("127.0.0.1:0", |_, _| {})
+    ///     .unwrap()
+    ///     .backlog(64)
+    ///     .unwrap();
+    /// # drop(server);
+    /// ```
+    ///
+    /// # Errors
+    /// The error of `listen(2)` (`EBADF` once stopped).
+    pub fn backlog(self, backlog: u32) -> io::Result<StreamServer> {
+        listen(self.inner.listener.as_raw_fd(), backlog)?;
+        Ok(self)
     }
 
     /// A server on a listener you made.
@@ -520,14 +562,15 @@ thread_local! {
 
 /// A listener bound with `SO_REUSEPORT`, so several threads can each accept
 /// on the same address (the kernel spreads connections among them).
-fn reuseport_listener(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
+fn reuseport_listener(addr: SocketAddr, backlog: u32) -> io::Result<std::net::TcpListener> {
     let domain = socket2::Domain::for_address(addr);
     let s = socket2::Socket::new(domain, socket2::Type::STREAM, None)?;
     s.set_reuse_address(true)?;
     s.set_reuse_port(true)?;
     s.bind(&addr.into())?;
-    s.listen(1024)?;
-    Ok(s.into())
+    let l: std::net::TcpListener = s.into();
+    listen(l.as_raw_fd(), backlog)?;
+    Ok(l)
 }
 
 impl StreamServer {
@@ -555,6 +598,9 @@ impl StreamServer {
     /// assert_eq!(server.join().unwrap().iter().sum::<u64>(), 1);
     /// ```
     ///
+    /// Each listener's backlog is [`DEFAULT_BACKLOG`]; see
+    /// [`StreamServer::threads_with_backlog`].
+    ///
     /// # Errors
     /// Binding errors (the first listener's), or a thread that could not be
     /// started.
@@ -563,11 +609,25 @@ impl StreamServer {
         n: usize,
         handler: impl Fn(TcpStream, SocketAddr) + Send + Sync + 'static,
     ) -> io::Result<ThreadedServer> {
+        StreamServer::threads_with_backlog(addr, n, DEFAULT_BACKLOG, handler)
+    }
+
+    /// [`StreamServer::threads`] with each thread's listen backlog set to
+    /// `backlog` (see [`StreamServer::backlog`]).
+    ///
+    /// # Errors
+    /// As [`StreamServer::threads`].
+    pub fn threads_with_backlog(
+        addr: impl ToSocketAddrs,
+        n: usize,
+        backlog: u32,
+        handler: impl Fn(TcpStream, SocketAddr) + Send + Sync + 'static,
+    ) -> io::Result<ThreadedServer> {
         let addr = addr
             .to_socket_addrs()?
             .next()
             .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no address to bind"))?;
-        let first = reuseport_listener(addr)?;
+        let first = reuseport_listener(addr, backlog)?;
         let addr = first.local_addr()?; // the real port if 0 was asked for
         let handler = std::sync::Arc::new(handler);
         let mut first = Some(first);
@@ -575,7 +635,7 @@ impl StreamServer {
         for _ in 0..n.max(1) {
             let std_listener = match first.take() {
                 Some(l) => l,
-                None => reuseport_listener(addr)?,
+                None => reuseport_listener(addr, backlog)?,
             };
             let h = handler.clone();
             threads.push(greenlet_runtime::hub::spawn_thread(
