@@ -1,19 +1,19 @@
 //! fork, reinit and shutdown.
 use std::cell::RefCell;
 use std::io::{Read, Write};
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::rc::Rc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use greenlet::net::{TcpListener, TcpStream};
-use greenlet::{fork, shutdown, sleep, spawn, Fork, Timeout};
+use greenlet::{fork, shutdown, sleep, spawn, yield_now, Builder, Fork, Timeout};
 
 /// Runs the ignored test `name` of this file in a process of its own (a
 /// fork must not copy the harness's other test threads' hubs) and asserts
 /// that it passed.
-fn assert_child_passes(name: &str) {
+fn assert_child_passes(name: &str) -> String {
     let exe = std::env::current_exe().unwrap();
-    let out = Command::new(exe)
+    let mut child = Command::new(exe)
         .args([
             "--ignored",
             "--exact",
@@ -21,14 +21,27 @@ fn assert_child_passes(name: &str) {
             "--test-threads=1",
             name,
         ])
-        .output()
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .unwrap();
+    // A child that never exits is a failure, not a hung test run.
+    let t0 = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if t0.elapsed() > Duration::from_secs(60) {
+            child.kill().unwrap();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let out = child.wait_with_output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(
         out.status.success() && stdout.contains("1 passed"),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
+        "{name} did not pass (or did not exit within 60 s):\n{stdout}\n{stderr}"
     );
+    stderr
 }
 
 #[test]
@@ -210,4 +223,31 @@ fn child_fork_nested() {
             assert_eq!(libc::WEXITSTATUS(status), 0, "child verdict");
         }
     }
+}
+
+/// A greenlet that catches every unwind in a loop (a supervisor) cannot
+/// keep its thread, or the process, from ending: teardown kills it a
+/// bounded number of times, then abandons it and says which one. (Before,
+/// teardown spun at 100% CPU forever and the child never exited.)
+#[test]
+fn teardown_abandons_a_greenlet_that_keeps_catching_the_kill() {
+    let stderr = assert_child_passes("child_catching_supervisor");
+    assert!(stderr.contains("abandoned supervisor"), "{stderr}");
+    assert!(stderr.contains("tests/process.rs"), "{stderr}");
+}
+
+#[test]
+#[ignore = "run in its own process by teardown_abandons_a_greenlet_that_keeps_catching_the_kill"]
+fn child_catching_supervisor() {
+    Builder::new()
+        .name("supervisor")
+        .spawn(|| loop {
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                sleep(Duration::from_secs(60))
+            }));
+            drop(r);
+        })
+        .unwrap();
+    yield_now();
+    // The test thread ends here: its hub is torn down.
 }

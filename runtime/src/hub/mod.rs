@@ -42,6 +42,10 @@ use crate::timer::{TimerAction, TimerHandle, Timers};
 /// (tokio's `event_interval` has the same default).
 pub const POLL_EVERY: u32 = 61;
 
+/// How many times teardown kills a greenlet that keeps catching the unwind
+/// and blocking again before it abandons it.
+const TEARDOWN_KILLS: u32 = 100;
+
 /// Marks the hub pointer of a thread whose hub was already destroyed.
 const DEAD: usize = 1;
 
@@ -376,6 +380,9 @@ impl Hub {
             return Err(e);
         }
         if self.closing.get() {
+            if !core.is_main {
+                self.back_to_teardown(core);
+            }
             return Err(Interrupted::LoopExit(BlockedForever::new(format!(
                 "{what} (the hub is shutting down)"
             ))));
@@ -436,6 +443,12 @@ impl Hub {
             return; // killed below a C-ABI frame: leave at once
         }
         core.unwinding.set(false);
+        if self.closing.get() {
+            if !core.is_main {
+                self.back_to_teardown(core);
+            }
+            return;
+        }
         self.schedule(rec.clone());
         self.switch_out(core, &"yield_now");
         if core.kill_requested.get() && !core.kill_deferred.get() {
@@ -472,8 +485,8 @@ impl Hub {
         }
     }
 
-    /// Ends every greenlet at thread exit: their `Drop`s run on their own
-    /// stacks (corosensei's forced unwind), then the queues are emptied.
+    /// Ends every greenlet at thread exit: each is killed (its `Drop`s run
+    /// on its own stack), then the queues are emptied.
     pub(crate) fn teardown(&self) {
         self.closing.set(true);
         self.remote.close();
@@ -483,39 +496,81 @@ impl Hub {
                 break;
             }
             for rec in recs {
-                let core = rec.core();
-                core.state.set(State::Dead);
-                // A Drop that panics during teardown must not abort the
-                // teardown of the others.
-                if let Some(mut co) = core.take_co() {
-                    let prev = self.current.replace(rec.as_ptr());
-                    if core.kill_deferred.get() {
-                        // Parked below a C-ABI frame (`defer_kill`): a
-                        // forced unwind would cross it and abort. Kill it
-                        // the deferred way: its call fails, and its next
-                        // blocking call unwinds (or it returns).
-                        core.kill_requested.set(true);
-                        let done = panic::catch_unwind(AssertUnwindSafe(|| {
-                            matches!(co.resume(()), corosensei::CoroutineResult::Return(()))
-                        }));
-                        if !matches!(done, Ok(true)) {
-                            // It suspended again instead of ending: abandon
-                            // it (no drops run) rather than abort.
-                            std::mem::forget(co);
-                        }
-                    } else {
-                        let _ = panic::catch_unwind(AssertUnwindSafe(|| co.force_unwind()));
-                        drop(co);
-                    }
-                    self.current.set(prev);
-                } else {
-                    let _ = panic::catch_unwind(AssertUnwindSafe(|| rec.body().discard()));
-                }
+                // Drained: its death must not remove a later entry that
+                // reused the key.
+                rec.core().live_key.set(usize::MAX);
+                self.end_at_teardown(&rec);
             }
         }
         drop(self.ready.take_all());
         let timers = std::mem::replace(&mut *self.timers.borrow_mut(), Timers::new());
         drop(timers);
+    }
+
+    /// Kills one greenlet at teardown, on its own stack. One that catches
+    /// the unwind and blocks again (a supervisor catching every panic)
+    /// comes back here through `back_to_teardown` and is killed again, up
+    /// to `TEARDOWN_KILLS` times; then it is abandoned (its stack leaked, a
+    /// report written) so that the thread, and the process, can end.
+    fn end_at_teardown(&self, rec: &Rec) {
+        let core = rec.core();
+        // A Drop that panics during teardown must not abort the teardown
+        // of the others.
+        let Some(mut co) = core.take_co() else {
+            core.state.set(State::Dead);
+            let _ = panic::catch_unwind(AssertUnwindSafe(|| rec.body().discard()));
+            return;
+        };
+        if !co.started() {
+            core.state.set(State::Dead);
+            // Drops the closure; no code of the greenlet runs.
+            let _ = panic::catch_unwind(AssertUnwindSafe(|| co.force_unwind()));
+            return;
+        }
+        for _ in 0..TEARDOWN_KILLS {
+            core.kill_requested.set(true);
+            core.state.set(State::Running);
+            let prev = self.current.replace(rec.as_ptr());
+            let r = panic::catch_unwind(AssertUnwindSafe(|| co.resume(())));
+            self.current.set(prev);
+            if !matches!(r, Ok(corosensei::CoroutineResult::Yield(()))) {
+                core.state.set(State::Dead);
+                return;
+            }
+            if core.state.get() == State::Dead {
+                // Killed below a C-ABI frame and blocking there again, it
+                // ended itself without unwinding (`abandon`): dropping the
+                // coroutine would unwind through the C frames.
+                std::mem::forget(co);
+                return;
+            }
+        }
+        core.state.set(State::Dead);
+        eprintln!(
+            "greenlet: abandoned {} at hub teardown: it caught the kill's unwind and blocked again {TEARDOWN_KILLS} times; its stack is leaked",
+            core.describe()
+        );
+        // Dropping a suspended coroutine would unwind it once more, into
+        // the same loop.
+        std::mem::forget(co);
+    }
+
+    /// In a greenlet that teardown resumed to kill it and that blocked
+    /// again instead of ending (it caught the unwind): hands control back
+    /// to `end_at_teardown`, never to the loop, and unwinds again when
+    /// resumed.
+    fn back_to_teardown(&self, core: &Core) {
+        core.state.set(State::Parked);
+        let y = core.yielder.get();
+        // SAFETY: set by the coroutine body when it first ran; the yielder
+        // lives on this greenlet's stack, and we are running on that stack
+        // (a non-main greenlet runs only inside its coroutine).
+        unsafe { (*y).suspend(()) };
+        // Below a C-ABI frame (`defer_kill`) it must not unwind: its call
+        // fails, and its next blocking call ends it (`abandon`).
+        if core.kill_requested.get() && !core.kill_deferred.get() {
+            start_unwind(core);
+        }
     }
 
     /// If `addr` is in the guard page of the running greenlet's stack, what
