@@ -27,6 +27,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::io;
+use std::marker::PhantomData;
 use std::ptr;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
@@ -162,15 +163,20 @@ pub fn signal(signum: libc::c_int, handler: impl Fn() + 'static) -> io::Result<S
         id,
         signum,
         cancelled: std::cell::Cell::new(false),
+        _hub_bound: PhantomData,
     })
 }
 
 /// A registered signal handler; cancelling or dropping it removes it.
+///
+/// `!Send`: the registration belongs to the hub of the thread that made it
+/// (dropped on another thread it could not remove it from its hub).
 pub struct SignalHandler {
     slot: usize,
     id: u64,
     signum: libc::c_int,
     cancelled: std::cell::Cell<bool>,
+    _hub_bound: PhantomData<*const ()>,
 }
 
 impl SignalHandler {
