@@ -30,7 +30,7 @@ use std::io;
 use std::marker::PhantomData;
 use std::ptr;
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering::SeqCst};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
@@ -38,16 +38,11 @@ use parking_lot::Mutex;
 use crate::epoll::Notifier;
 use crate::hub::Hub;
 
-/// Registrations the process can hold at once.
-const SLOTS: usize = 128;
-
-/// One registration, as the signal handler sees it. Never freed once
-/// published (a handler on another thread may be reading it); cancelled
-/// ones are marked inactive. So a registration costs ~64 bytes and, after
-/// cancel, keeps its hub's eventfd open.
+/// One registration, as the signal handler sees it. Owned by its hub's
+/// `Registered` entry; freed (with its reference to the hub's notifier)
+/// when the registration is released, once no handler can be reading it.
 struct Target {
     signum: libc::c_int,
-    active: AtomicBool,
     /// Arrivals not yet seen by the hub.
     count: AtomicUsize,
     /// The hub's "some signal arrived" flag.
@@ -55,24 +50,116 @@ struct Target {
     notifier: Arc<Notifier>,
 }
 
-static TARGETS: [AtomicPtr<Target>; SLOTS] = [const { AtomicPtr::new(ptr::null_mut()) }; SLOTS];
+/// The published registrations: a slot per registration, grown by
+/// doubling. Replaced (never resized in place) so the handler can walk it
+/// without a lock.
+struct Table {
+    slots: Box<[AtomicPtr<Target>]>,
+}
+
+static TABLE: AtomicPtr<Table> = AtomicPtr::new(ptr::null_mut());
+
+/// Signal handlers currently walking `TABLE`. Whoever unpublishes a table
+/// or a target frees it only once this was zero after the unpublish
+/// (`wait_for_readers`): a handler that entered later cannot see it.
+static READERS: AtomicUsize = AtomicUsize::new(0);
 
 /// Dispositions saved when we took a signal over; restored by the last
-/// cancel. Also serialises registration.
+/// release. Also serialises every change to `TABLE`.
 static SAVED: Mutex<Option<HashMap<libc::c_int, (libc::sigaction, usize)>>> = Mutex::new(None);
 
 extern "C" fn on_signal(sig: libc::c_int) {
-    for slot in &TARGETS {
-        let p = slot.load(Ordering::Acquire);
-        if p.is_null() {
-            continue;
+    // SAFETY: `__errno_location` is this thread's errno; the handler must
+    // leave it as it found it (the `write` below may change it).
+    let errno = unsafe { *libc::__errno_location() };
+    READERS.fetch_add(1, SeqCst);
+    let table = TABLE.load(SeqCst);
+    if !table.is_null() {
+        // SAFETY: a table (and every target in it) stays allocated while
+        // `READERS` counts us: see `wait_for_readers`.
+        for slot in unsafe { &*(*table).slots } {
+            let p = slot.load(SeqCst);
+            if p.is_null() {
+                continue;
+            }
+            // SAFETY: as above.
+            let t = unsafe { &*p };
+            if t.signum == sig {
+                t.count.fetch_add(1, SeqCst);
+                t.hub_flag.store(true, SeqCst); // see `Notifier::clear`
+                let _ = t.notifier.notify();
+            }
         }
-        // SAFETY: published targets are never freed.
-        let t = unsafe { &*p };
-        if t.signum == sig && t.active.load(Ordering::Acquire) {
-            t.count.fetch_add(1, Ordering::AcqRel);
-            t.hub_flag.store(true, Ordering::SeqCst); // see `Notifier::clear`
-            let _ = t.notifier.notify();
+    }
+    READERS.fetch_sub(1, SeqCst);
+    // SAFETY: as above.
+    unsafe { *libc::__errno_location() = errno };
+}
+
+/// Returns once every signal handler that may have read a pointer
+/// unpublished before this call has finished. Handlers run for a few
+/// atomic operations and one `write`; one interrupting this thread ends
+/// before it resumes.
+fn wait_for_readers() {
+    while READERS.load(SeqCst) != 0 {
+        std::thread::yield_now();
+    }
+}
+
+/// Publishes `target` in a free slot, growing the table if it is full;
+/// returns the slot. Call with `SAVED` held.
+fn publish(target: *mut Target) -> usize {
+    let old = TABLE.load(SeqCst);
+    let old_slots: &[AtomicPtr<Target>] = if old.is_null() {
+        &[]
+    } else {
+        // SAFETY: tables are replaced and freed only under `SAVED`, which
+        // the caller holds.
+        unsafe { &(*old).slots }
+    };
+    if let Some(i) = old_slots.iter().position(|s| s.load(SeqCst).is_null()) {
+        old_slots[i].store(target, SeqCst);
+        return i;
+    }
+    let len = old_slots.len();
+    let slots: Box<[AtomicPtr<Target>]> = (0..(len * 2).max(64))
+        .map(|i| match old_slots.get(i) {
+            Some(s) => AtomicPtr::new(s.load(SeqCst)),
+            None if i == len => AtomicPtr::new(target),
+            None => AtomicPtr::new(ptr::null_mut()),
+        })
+        .collect();
+    TABLE.store(Box::into_raw(Box::new(Table { slots })), SeqCst);
+    if !old.is_null() {
+        wait_for_readers();
+        // SAFETY: unpublished above and no handler reads it any more; its
+        // targets live on in the new table.
+        drop(unsafe { Box::from_raw(old) });
+    }
+    len
+}
+
+/// Unpublishes and frees the target in `slot`, and restores the signal's
+/// previous disposition if it was its last registration. Call with
+/// `SAVED` held.
+fn unpublish(
+    saved: &mut HashMap<libc::c_int, (libc::sigaction, usize)>,
+    slot: usize,
+    target: *mut Target,
+) {
+    let table = TABLE.load(SeqCst);
+    // SAFETY: a published target's table exists; `SAVED` is held.
+    unsafe { (*table).slots[slot].store(ptr::null_mut(), SeqCst) };
+    wait_for_readers();
+    // SAFETY: unpublished, no handler reads it, and its hub entry (the
+    // only other pointer) is gone.
+    let signum = unsafe { Box::from_raw(target) }.signum;
+    if let Some((prev, n)) = saved.get_mut(&signum) {
+        *n -= 1;
+        if *n == 0 {
+            // SAFETY: restoring the action saved when we installed ours.
+            unsafe { libc::sigaction(signum, &*prev, ptr::null_mut()) };
+            saved.remove(&signum);
         }
     }
 }
@@ -91,8 +178,8 @@ fn invalid(signum: libc::c_int, why: &str) -> io::Error {
 /// # Errors
 /// `InvalidInput` for signals that cannot or must not be caught (`SIGKILL`,
 /// `SIGSTOP`, and the fault signals `SIGSEGV`, `SIGBUS`, `SIGILL`, `SIGFPE`)
-/// or numbers out of range; `OutOfMemory` when the process already holds
-/// 128 registrations; the `sigaction` error otherwise.
+/// or numbers out of range; the `sigaction` error otherwise. There is no
+/// limit on the number of registrations.
 pub fn signal(signum: libc::c_int, handler: impl Fn() + 'static) -> io::Result<SignalHandler> {
     if !(1..libc::SIGRTMAX()).contains(&signum) {
         return Err(invalid(signum, "not a signal number"));
@@ -115,51 +202,42 @@ pub fn signal(signum: libc::c_int, handler: impl Fn() + 'static) -> io::Result<S
     let hub = Hub::get();
     let target = Box::into_raw(Box::new(Target {
         signum,
-        active: AtomicBool::new(true),
         count: AtomicUsize::new(0),
         hub_flag: hub.signal_flag.clone(),
         notifier: hub.reactor.notifier(),
     }));
     let mut saved = SAVED.lock();
     let saved = saved.get_or_insert_with(HashMap::new);
-    let Some(slot) = TARGETS.iter().position(|s| {
-        s.compare_exchange(ptr::null_mut(), target, Ordering::AcqRel, Ordering::Acquire)
-            .is_ok()
-    }) else {
-        // SAFETY: never published; we still own it.
-        drop(unsafe { Box::from_raw(target) });
-        return Err(io::Error::new(
-            io::ErrorKind::OutOfMemory,
-            format!(
-                "cannot handle signal {signum}: the process already has {SLOTS} signal handlers"
-            ),
-        ));
-    };
-    match saved.get_mut(&signum) {
-        Some((_, n)) => *n += 1,
-        None => {
-            // SAFETY: installing a plain handler with valid structs; the
-            // previous action is saved for restoration.
-            let prev = unsafe {
-                let mut act: libc::sigaction = std::mem::zeroed();
-                act.sa_sigaction = on_signal as *const () as usize;
-                act.sa_flags = libc::SA_RESTART;
-                libc::sigemptyset(&mut act.sa_mask);
-                let mut prev: libc::sigaction = std::mem::zeroed();
-                if libc::sigaction(signum, &act, &mut prev) != 0 {
-                    let e = io::Error::last_os_error();
-                    TARGETS[slot].store(ptr::null_mut(), Ordering::Release);
-                    (*target).active.store(false, Ordering::Release);
-                    return Err(e);
-                }
-                prev
-            };
-            saved.insert(signum, (prev, 1));
-        }
+    if !saved.contains_key(&signum) {
+        // SAFETY: installing a plain handler with valid structs; the
+        // previous action is saved for restoration.
+        let prev = unsafe {
+            let mut act: libc::sigaction = std::mem::zeroed();
+            act.sa_sigaction = on_signal as *const () as usize;
+            act.sa_flags = libc::SA_RESTART;
+            libc::sigemptyset(&mut act.sa_mask);
+            let mut prev: libc::sigaction = std::mem::zeroed();
+            if libc::sigaction(signum, &act, &mut prev) != 0 {
+                let e = io::Error::last_os_error();
+                // SAFETY: never published; we still own it.
+                drop(Box::from_raw(target));
+                return Err(e);
+            }
+            prev
+        };
+        saved.insert(signum, (prev, 0));
     }
-    let id = hub.add_signal_handler(slot, Rc::new(handler));
-    Ok(SignalHandler {
+    if let Some((_, n)) = saved.get_mut(&signum) {
+        *n += 1;
+    }
+    let slot = publish(target);
+    let id = hub.add_signal_handler(Registered {
+        id: NEXT_ID.fetch_add(1, SeqCst) as u64,
         slot,
+        target,
+        handler: Rc::new(handler),
+    });
+    Ok(SignalHandler {
         id,
         signum,
         cancelled: std::cell::Cell::new(false),
@@ -167,12 +245,12 @@ pub fn signal(signum: libc::c_int, handler: impl Fn() + 'static) -> io::Result<S
     })
 }
 
-/// A registered signal handler; cancelling or dropping it removes it.
+/// A registered signal handler; cancelling or dropping it removes it. The
+/// registration also ends with its hub (at thread exit or `shutdown`).
 ///
 /// `!Send`: the registration belongs to the hub of the thread that made it
 /// (dropped on another thread it could not remove it from its hub).
 pub struct SignalHandler {
-    slot: usize,
     id: u64,
     signum: libc::c_int,
     cancelled: std::cell::Cell<bool>,
@@ -192,27 +270,9 @@ impl SignalHandler {
         if self.cancelled.replace(true) {
             return;
         }
-        let p = TARGETS[self.slot].load(Ordering::Acquire);
-        if !p.is_null() {
-            // SAFETY: published targets are never freed.
-            unsafe { (*p).active.store(false, Ordering::Release) };
-        }
-        let mut saved = SAVED.lock();
-        if let Some(map) = saved.as_mut() {
-            if let Some((prev, n)) = map.get_mut(&self.signum) {
-                *n -= 1;
-                if *n == 0 {
-                    // SAFETY: restoring the action saved when we installed
-                    // ours.
-                    unsafe { libc::sigaction(self.signum, &*prev, ptr::null_mut()) };
-                    map.remove(&self.signum);
-                }
-            }
-        }
-        // The slot is free for reuse; the old target is leaked (see Target).
-        TARGETS[self.slot].store(ptr::null_mut(), Ordering::Release);
-        if let Some(hub) = Hub::try_get() {
-            hub.remove_signal_handler(self.id);
+        // Not found: its hub was torn down, which released it.
+        if let Some(r) = Hub::try_get().and_then(|hub| hub.remove_signal_handler(self.id)) {
+            r.release();
         }
     }
 }
@@ -244,9 +304,22 @@ static NEXT_ID: AtomicUsize = AtomicUsize::new(0);
 /// One handler registered on this hub.
 struct Registered {
     id: u64,
-    /// Its slot in `TARGETS`.
+    /// Its slot in `TABLE`.
     slot: usize,
+    /// Its published target, owned by this entry.
+    target: *mut Target,
     handler: Rc<dyn Fn()>,
+}
+
+impl Registered {
+    /// Unpublishes and frees the target (so the hub's notifier is no longer
+    /// referenced from here), restoring the disposition after the last one.
+    fn release(self) {
+        let mut saved = SAVED.lock();
+        if let Some(map) = saved.as_mut() {
+            unpublish(map, self.slot, self.target);
+        }
+    }
 }
 
 impl HubSignals {
@@ -262,72 +335,74 @@ impl HubSignals {
 }
 
 impl Hub {
-    fn add_signal_handler(&self, slot: usize, f: Rc<dyn Fn()>) -> u64 {
-        let mut s = self.signals.borrow_mut();
-        let id = NEXT_ID.fetch_add(1, Ordering::Relaxed) as u64;
-        s.handlers.push(Registered {
-            id,
-            slot,
-            handler: f,
-        });
+    fn add_signal_handler(&self, r: Registered) -> u64 {
+        let id = r.id;
+        self.signals.borrow_mut().handlers.push(r);
         self.keepalive.set(self.keepalive.get() + 1);
         id
     }
 
-    fn remove_signal_handler(&self, id: u64) {
-        let removed = {
+    fn remove_signal_handler(&self, id: u64) -> Option<Registered> {
+        let r = {
             let mut s = self.signals.borrow_mut();
-            let before = s.handlers.len();
-            s.handlers.retain(|r| r.id != id);
-            before - s.handlers.len()
+            let i = s.handlers.iter().position(|r| r.id == id)?;
+            s.handlers.swap_remove(i)
         };
-        self.keepalive.set(self.keepalive.get() - removed);
+        self.keepalive.set(self.keepalive.get() - 1);
+        Some(r)
+    }
+
+    /// At teardown: releases every registration of this hub, so none
+    /// outlives it (each held the hub's eventfd open) and the dispositions
+    /// are restored.
+    pub(crate) fn release_signals(&self) {
+        let all = std::mem::take(&mut self.signals.borrow_mut().handlers);
+        self.keepalive.set(self.keepalive.get() - all.len());
+        for r in all {
+            r.release();
+        }
     }
 
     /// In a forked child: points this hub's registrations at its new
-    /// notifier (the old eventfd is shared with the parent). The old targets
-    /// stay allocated (a handler may be reading them) but inactive.
+    /// notifier (the old eventfd is shared with the parent).
     pub(crate) fn retarget_signals(&self) {
         let notifier = self.reactor.notifier();
-        for r in &self.signals.borrow().handlers {
-            let old = TARGETS[r.slot].load(Ordering::Acquire);
-            if old.is_null() {
-                continue;
-            }
-            // SAFETY: published targets are never freed.
-            let signum = unsafe { (*old).signum };
+        let _saved = SAVED.lock();
+        let table = TABLE.load(SeqCst);
+        for r in &mut self.signals.borrow_mut().handlers {
+            // SAFETY: the target is owned by this entry (see `Registered`).
+            let signum = unsafe { (*r.target).signum };
             let new = Box::into_raw(Box::new(Target {
                 signum,
-                active: AtomicBool::new(true),
                 count: AtomicUsize::new(0),
                 hub_flag: self.signal_flag.clone(),
                 notifier: notifier.clone(),
             }));
-            TARGETS[r.slot].store(new, Ordering::Release);
-            // SAFETY: as above.
-            unsafe { (*old).active.store(false, Ordering::Release) };
+            // SAFETY: published targets have a table; `SAVED` is held.
+            unsafe { (*table).slots[r.slot].store(new, SeqCst) };
+            wait_for_readers();
+            // SAFETY: unpublished, no handler reads it, owned by `r`.
+            drop(unsafe { Box::from_raw(r.target) });
+            r.target = new;
         }
     }
 
     /// Spawns the handlers of signals that arrived (called once per turn).
     #[inline]
     pub(crate) fn dispatch_signals(&self) {
-        if !self.signal_flag.load(Ordering::SeqCst) {
+        if !self.signal_flag.load(SeqCst) {
             return;
         }
-        self.signal_flag.store(false, Ordering::Release);
+        self.signal_flag.store(false, SeqCst);
         let due: Vec<(Rc<dyn Fn()>, usize)> = self
             .signals
             .borrow()
             .handlers
             .iter()
             .filter_map(|r| {
-                let p = TARGETS[r.slot].load(Ordering::Acquire);
-                if p.is_null() {
-                    return None;
-                }
-                // SAFETY: published targets are never freed.
-                let n = unsafe { (*p).count.swap(0, Ordering::AcqRel) };
+                // SAFETY: owned by `r`, freed only when `r` is released
+                // (on this thread, and not while we hold this borrow).
+                let n = unsafe { (*r.target).count.swap(0, SeqCst) };
                 (n > 0).then(|| (r.handler.clone(), n))
             })
             .collect();

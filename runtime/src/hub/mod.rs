@@ -503,6 +503,7 @@ impl Hub {
             }
         }
         drop(self.ready.take_all());
+        self.release_signals();
         let timers = std::mem::replace(&mut *self.timers.borrow_mut(), Timers::new());
         drop(timers);
     }
