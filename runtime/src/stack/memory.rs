@@ -4,6 +4,8 @@
 use std::io;
 use std::ptr;
 
+use corosensei::stack::valgrind::ValgrindStackRegistration;
+
 /// `madvise` advice that installs guard markers on a range without creating
 /// a VMA (Linux >= 6.13). Not yet in the `libc` crate.
 const MADV_GUARD_INSTALL: libc::c_int = 102;
@@ -41,9 +43,20 @@ pub(crate) struct GreenStack {
     pub(crate) top: usize,
     pub(crate) bottom: usize,
     pub(crate) origin: Origin,
+    /// Tells valgrind this is a stack (a few no-op instructions natively).
+    _valgrind: ValgrindStackRegistration,
 }
 
 impl GreenStack {
+    pub(crate) fn new(bottom: usize, top: usize, origin: Origin) -> GreenStack {
+        GreenStack {
+            top,
+            bottom,
+            origin,
+            _valgrind: ValgrindStackRegistration::new(bottom as *mut u8, top - bottom),
+        }
+    }
+
     /// Usable bytes (without the guard page).
     pub(crate) fn usable(&self, page: usize) -> usize {
         self.top - self.bottom - page
@@ -141,11 +154,7 @@ pub(crate) fn guard_install(addr: usize, page: usize) -> io::Result<()> {
 pub(crate) fn map_own(usable: usize, page: usize) -> io::Result<GreenStack> {
     let len = usable + page;
     let bottom = reserve(len)?;
-    let stack = GreenStack {
-        top: bottom + len,
-        bottom,
-        origin: Origin::Own,
-    };
+    let stack = GreenStack::new(bottom, bottom + len, Origin::Own);
     // SAFETY: the first page of our fresh mapping becomes inaccessible.
     let r = unsafe { libc::mprotect(bottom as *mut libc::c_void, page, libc::PROT_NONE) };
     if r != 0 {

@@ -23,9 +23,13 @@
 //!
 //! A stack overflow hits the guard page; the SIGSEGV handler (see
 //! `overflow.rs`) reports the greenlet's name and stack size and aborts.
+//!
+//! Under valgrind every stack is registered with it, and guard pages are
+//! `mprotect`ed (see `valgrind.rs`).
 
 mod memory;
 pub(crate) mod overflow;
+mod valgrind;
 
 use std::io;
 use std::time::{Duration, Instant};
@@ -108,7 +112,8 @@ pub(crate) struct StackPool {
 
 impl StackPool {
     pub(crate) fn new() -> StackPool {
-        let forced = std::env::var("GREENLET_STACK_GUARD").is_ok_and(|v| v == "mprotect");
+        let forced = std::env::var("GREENLET_STACK_GUARD").is_ok_and(|v| v == "mprotect")
+            || valgrind::running_on_valgrind();
         let page = page_size_cached();
         StackPool {
             page,
@@ -315,11 +320,7 @@ impl StackPool {
             }
         }
         self.carve_next += slot;
-        Ok(GreenStack {
-            top: bottom + slot,
-            bottom,
-            origin: Origin::Slab,
-        })
+        Ok(GreenStack::new(bottom, bottom + slot, Origin::Slab))
     }
 
     fn map_own(&mut self, size: usize) -> io::Result<GreenStack> {
