@@ -616,3 +616,53 @@ fn incoming_serves_several_clients() {
     }
     server.join().unwrap();
 }
+
+/// How many epoll instances of this process hold an entry for `fd` on the
+/// file with inode `ino` (from `/proc/self/fdinfo`).
+fn epoll_entries(fd: i32, ino: u64) -> usize {
+    let mut n = 0;
+    for e in std::fs::read_dir("/proc/self/fdinfo").unwrap().flatten() {
+        let info = std::fs::read_to_string(e.path()).unwrap_or_default();
+        for line in info.lines().filter(|l| l.starts_with("tfd:")) {
+            let mut words = line.split_whitespace();
+            let tfd = words.nth(1).and_then(|w| w.parse::<i32>().ok());
+            let entry_ino = line
+                .split_whitespace()
+                .find_map(|w| w.strip_prefix("ino:"))
+                .and_then(|h| u64::from_str_radix(h, 16).ok());
+            if tfd == Some(fd) && entry_ino == Some(ino) {
+                n += 1;
+            }
+        }
+    }
+    n
+}
+
+/// `close` while a greenlet waits on the socket and another fd for it
+/// exists (`try_clone`): the socket lives on through the clone, so its
+/// epoll entry must be deleted before the fd is replaced. (It stayed: the
+/// waiter's reference kept the registration, whose later delete went
+/// through the replaced fd and missed.)
+#[test]
+fn close_with_a_waiter_and_a_clone_leaves_no_epoll_entry() {
+    let _g = shared();
+    let (a, _peer) = pair();
+    let a = Rc::new(a);
+    let clone = a.try_clone().unwrap();
+    let fd = a.as_raw_fd();
+    // SAFETY: fstat into a zeroed struct on an open fd.
+    let ino = unsafe {
+        let mut st: libc::stat = std::mem::zeroed();
+        assert_eq!(libc::fstat(clone.as_raw_fd(), &mut st), 0);
+        st.st_ino
+    };
+    let reader = parked_reader(&a);
+    assert_eq!(epoll_entries(fd, ino), 1);
+    a.close();
+    assert_cancelled(&reader.get().unwrap().unwrap_err());
+    assert_eq!(epoll_entries(fd, ino), 0, "a stale epoll entry for fd {fd}");
+    drop(a);
+    assert_eq!(epoll_entries(fd, ino), 0, "a stale epoll entry for fd {fd}");
+    // The clone still works.
+    assert!(clone.peer_addr().is_ok());
+}

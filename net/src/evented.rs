@@ -326,11 +326,13 @@ impl<S: AsRawFd> Evented<S> {
             return;
         };
         sys.closed.set(true);
+        // Deregister now, while the fd still refers to the socket, even if
+        // a waiter still holds `sys`: after the `dup3` below a delete would
+        // miss, and if another fd keeps the socket open (`try_clone`,
+        // `dup`) its epoll entry would stay behind.
         if let Some(reg) = sys.reg.get() {
-            reg.cancel_waiters();
+            reg.deregister();
         }
-        // Nobody else holds it (no waiter): deregister now, while the fd
-        // still refers to the socket.
         if let Some(s) = Rc::get_mut(&mut sys) {
             drop(s.reg.take());
         }

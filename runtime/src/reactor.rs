@@ -194,7 +194,7 @@ impl WaiterSlot<'_> {
         }
         let mine = {
             let mut sources = hub.reactor.sources.borrow_mut();
-            let Some(s) = sources.get_mut(self.reg.key) else {
+            let Some(s) = sources.get_mut(self.reg.key.get()) else {
                 return;
             };
             let slot = match self.dir {
@@ -234,7 +234,8 @@ enum Dir {
 /// may wait per direction: a second gets `ResourceBusy` (gevent's
 /// ConcurrentObjectUseError). `!Send`: it belongs to its hub's thread.
 pub struct Registration {
-    key: usize,
+    /// Its slot in the reactor; `DETACHED` after `deregister`.
+    key: Cell<usize>,
     fd: RawFd,
     /// The hub it is registered with; after `shutdown` a new hub may use
     /// the same key for another fd.
@@ -271,7 +272,7 @@ impl Registration {
             return Err(e);
         }
         Ok(Registration {
-            key,
+            key: Cell::new(key),
             fd,
             hub_id: hub.id,
             _not_send: PhantomData,
@@ -286,7 +287,7 @@ impl Registration {
     fn with<R>(&self, f: impl FnOnce(&mut Source) -> R) -> R {
         let hub = Hub::get();
         let mut sources = hub.reactor.sources.borrow_mut();
-        match sources.get_mut(self.key) {
+        match sources.get_mut(self.key.get()) {
             Some(s) if hub.id == self.hub_id => f(s),
             // Registered with a hub that was shut down: always "ready", so
             // operations go to their syscall; waits fail (see `wait`).
@@ -500,14 +501,27 @@ impl Registration {
     }
 }
 
-impl Drop for Registration {
-    /// Deregisters the fd and fails any waiter with `Cancelled`.
-    fn drop(&mut self) {
+/// The key of a registration that was deregistered (no slab has it).
+const DETACHED: usize = usize::MAX;
+
+impl Registration {
+    /// Deletes the fd from the poller now, while it still refers to the
+    /// same file, and fails any waiter with [`Interrupted::Cancelled`].
+    /// Afterwards the registration reports "ready" (operations go to their
+    /// syscall, waits return at once) and dropping it does nothing more.
+    /// Idempotent; never switches.
+    ///
+    /// Needed before an fd is closed or replaced (`dup2`) while another fd
+    /// for the same socket exists (`try_clone`, `dup`): epoll keeps an entry
+    /// for as long as its *file* lives, and only a delete made through an
+    /// fd that still names that file removes it.
+    pub fn deregister(&self) {
+        let key = self.key.replace(DETACHED);
         let Some(hub) = Hub::try_get() else { return };
-        if hub.id != self.hub_id {
+        if key == DETACHED || hub.id != self.hub_id {
             return; // its hub is gone, and the registration with it
         }
-        let source = hub.reactor.sources.borrow_mut().try_remove(self.key);
+        let source = hub.reactor.sources.borrow_mut().try_remove(key);
         if let Some(s) = source {
             // The contract of `Registration::new` keeps the fd open until
             // now, so this deletes our registration and nobody else's.
@@ -518,5 +532,12 @@ impl Drop for Registration {
                 w.interrupt(Interrupted::Cancelled);
             }
         }
+    }
+}
+
+impl Drop for Registration {
+    /// Deregisters the fd and fails any waiter with `Cancelled`.
+    fn drop(&mut self) {
+        self.deregister();
     }
 }
