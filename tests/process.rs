@@ -251,3 +251,54 @@ fn child_catching_supervisor() {
     yield_now();
     // The test thread ends here: its hub is torn down.
 }
+
+/// After `fork`, `Remote` handles held by threads of the parent (which the
+/// child does not have) no longer keep the child's hub from `LoopExit`: a
+/// main greenlet that waits on nothing is told so. (It waited forever.)
+#[test]
+fn after_fork_the_parents_remote_handles_do_not_keep_the_child_waiting() {
+    assert_child_passes("child_fork_remote");
+}
+
+#[test]
+#[ignore = "run in its own process by after_fork_the_parents_remote_handles_do_not_keep_the_child_waiting"]
+fn child_fork_remote() {
+    let remote = greenlet::hub::Remote::current();
+    let (stop, stopped) = std::sync::mpsc::channel::<()>();
+    let holder = std::thread::spawn(move || {
+        let _r = remote;
+        let _ = stopped.recv();
+    });
+    match fork().unwrap() {
+        // No timeout here: an armed timer would itself keep the hub waiting.
+        Fork::Child => child_exit(|| match greenlet::sync::Event::new().wait() {
+            Err(greenlet::Interrupted::LoopExit(_)) => 0,
+            _ => 2,
+        }),
+        Fork::Parent { child } => {
+            let mut status = 0;
+            let t0 = std::time::Instant::now();
+            let r = loop {
+                // SAFETY: polling our own child.
+                let r = unsafe { libc::waitpid(child, &mut status, libc::WNOHANG) };
+                if r != 0 || t0.elapsed() > Duration::from_secs(10) {
+                    break r;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            };
+            if r == 0 {
+                // SAFETY: killing and reaping our own child.
+                unsafe {
+                    libc::kill(child, libc::SIGKILL);
+                    libc::waitpid(child, &mut status, 0);
+                }
+                panic!("the child's main greenlet still waits after 10 s");
+            }
+            assert_eq!(r, child);
+            assert!(libc::WIFEXITED(status), "child status {status}");
+            assert_eq!(libc::WEXITSTATUS(status), 0, "child verdict");
+            stop.send(()).unwrap();
+            holder.join().unwrap();
+        }
+    }
+}

@@ -47,9 +47,21 @@ pub(crate) struct RemoteShared {
 struct Queue {
     jobs: Vec<Job>,
     closed: bool,
-    /// Live `Remote` handles; while any exists, a parked main greenlet may
-    /// still be woken from another thread, so it is not deadlocked.
+    /// Live `Remote` handles of this `generation`; while any exists, a
+    /// parked main greenlet may still be woken from another thread, so it
+    /// is not deadlocked.
     handles: usize,
+    /// Bumped in a forked child: the handles counted before belonged to
+    /// threads the child does not have, so they no longer count.
+    generation: u64,
+}
+
+impl Queue {
+    /// Counts a new handle; returns the generation it belongs to.
+    fn add_handle(&mut self) -> u64 {
+        self.handles += 1;
+        self.generation
+    }
 }
 
 impl RemoteShared {
@@ -59,6 +71,7 @@ impl RemoteShared {
                 jobs: Vec::new(),
                 closed: false,
                 handles: 0,
+                generation: 0,
             }),
             queued: AtomicBool::new(false),
             poller: Mutex::new(poller),
@@ -102,9 +115,16 @@ impl RemoteShared {
 
     /// In a forked child: wake through the child's new notifier, and forget
     /// the jobs queued in the parent (they are the parent's to run).
+    /// The `Remote` handles counted so far are forgotten too: all but the
+    /// forking thread are gone, and with them whatever handles they held.
     pub(crate) fn after_fork(&self, notifier: Arc<Notifier>) {
         *self.poller.lock() = notifier;
-        let jobs = mem::take(&mut self.queue.lock().jobs);
+        let jobs = {
+            let mut q = self.queue.lock();
+            q.handles = 0;
+            q.generation += 1;
+            mem::take(&mut q.jobs)
+        };
         mem::forget(jobs);
         self.queued.store(false, Ordering::Release);
     }
@@ -132,17 +152,22 @@ pub enum RemoteError {
 /// threads.
 ///
 /// While any `Remote` of a hub exists, that hub's main greenlet is never
-/// declared deadlocked (`LoopExit`): a job may still arrive.
+/// declared deadlocked (`LoopExit`): a job may still arrive. In a child made
+/// by `fork`, handles from before the fork no longer count (the threads that
+/// held them do not exist there); they still work, and a `clone` made in
+/// the child counts.
 pub struct Remote {
     shared: Arc<RemoteShared>,
+    /// The generation of `shared` this handle is counted in.
+    generation: u64,
 }
 
 impl Remote {
     /// A handle to the current thread's hub.
     pub fn current() -> Remote {
         let shared = Hub::get().remote.clone();
-        shared.queue.lock().handles += 1;
-        Remote { shared }
+        let generation = shared.queue.lock().add_handle();
+        Remote { shared, generation }
     }
 
     /// Runs `f` in a new greenlet on the hub's thread, at its next loop
@@ -157,16 +182,22 @@ impl Remote {
 
 impl Clone for Remote {
     fn clone(&self) -> Remote {
-        self.shared.queue.lock().handles += 1;
+        let generation = self.shared.queue.lock().add_handle();
         Remote {
             shared: self.shared.clone(),
+            generation,
         }
     }
 }
 
 impl Drop for Remote {
     fn drop(&mut self) {
-        self.shared.queue.lock().handles -= 1;
+        {
+            let mut q = self.shared.queue.lock();
+            if q.generation == self.generation {
+                q.handles -= 1;
+            }
+        }
         // Wake the hub so a main greenlet waiting only on this handle can be
         // told it is deadlocked.
         let _ = self.shared.poller.lock().notify();
