@@ -24,6 +24,7 @@
 //! that signal and writes to its hub's eventfd. The hub sees the counters at
 //! its next loop turn and spawns the handlers.
 
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::fmt;
 use std::io;
@@ -208,27 +209,27 @@ pub fn signal(signum: libc::c_int, handler: impl Fn() + 'static) -> io::Result<S
     }));
     let mut saved = SAVED.lock();
     let saved = saved.get_or_insert_with(HashMap::new);
-    if !saved.contains_key(&signum) {
-        // SAFETY: installing a plain handler with valid structs; the
-        // previous action is saved for restoration.
-        let prev = unsafe {
-            let mut act: libc::sigaction = std::mem::zeroed();
-            act.sa_sigaction = on_signal as *const () as usize;
-            act.sa_flags = libc::SA_RESTART;
-            libc::sigemptyset(&mut act.sa_mask);
-            let mut prev: libc::sigaction = std::mem::zeroed();
-            if libc::sigaction(signum, &act, &mut prev) != 0 {
-                let e = io::Error::last_os_error();
-                // SAFETY: never published; we still own it.
-                drop(Box::from_raw(target));
-                return Err(e);
-            }
-            prev
-        };
-        saved.insert(signum, (prev, 0));
-    }
-    if let Some((_, n)) = saved.get_mut(&signum) {
-        *n += 1;
+    match saved.entry(signum) {
+        Entry::Occupied(mut o) => o.get_mut().1 += 1,
+        Entry::Vacant(v) => {
+            // SAFETY: installing a plain handler with valid structs; the
+            // previous action is saved for restoration.
+            let prev = unsafe {
+                let mut act: libc::sigaction = std::mem::zeroed();
+                act.sa_sigaction = on_signal as *const () as usize;
+                act.sa_flags = libc::SA_RESTART;
+                libc::sigemptyset(&mut act.sa_mask);
+                let mut prev: libc::sigaction = std::mem::zeroed();
+                if libc::sigaction(signum, &act, &mut prev) != 0 {
+                    let e = io::Error::last_os_error();
+                    // SAFETY: never published; we still own it.
+                    drop(Box::from_raw(target));
+                    return Err(e);
+                }
+                prev
+            };
+            v.insert((prev, 1));
+        }
     }
     let slot = publish(target);
     let id = hub.add_signal_handler(Registered {
