@@ -288,4 +288,7 @@ pub mod docs {
     /// docs/design.md
     #[doc = include_str!("../docs/design.md")]
     pub struct Design;
+    /// docs/valgrind.md
+    #[doc = include_str!("../docs/valgrind.md")]
+    pub struct Valgrind;
 }
