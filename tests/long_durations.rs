@@ -76,6 +76,16 @@ fn sync_primitives_wait_without_deadline() {
     let s = sem.clone();
     later(move || s.release());
     assert_eq!(sem.acquire_timeout(MAX), Ok(true));
+
+    let lock = greenlet::sync::Lock::new();
+    assert!(lock.lock_timeout(MAX).unwrap().is_some());
+}
+
+#[test]
+fn connect_timeout_of_duration_max_connects() {
+    let l = greenlet::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let c = greenlet::net::TcpStream::connect_timeout(&l.local_addr().unwrap(), MAX).unwrap();
+    assert_eq!(c.peer_addr().unwrap(), l.local_addr().unwrap());
 }
 
 #[test]
