@@ -6,6 +6,8 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use greenlet::net::{TcpListener, TcpStream};
+
+mod capture_log;
 use greenlet::{fork, shutdown, sleep, spawn, yield_now, Builder, Fork, Timeout};
 
 /// Runs the ignored test `name` of this file in a process of its own (a
@@ -232,6 +234,9 @@ fn child_fork_nested() {
 #[test]
 fn teardown_abandons_a_greenlet_that_keeps_catching_the_kill() {
     let stderr = assert_child_passes("child_catching_supervisor");
+    // Logged as an error through the `log` facade (echoed by the child's
+    // test logger), naming the greenlet and where it was spawned.
+    assert!(stderr.contains("[ERROR greenlet_runtime::hub"), "{stderr}");
     assert!(stderr.contains("abandoned supervisor"), "{stderr}");
     assert!(stderr.contains("tests/process.rs"), "{stderr}");
 }
@@ -239,6 +244,7 @@ fn teardown_abandons_a_greenlet_that_keeps_catching_the_kill() {
 #[test]
 #[ignore = "run in its own process by teardown_abandons_a_greenlet_that_keeps_catching_the_kill"]
 fn child_catching_supervisor() {
+    capture_log::install(); // echoes the report to stderr
     Builder::new()
         .name("supervisor")
         .spawn(|| loop {

@@ -511,8 +511,8 @@ impl Hub {
     /// Kills one greenlet at teardown, on its own stack. One that catches
     /// the unwind and blocks again (a supervisor catching every panic)
     /// comes back here through `back_to_teardown` and is killed again, up
-    /// to `TEARDOWN_KILLS` times; then it is abandoned (its stack leaked, a
-    /// report written) so that the thread, and the process, can end.
+    /// to `TEARDOWN_KILLS` times; then it is abandoned (its stack leaked, an
+    /// error logged) so that the thread, and the process, can end.
     fn end_at_teardown(&self, rec: &Rec) {
         let core = rec.core();
         // A Drop that panics during teardown must not abort the teardown
@@ -547,8 +547,8 @@ impl Hub {
             }
         }
         core.state.set(State::Dead);
-        eprintln!(
-            "greenlet: abandoned {} at hub teardown: it caught the kill's unwind and blocked again {TEARDOWN_KILLS} times; its stack is leaked",
+        log::error!(
+            "abandoned {} at hub teardown: it caught the kill's unwind and blocked again {TEARDOWN_KILLS} times; its stack is leaked",
             core.describe()
         );
         // Dropping a suspended coroutine would unwind it once more, into
