@@ -43,7 +43,8 @@ pub(crate) struct GreenStack {
     pub(crate) top: usize,
     pub(crate) bottom: usize,
     pub(crate) origin: Origin,
-    /// Tells valgrind this is a stack (a few no-op instructions natively).
+    /// Tells valgrind this is a stack (a few no-op instructions natively),
+    /// so a switch to it is not taken for a huge stack frame.
     _valgrind: ValgrindStackRegistration,
 }
 

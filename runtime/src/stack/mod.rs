@@ -24,12 +24,11 @@
 //! A stack overflow hits the guard page; the SIGSEGV handler (see
 //! `overflow.rs`) reports the greenlet's name and stack size and aborts.
 //!
-//! Under valgrind every stack is registered with it, and guard pages are
-//! `mprotect`ed (see `valgrind.rs`).
+//! Every stack is registered with valgrind (a no-op natively), so programs
+//! run under it without options; see `docs/valgrind.md`.
 
 mod memory;
 pub(crate) mod overflow;
-mod valgrind;
 
 use std::io;
 use std::time::{Duration, Instant};
@@ -112,8 +111,7 @@ pub(crate) struct StackPool {
 
 impl StackPool {
     pub(crate) fn new() -> StackPool {
-        let forced = std::env::var("GREENLET_STACK_GUARD").is_ok_and(|v| v == "mprotect")
-            || valgrind::running_on_valgrind();
+        let forced = std::env::var("GREENLET_STACK_GUARD").is_ok_and(|v| v == "mprotect");
         let page = page_size_cached();
         StackPool {
             page,
