@@ -4,8 +4,6 @@
 use std::io;
 use std::ptr;
 
-use corosensei::stack::valgrind::ValgrindStackRegistration;
-
 /// `madvise` advice that installs guard markers on a range without creating
 /// a VMA (Linux >= 6.13). Not yet in the `libc` crate.
 const MADV_GUARD_INSTALL: libc::c_int = 102;
@@ -43,18 +41,16 @@ pub(crate) struct GreenStack {
     pub(crate) top: usize,
     pub(crate) bottom: usize,
     pub(crate) origin: Origin,
-    /// Tells valgrind this is a stack (a few no-op instructions natively),
-    /// so a switch to it is not taken for a huge stack frame.
-    _valgrind: ValgrindStackRegistration,
 }
 
 impl GreenStack {
+    /// A stack over `[bottom, top)`. (Under valgrind its origin registers
+    /// it: see `valgrind.rs`.)
     pub(crate) fn new(bottom: usize, top: usize, origin: Origin) -> GreenStack {
         GreenStack {
             top,
             bottom,
             origin,
-            _valgrind: ValgrindStackRegistration::new(bottom as *mut u8, top - bottom),
         }
     }
 
@@ -80,12 +76,24 @@ impl GreenStack {
 }
 
 impl Drop for GreenStack {
+    #[inline]
     fn drop(&mut self) {
         if self.origin == Origin::Own {
-            // SAFETY: an `Own` stack is exactly one mapping made by
-            // `map_own`, unmapped only here.
-            unsafe { libc::munmap(self.bottom as *mut libc::c_void, self.top - self.bottom) };
+            self.unmap();
         }
+    }
+}
+
+impl GreenStack {
+    /// The end of an `Own` stack (out of line: pooled slab stacks, the
+    /// common case, are only pushed and popped).
+    #[cold]
+    #[inline(never)]
+    fn unmap(&mut self) {
+        super::valgrind::deregister_own(self.bottom);
+        // SAFETY: an `Own` stack is exactly one mapping made by `map_own`,
+        // unmapped only here (from `drop`).
+        unsafe { libc::munmap(self.bottom as *mut libc::c_void, self.top - self.bottom) };
     }
 }
 
@@ -155,6 +163,7 @@ pub(crate) fn guard_install(addr: usize, page: usize) -> io::Result<()> {
 pub(crate) fn map_own(usable: usize, page: usize) -> io::Result<GreenStack> {
     let len = usable + page;
     let bottom = reserve(len)?;
+    super::valgrind::register_own(bottom, bottom + len);
     let stack = GreenStack::new(bottom, bottom + len, Origin::Own);
     // SAFETY: the first page of our fresh mapping becomes inaccessible.
     let r = unsafe { libc::mprotect(bottom as *mut libc::c_void, page, libc::PROT_NONE) };
@@ -168,12 +177,15 @@ pub(crate) fn map_own(usable: usize, page: usize) -> io::Result<GreenStack> {
 pub(crate) struct Region {
     pub(crate) addr: usize,
     pub(crate) len: usize,
+    /// Under valgrind: the registrations of the slots carved so far.
+    pub(crate) valgrind: Vec<corosensei::stack::valgrind::ValgrindStackRegistration>,
 }
 
 impl Drop for Region {
     fn drop(&mut self) {
-        // SAFETY: the pool drops regions only when the hub is gone, after
-        // every greenlet (and so every stack in the region) has ended.
+        self.valgrind.clear(); // deregistered before the memory goes
+                               // SAFETY: the pool drops regions only when the hub is gone, after
+                               // every greenlet (and so every stack in the region) has ended.
         unsafe { unmap(self.addr, self.len) };
     }
 }

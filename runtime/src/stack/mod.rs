@@ -29,6 +29,7 @@
 
 mod memory;
 pub(crate) mod overflow;
+mod valgrind;
 
 use std::io;
 use std::time::{Duration, Instant};
@@ -297,7 +298,11 @@ impl StackPool {
                     ),
                 )
             })?;
-            self.regions.push(Region { addr, len });
+            self.regions.push(Region {
+                addr,
+                len,
+                valgrind: Vec::new(),
+            });
             self.carve_next = addr;
             self.carve_end = addr + len;
             self.next_slab_slots = (slots * 2).min(MAX_SLAB_SLOTS);
@@ -318,6 +323,12 @@ impl StackPool {
             }
         }
         self.carve_next += slot;
+        if let (Some(r), Some(region)) = (
+            valgrind::registration(bottom, bottom + slot),
+            self.regions.last_mut(),
+        ) {
+            region.valgrind.push(r);
+        }
         Ok(GreenStack::new(bottom, bottom + slot, Origin::Slab))
     }
 
