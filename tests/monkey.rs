@@ -392,6 +392,38 @@ fn select_waits_cooperatively() {
     }
 }
 
+/// A `select` timeout past the clock's range waits without a deadline
+/// (it panicked adding it to `Instant::now()`, inside an `extern "C"`
+/// hook: an abort).
+#[test]
+fn select_with_the_largest_timeout_waits_without_deadline() {
+    patch();
+    let (a, mut b) = UnixStream::pair().unwrap();
+    spawn(move || {
+        std::thread::sleep(Duration::from_millis(5));
+        b.write_all(b"!").unwrap();
+    });
+    // SAFETY: fd_sets are plain bitmaps; the fd is open and < FD_SETSIZE.
+    unsafe {
+        let mut set: libc::fd_set = std::mem::zeroed();
+        libc::FD_ZERO(&mut set);
+        libc::FD_SET(a.as_raw_fd(), &mut set);
+        let mut tv = libc::timeval {
+            tv_sec: libc::time_t::MAX,
+            tv_usec: 0,
+        };
+        let n = libc::select(
+            a.as_raw_fd() + 1,
+            &mut set,
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            &mut tv,
+        );
+        assert_eq!(n, 1);
+        assert!(libc::FD_ISSET(a.as_raw_fd(), &set));
+    }
+}
+
 #[test]
 fn closing_an_fd_another_greenlet_reads_fails_that_read() {
     patch();

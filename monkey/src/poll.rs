@@ -22,7 +22,7 @@ use crate::{real, SELECT};
 /// The cooperative `poll` over `fds` with `timeout` (`None`: forever).
 fn poll_fds(fds: &mut [pollfd], timeout: Option<Duration>) -> c_int {
     let saved = errno();
-    let deadline = timeout.and_then(|t| Instant::now().checked_add(t));
+    let deadline = greenlet_runtime::deadline_within(timeout);
     loop {
         // SAFETY: `fds` is a valid, writable array of `fds.len()` pollfds.
         let n = unsafe { real::poll(fds.as_mut_ptr(), fds.len() as nfds_t, 0) };
@@ -232,11 +232,13 @@ unsafe fn coop_select(
     });
     match t {
         Some(Some(t)) if !t.is_zero() && on(SELECT) => {
-            let end = Instant::now() + t;
+            // A timeout past the clock's range has no end (and must not
+            // panic here: this is an `extern "C"` hook).
+            let end = greenlet_runtime::deadline_after(t);
             // SAFETY: the caller's sets.
             let n = unsafe { select_fds(nfds, r, w, e, Some(t)) };
             // Linux leaves the time not slept in `timeout`.
-            let left = end.saturating_duration_since(Instant::now());
+            let left = end.map_or(t, |end| end.saturating_duration_since(Instant::now()));
             // SAFETY: checked non-null above (`t` is `Some`).
             unsafe {
                 (*timeout).tv_sec = left.as_secs() as _;

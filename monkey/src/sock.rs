@@ -39,7 +39,7 @@ fn deadline(fd: RawFd, opt: c_int) -> Option<Instant> {
         return None;
     }
     let d = Duration::new(tv.tv_sec.max(0) as u64, (tv.tv_usec.max(0) as u32) * 1000);
-    Instant::now().checked_add(d)
+    greenlet_runtime::deadline_after(d)
 }
 
 /// Runs the socket operation `op` (given the extra flags to add) the
