@@ -86,11 +86,26 @@ impl RunQueue {
         Some(rec)
     }
 
-    /// Doubles the capacity (at least 64), unwrapping the entries to the
-    /// front of the new buffer.
+    /// Doubles the capacity (at least 64).
     #[cold]
     fn grow(&self, buf: &mut Box<[MaybeUninit<Rec>]>) {
-        let cap = (buf.len() * 2).max(64);
+        self.resize(buf, (buf.len() * 2).max(64));
+    }
+
+    /// Gives back the room a burst left: the capacity becomes the smallest
+    /// power of two (at least 64) that holds the queued records.
+    pub(crate) fn shrink_to_fit(&self) {
+        // SAFETY: the only borrow of `buf` alive (see the module docs).
+        let buf = unsafe { &mut *self.buf.get() };
+        let cap = self.len.get().next_power_of_two().max(64);
+        if cap < buf.len() {
+            self.resize(buf, cap);
+        }
+    }
+
+    /// Moves the entries to the front of a new buffer of `cap` (a power of
+    /// two, at least `len`).
+    fn resize(&self, buf: &mut Box<[MaybeUninit<Rec>]>, cap: usize) {
         let mut new: Box<[MaybeUninit<Rec>]> = (0..cap).map(|_| MaybeUninit::uninit()).collect();
         let (head, len) = (self.head.get(), self.len.get());
         for i in 0..len {

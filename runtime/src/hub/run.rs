@@ -264,7 +264,9 @@ impl Hub {
         if self.timers.borrow().len() > 0 || self.stacks.borrow().decay_due().is_some() {
             let now = Instant::now();
             self.fire_timers(now);
-            self.stacks.borrow_mut().decay(now);
+            if self.stacks.borrow_mut().decay(now) {
+                self.give_back_memory();
+            }
         } else if self.stacks.borrow().has_excess() {
             // Start the decay clock for a pool that just grew.
             self.stacks.borrow_mut().decay(Instant::now());

@@ -75,6 +75,49 @@ impl GreenStack {
     }
 }
 
+impl GreenStack {
+    /// The stack-depth probe of a finished greenlet's stack: if a frame
+    /// wrote the word just below the top `keep` bytes, the stack ran deeper
+    /// than that, and its pages below that mark are given back (a later
+    /// greenlet on this stack faults in only what it uses). One load on the
+    /// common, shallow path; a deep stack costs one `madvise`.
+    ///
+    /// The word can miss a deep run (a frame that spans it without writing
+    /// it, or a stack probe that wrote a zero there); the pool's decay
+    /// still releases such a stack once it sits unused.
+    ///
+    /// The stack must have more than `keep` usable bytes.
+    #[inline(always)]
+    pub(crate) fn release_deep_pages(&self, keep: usize, page: usize) {
+        let mark = self.top - keep;
+        debug_assert!(mark > self.bottom + page);
+        // SAFETY: `mark - 8` is 8-aligned (both ends are page-aligned) and
+        // lies in the usable part of this stack's mapping (more than `keep`
+        // bytes, so above the guard page), readable and
+        // writable; no greenlet runs on it now. A page never touched reads
+        // as zero (the kernel maps its shared zero page, which costs no
+        // memory).
+        let word = unsafe { ptr::read_volatile((mark - 8) as *const u64) };
+        if word != 0 {
+            self.release_below(mark, page);
+        }
+    }
+
+    #[cold]
+    fn release_below(&self, mark: usize, page: usize) {
+        let start = self.bottom + page;
+        // SAFETY: the range lies inside this stack's own mapping above its
+        // guard page, and no greenlet runs on a stack being pooled.
+        unsafe {
+            libc::madvise(
+                start as *mut libc::c_void,
+                mark - start,
+                libc::MADV_DONTNEED,
+            )
+        };
+    }
+}
+
 impl Drop for GreenStack {
     #[inline]
     fn drop(&mut self) {
@@ -136,6 +179,19 @@ pub(crate) fn reserve(len: usize) -> io::Result<usize> {
     Ok(p as usize)
 }
 
+/// Gives the memory the allocator holds free back to the kernel. glibc keeps
+/// freed blocks for reuse, and after a burst of a million greenlets their
+/// records (a few hundred MiB) would stay resident; `malloc_trim` returns
+/// every free page of every arena. Elsewhere a no-op: other allocators
+/// return memory on their own terms.
+pub(crate) fn trim_heap() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim has no preconditions; it only releases free memory.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 /// Unmaps a range made by [`reserve`].
 ///
 /// # Safety
@@ -179,13 +235,93 @@ pub(crate) struct Region {
     pub(crate) len: usize,
     /// Under valgrind: the registrations of the slots carved so far.
     pub(crate) valgrind: Vec<corosensei::stack::valgrind::ValgrindStackRegistration>,
+    /// Slots handed out so far (carving goes from the low end up).
+    pub(crate) carved: usize,
 }
 
 impl Drop for Region {
     fn drop(&mut self) {
         self.valgrind.clear(); // deregistered before the memory goes
-                               // SAFETY: the pool drops regions only when the hub is gone, after
-                               // every greenlet (and so every stack in the region) has ended.
+                               // SAFETY: the pool drops a region when the hub is gone, after every
+                               // greenlet (and so every stack in the region) has ended, or when
+                               // every slot carved from it is back in the pool, which then forgets
+                               // those stacks.
         unsafe { unmap(self.addr, self.len) };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{StackPool, DEEP_WATERMARK};
+    use super::*;
+
+    /// Whether the page at `addr` is resident.
+    fn resident(addr: usize, page: usize) -> bool {
+        let mut v = 0u8;
+        // SAFETY: `addr` is page-aligned inside a mapping of ours; mincore
+        // writes one byte for one page.
+        let r = unsafe { libc::mincore(addr as *mut libc::c_void, page, &mut v) };
+        assert_eq!(r, 0, "mincore: {}", io::Error::last_os_error());
+        v & 1 == 1
+    }
+
+    #[test]
+    fn a_stack_that_ran_deep_gives_back_its_pages_below_the_watermark() {
+        let page = page_size();
+        let s = map_own(256 * 1024, page).unwrap();
+        let deep = s.bottom + 4 * page;
+        let near_top = s.top - page;
+        // SAFETY: both words lie in the usable part of our own mapping.
+        unsafe {
+            ptr::write_volatile(deep as *mut u64, 1);
+            ptr::write_volatile(near_top as *mut u64, 1);
+        }
+        // Shallow as far as the probe can tell: nothing happens.
+        s.release_deep_pages(DEEP_WATERMARK, page);
+        assert!(resident(deep, page));
+        // A frame wrote the word below the watermark: the deep part goes,
+        // the top stays.
+        let mark = s.top - DEEP_WATERMARK;
+        // SAFETY: as above.
+        unsafe { ptr::write_volatile((mark - 8) as *mut u64, 7) };
+        s.release_deep_pages(DEEP_WATERMARK, page);
+        assert!(!resident(deep, page), "the deep page was given back");
+        assert!(!resident(mark - page, page));
+        assert!(resident(near_top, page), "the top stays resident");
+        // SAFETY: a released page reads as zero again.
+        assert_eq!(unsafe { ptr::read_volatile(deep as *const u64) }, 0);
+    }
+
+    #[test]
+    fn regions_whose_stacks_are_all_back_are_unmapped() {
+        let mut pool = StackPool::new();
+        let Ok(first) = pool.get(None) else {
+            return;
+        };
+        if pool.guard() != crate::stack::StackGuard::Auto {
+            pool.put(first);
+            return; // no slab regions on this kernel
+        }
+        // Enough stacks for several regions (64, then 128, ...).
+        let mut live = vec![first];
+        live.extend((0..500).map(|_| pool.get(None).unwrap()));
+        let regions = pool.regions.len();
+        assert!(regions >= 3, "{regions}");
+        // Keep one stack of the first region in use.
+        let kept = live.remove(0);
+        for s in live {
+            pool.put(s);
+        }
+        pool.trim();
+        assert_eq!(pool.regions.len(), 1, "only the region in use is left");
+        assert_eq!(pool.len(), 63, "the pool forgot the unmapped stacks");
+        pool.put(kept);
+        pool.trim();
+        assert!(pool.regions.is_empty());
+        assert_eq!(pool.len(), 0);
+        // The pool carves new stacks afterwards.
+        let s = pool.get(None).unwrap();
+        assert_eq!(pool.regions.len(), 1);
+        pool.put(s);
     }
 }

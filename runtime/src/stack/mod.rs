@@ -34,8 +34,8 @@ mod valgrind;
 use std::io;
 use std::time::{Duration, Instant};
 
-pub(crate) use memory::GreenStack;
 use memory::{guard_install, map_own, page_size, reserve, round_up, Origin, Region};
+pub(crate) use memory::{trim_heap, GreenStack};
 
 /// The page size, read once per process (also from the signal handler,
 /// which must not make syscalls it does not need).
@@ -55,8 +55,22 @@ pub(crate) fn page_size_cached() -> usize {
 /// The stack type greenlets run on.
 pub(crate) type Stack = GreenStack;
 
-/// Default stack size of a greenlet: 64 KiB.
-pub const DEFAULT_STACK_SIZE: usize = 64 * 1024;
+/// Default stack size of a greenlet: 256 KiB.
+///
+/// Enough for ordinary crates in a debug build, with room to spare: a
+/// `ureq` GET went 62 KiB deep, a rustls handshake 52 KiB, a tungstenite
+/// handshake 49 KiB and a `redis` round trip 32 KiB (`tests/stack_fit.rs`,
+/// which fails if one of them needs more than three quarters of the
+/// default). The size costs address space, not memory: pages are committed
+/// when first touched (a parked greenlet holds one or two), and a pooled
+/// stack that ran deep gives back its pages below the top
+/// [`DEEP_WATERMARK`] bytes.
+pub const DEFAULT_STACK_SIZE: usize = 256 * 1024;
+
+/// How much of a finished greenlet's stack, from the top, may stay resident
+/// in the pool: a stack that ran deeper gives its pages below this mark back
+/// to the kernel when it is returned to the pool.
+pub const DEEP_WATERMARK: usize = 32 * 1024;
 
 /// Smallest stack a greenlet may ask for. Below this the hub's own switch
 /// and park frames plus a panic's unwinding would not fit.
@@ -71,6 +85,10 @@ pub const DECAY_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Cap on pooled stacks that are mappings of their own (fallback path).
 const OWN_POOL_CAP: usize = 1024;
+
+/// Stacks released by one decay step that mark the end of a burst, after
+/// which the allocator's free memory is worth giving back.
+const BURST: usize = 1024;
 
 const FIRST_SLAB_SLOTS: usize = 64;
 const MAX_SLAB_SLOTS: usize = 16384;
@@ -200,6 +218,7 @@ impl StackPool {
     }
 
     /// Takes back the stack of a finished greenlet.
+    #[inline(always)] // on spawn+join's path: no call
     pub(crate) fn put(&mut self, stack: GreenStack) {
         self.live -= 1;
         if stack.usable(self.page) != self.default_size
@@ -207,44 +226,116 @@ impl StackPool {
         {
             return; // dropped: an own mapping is unmapped
         }
+        if self.default_size > DEEP_WATERMARK {
+            stack.release_deep_pages(DEEP_WATERMARK, self.page);
+        }
         self.free.push(stack);
     }
 
-    /// Releases the pages of all pooled stacks beyond [`WARM_STACKS`].
+    /// Releases the pages of all pooled stacks beyond [`WARM_STACKS`], and
+    /// the slab regions none of whose stacks is in use.
     pub(crate) fn trim(&mut self) {
         let end = self.free.len().saturating_sub(WARM_STACKS);
         self.release_up_to(end);
+        self.release_idle_regions();
         self.low_water = self.free.len();
     }
 
-    fn release_up_to(&mut self, end: usize) {
+    /// Releases the pages of `free[trimmed..end]`; returns how many stacks
+    /// that was.
+    fn release_up_to(&mut self, end: usize) -> usize {
         if end <= self.trimmed {
-            return;
+            return 0;
         }
         for s in &self.free[self.trimmed..end] {
             s.release_pages(self.page);
         }
+        let released = end - self.trimmed;
         self.trimmed = end;
+        released
+    }
+
+    /// Unmaps the slab regions whose carved slots are all back in the pool,
+    /// forgetting their stacks: after a burst this returns the address
+    /// space, the page tables (about 4 KiB per 2 MiB of stacks that ran) and
+    /// the pool's own list, not only the stacks' pages.
+    fn release_idle_regions(&mut self) {
+        if self.regions.is_empty() {
+            return;
+        }
+        let mut by_addr: Vec<(usize, usize)> = self
+            .regions
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (r.addr, i))
+            .collect();
+        by_addr.sort_unstable();
+        let region_of = |s: &GreenStack| {
+            let k = by_addr.partition_point(|&(a, _)| a <= s.bottom);
+            by_addr[k - 1].1 // every slab stack lies in a region
+        };
+        let mut pooled = vec![0usize; self.regions.len()];
+        for s in self.free.iter().filter(|s| s.origin == Origin::Slab) {
+            pooled[region_of(s)] += 1;
+        }
+        let idle: Vec<bool> = (self.regions.iter().zip(&pooled))
+            .map(|(r, &n)| r.carved > 0 && n == r.carved)
+            .collect();
+        if !idle.contains(&true) {
+            return;
+        }
+        let (mut kept, mut kept_trimmed, mut kept_low) = (0, 0, 0);
+        let old = std::mem::take(&mut self.free);
+        for (i, s) in old.into_iter().enumerate() {
+            if s.origin == Origin::Slab && idle[region_of(&s)] {
+                continue;
+            }
+            kept_trimmed += usize::from(i < self.trimmed);
+            kept_low += usize::from(i < self.low_water);
+            kept += 1;
+            self.free.push(s);
+        }
+        debug_assert_eq!(kept, self.free.len());
+        (self.trimmed, self.low_water) = (kept_trimmed, kept_low);
+        if idle[self.regions.len() - 1] {
+            // The region being carved goes: the next carve maps a new one.
+            (self.carve_next, self.carve_end) = (0, 0);
+        }
+        let mut i = 0;
+        self.regions.retain(|_| {
+            i += 1;
+            !idle[i - 1]
+        });
     }
 
     /// The decay step, called by the hub once per loop turn with the turn's
     /// time: every [`DECAY_INTERVAL`], releases the stacks that sat unused
     /// through the whole interval (beyond [`WARM_STACKS`]).
+    ///
+    /// Returns true when a burst's worth of stacks ([`BURST`]) was released:
+    /// the burst is over, and the hub gives back what else it left (see
+    /// `Hub::give_back_memory`). The slab regions none of whose stacks is in
+    /// use are unmapped then.
     #[inline]
-    pub(crate) fn decay(&mut self, now: Instant) {
+    pub(crate) fn decay(&mut self, now: Instant) -> bool {
+        let mut burst_over = false;
         match self.next_decay {
-            Some(due) if now < due => return,
+            Some(due) if now < due => return false,
             Some(_) => {
                 let end = self
                     .low_water
                     .min(self.free.len().saturating_sub(WARM_STACKS));
-                self.release_up_to(end);
+                if self.release_up_to(end) >= BURST {
+                    self.release_idle_regions();
+                    burst_over = true;
+                }
             }
             None => {}
         }
         self.low_water = self.free.len();
         self.next_decay =
             (self.free.len() > self.trimmed + WARM_STACKS).then(|| now + DECAY_INTERVAL);
+        burst_over
     }
 
     /// Whether more stacks are pooled than kept warm (cheap check).
@@ -302,6 +393,7 @@ impl StackPool {
                 addr,
                 len,
                 valgrind: Vec::new(),
+                carved: 0,
             });
             self.carve_next = addr;
             self.carve_end = addr + len;
@@ -328,6 +420,9 @@ impl StackPool {
             self.regions.last_mut(),
         ) {
             region.valgrind.push(r);
+        }
+        if let Some(r) = self.regions.last_mut() {
+            r.carved += 1; // the region being carved is the last one
         }
         Ok(GreenStack::new(bottom, bottom + slot, Origin::Slab))
     }
@@ -431,5 +526,7 @@ pub fn stack_guard() -> StackGuard {
 /// Releases the pages of pooled stacks beyond the warm ones now, without
 /// waiting for the decay (see the module docs).
 pub fn trim_stacks() {
-    crate::hub::Hub::get().stacks.borrow_mut().trim()
+    let hub = crate::hub::Hub::get();
+    hub.stacks.borrow_mut().trim();
+    hub.give_back_memory();
 }
