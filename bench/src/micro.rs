@@ -460,7 +460,7 @@ pub fn configure_may() {
 }
 
 /// Rows of the suite, in order.
-const ROWS: [&str; 7] = [
+const ROWS: [&str; 9] = [
     "hand-off, park/wake",
     "hand-off, event",
     "hand-off, channel",
@@ -468,19 +468,49 @@ const ROWS: [&str; 7] = [
     "spawn+join",
     "Timeout arm+cancel (unfired)",
     "uncontended lock+unlock",
+    "spawn+join cold",
+    "spawn+join cold",
 ];
 /// Row index of spawn+join (its label names the count).
 const SPAWN_ROW: usize = 4;
+/// Rows of the cold spawn+join: the first burst of a fresh process (no
+/// warm-up run, so stacks, task memory and allocator arenas are all new),
+/// of [`COLD_SMALL`] and of [`SPAWN`] greenlets / tasks / coroutines.
+const COLD_ROWS: [usize; 2] = [7, 8];
+const COLD_SMALL: u64 = 10_000;
+/// Fresh processes per cold figure (each gives one sample).
+const COLD_RUNS: usize = 5;
 /// Implementations, in column order.
 const IMPLS: [&str; 3] = ["greenlet", "tokio", "may"];
+
+/// How many greenlets / tasks / coroutines a cold row spawns.
+fn cold_count(row: usize, scale: u64) -> u64 {
+    let n = if row == COLD_ROWS[0] {
+        COLD_SMALL
+    } else {
+        SPAWN
+    };
+    (n / scale).max(1)
+}
 
 /// Measures one row for one implementation in this process.
 fn measure_one(imp: &str, row: usize, scale: u64) -> Result<Figure, String> {
     let s = |n: u64| (n / scale).max(1);
     let (pp, sp, simple) = (s(PINGPONG), s(SPAWN), s(SIMPLE));
+    // A cold row is one run, the process's first: its runtime is set up
+    // (the hub, the tokio runtime, may's worker) but has spawned nothing.
+    let cold = |f: &mut dyn FnMut() -> f64| Figure::of(&[f()]).ok_or("no sample".to_string());
+    let cn = if COLD_ROWS.contains(&row) {
+        cold_count(row, scale)
+    } else {
+        0
+    };
     match imp {
         "greenlet" => {
             greenlet::yield_now(); // create the hub outside the timed runs
+            if cn > 0 {
+                return cold(&mut || g::spawn_join(cn));
+            }
             let f: Box<dyn FnMut() -> f64> = match row {
                 0 => Box::new(move || g::handoff_park(pp)),
                 1 => Box::new(move || g::handoff_event(pp)),
@@ -496,6 +526,10 @@ fn measure_one(imp: &str, row: usize, scale: u64) -> Result<Figure, String> {
         "tokio" => {
             let rt = t::runtime();
             let rt = &rt;
+            if cn > 0 {
+                t::run(rt, async { 0.0 }); // start the runtime outside the timed run
+                return cold(&mut || t::run(rt, t::spawn_join(cn)));
+            }
             let f: Box<dyn FnMut() -> f64> = match row {
                 0 | 1 => Box::new(move || t::run(rt, t::handoff_notify(pp))),
                 2 => Box::new(move || t::run(rt, t::handoff_channel(pp))),
@@ -509,6 +543,10 @@ fn measure_one(imp: &str, row: usize, scale: u64) -> Result<Figure, String> {
         }
         "may" => {
             configure_may();
+            if cn > 0 {
+                m::run(|| 0.0); // start the worker outside the timed run
+                return cold(&mut || m::run(move || m::spawn_join(cn)));
+            }
             let f: Box<dyn FnMut() -> f64> = match row {
                 0 => Box::new(move || m::run(move || m::handoff_park(pp))),
                 1 => Box::new(move || m::run(move || m::handoff_semaphore(pp))),
@@ -571,6 +609,18 @@ fn run_child(imp: &str, row: usize, scale: u64) -> Cell {
     go().unwrap_or_else(Cell::Na)
 }
 
+/// A cold row's cell: [`COLD_RUNS`] fresh processes, one sample each.
+fn run_cold(imp: &str, row: usize, scale: u64) -> Cell {
+    let mut samples = Vec::new();
+    for _ in 0..COLD_RUNS {
+        match run_child(imp, row, scale) {
+            Cell::Fig(f) | Cell::FigNote(f, _) => samples.push(f.median),
+            other => return other,
+        }
+    }
+    Figure::of(&samples).map_or_else(|| Cell::Na("no samples".into()), Cell::Fig)
+}
+
 /// Runs the micro suite and returns its table. `scale` divides the
 /// operation counts (1 = full size) for quick checks. Every (row,
 /// implementation) runs in a fresh child process, so that no runtime
@@ -588,10 +638,19 @@ pub fn run(scale: u64) -> Table {
         let cells = IMPLS
             .iter()
             .map(|imp| {
-                let c = run_child(imp, ri, scale);
+                let cold = COLD_ROWS.contains(&ri);
+                let c = if cold {
+                    run_cold(imp, ri, scale)
+                } else {
+                    run_child(imp, ri, scale)
+                };
+                let n = if cold { cold_count(ri, scale) } else { sp };
                 match (ri, *imp, c) {
                     (SPAWN_ROW, "may", Cell::Fig(f)) => {
                         Cell::FigNote(f, format!("[{}k live]", MAY_SPAWN_BATCH.min(sp) / 1000))
+                    }
+                    (_, "may", Cell::Fig(f)) if cold && n > MAY_SPAWN_BATCH => {
+                        Cell::FigNote(f, format!("[{}k live]", MAY_SPAWN_BATCH / 1000))
                     }
                     (_, _, c) => c,
                 }
@@ -599,6 +658,11 @@ pub fn run(scale: u64) -> Table {
             .collect();
         let label = if ri == SPAWN_ROW {
             format!("spawn+join, {}k live", sp / 1000)
+        } else if COLD_ROWS.contains(&ri) {
+            match cold_count(ri, scale) {
+                n if n % 1000 == 0 => format!("{label}: first {}k", n / 1000),
+                n => format!("{label}: first {n}"),
+            }
         } else {
             label.to_string()
         };
@@ -635,6 +699,12 @@ pub fn run(scale: u64) -> Table {
              `JoinHandle::join` in batches of {}k live (each may stack is two memory maps; 100k \
              live exceed `vm.max_map_count`); `sync::Mutex`.",
             MAY_SPAWN_BATCH / 1000
+        ),
+        format!(
+            "spawn+join cold: the first burst of a fresh process, spawned and joined as in \
+             spawn+join (all live) with no warm-up run before it; median (min–max) of {COLD_RUNS} \
+             fresh processes, one run each. It pays what the warm row does not: new stacks \
+             faulted in (and guarded), new task memory from the allocator."
         ),
         format!(
             "Before the suite it waited {:.1} s for idle CPUs (at most 10 s); load average then: {}.",
