@@ -233,7 +233,7 @@ fn an_overflowing_greenlet_is_reported_by_name_and_aborts() {
     );
     assert!(
         stderr.contains("greenlet 'deep-recursion'")
-            && stderr.contains("overflowed its stack of 64 KiB")
+            && stderr.contains("overflowed its stack of 256 KiB")
             && stderr.contains("Builder::stack_size"),
         "stderr:\n{stderr}"
     );
@@ -296,7 +296,7 @@ fn rss_falls_back_after_a_burst_of_deep_stacks() {
 #[ignore = "run in its own process by rss_falls_back_after_a_burst_of_deep_stacks"]
 fn child_rss_after_burst() {
     fn touch_48k() -> u8 {
-        // 48 KiB of this greenlet's 64 KiB stack, every page written.
+        // 48 KiB of this greenlet's stack, every page written.
         let mut buf = [1u8; 48 * 1024];
         black_box(&mut buf);
         // Still live when the next one starts, so each needs its own stack

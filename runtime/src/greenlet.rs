@@ -162,7 +162,7 @@ pub struct Builder {
 
 impl Builder {
     /// A builder with the defaults: name `Greenlet-<id>`, the hub's default
-    /// stack size (64 KiB unless changed with `hub::set_default_stack_size`).
+    /// stack size (256 KiB unless changed with `hub::set_default_stack_size`).
     pub fn new() -> Builder {
         Builder::default()
     }

@@ -19,7 +19,14 @@
 //! low-water mark — except [`WARM_STACKS`]. A burst that reuses its stacks
 //! at once pays no syscalls and no page faults; a burst that is over is
 //! returned to the kernel a second or two later, leaving a few MiB behind,
-//! not gigabytes.
+//! not gigabytes. A decay step that releases a burst's worth of stacks also
+//! unmaps the slab regions none of whose stacks is in use, and tells the hub
+//! to give back what else the burst left (see `Hub::give_back_memory`).
+//!
+//! A stack that ran deep gives its deep pages back as soon as it is pooled:
+//! one load at the [`DEEP_WATERMARK`] tells (see
+//! `GreenStack::release_deep_pages`), so a large default costs address
+//! space, not memory.
 //!
 //! A stack overflow hits the guard page; the SIGSEGV handler (see
 //! `overflow.rs`) reports the greenlet's name and stack size and aborts.
