@@ -49,7 +49,9 @@ fn main() {
         .into_iter()
         .map(|url| {
             Builder::new()
-                // ureq's frames need more than the default 64 KiB stack.
+                // Room beyond the default (256 KiB; a plain ureq GET went
+                // 62 KiB deep in a debug build) for redirects, big headers
+                // and crates written for threads' 2 MiB stacks.
                 .stack_size(1 << 20)
                 .spawn(move || {
                     let t = Instant::now();
