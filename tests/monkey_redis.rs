@@ -5,61 +5,17 @@
 //! skips, except under CI (`CI=true`), where it fails.
 #![cfg(feature = "monkey")]
 
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use greenlet::Builder;
 
-/// The server process, killed when the test ends.
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start_redis() -> Option<(Server, u16)> {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = Command::new("redis-server")
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-        .args(["--save", "", "--appendonly", "no"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn();
-    let child = match child {
-        Ok(c) => c,
-        Err(e) => {
-            let why = format!("redis-server could not be started ({e}); install Debian's `redis-server` to run this test");
-            if std::env::var("CI").is_ok_and(|v| v == "true") {
-                panic!("{why}");
-            }
-            eprintln!("SKIPPED monkey_redis: {why}");
-            return None;
-        }
-    };
-    let server = Server(child);
-    let t0 = Instant::now();
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            t0.elapsed() < Duration::from_secs(10),
-            "redis-server did not start listening"
-        );
-        greenlet::sleep(Duration::from_millis(20)).unwrap();
-    }
-    Some((server, port))
-}
+mod redis_server;
+use redis_server::start_redis;
 
 #[test]
 fn unmodified_redis_blpop_calls_are_concurrent() {
     greenlet::monkey::patch_all().unwrap();
-    let Some((_server, port)) = start_redis() else {
+    let Some((_server, port)) = start_redis("monkey_redis") else {
         return;
     };
     let url = format!("redis://127.0.0.1:{port}/");

@@ -12,10 +12,12 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use greenlet::hub;
+
+mod redis_server;
+use redis_server::start_redis;
 
 /// The deepest a greenlet's stack went, in bytes below the greenlet's first
 /// frame, found as the lowest byte that is no longer zero: a fresh stack's
@@ -170,56 +172,6 @@ fn rustls_handshake_fits_the_default_stack() {
     });
     assert_eq!(back, "hello");
     server.stop(None).unwrap();
-}
-
-/// A `redis-server` process, killed when the test ends.
-struct Redis(Child);
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Starts `redis-server` on a free loopback port, or says loudly why not
-/// (and fails under CI).
-fn start_redis(test: &str) -> Option<(Redis, u16)> {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = Command::new("redis-server")
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-        .args(["--save", "", "--appendonly", "no"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn();
-    let child = match child {
-        Ok(c) => Redis(c),
-        Err(e) => {
-            let why = format!(
-                "redis-server could not be started ({e}); install Debian's `redis-server` \
-                 to run this test"
-            );
-            assert!(
-                !std::env::var("CI").is_ok_and(|v| v == "true" || v == "1"),
-                "{test}: {why} (.ci/run installs it under CI=true)"
-            );
-            let _ = writeln!(std::io::stderr(), "\nSKIPPED {test}: {why}\n");
-            return None;
-        }
-    };
-    let t0 = Instant::now();
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            t0.elapsed() < Duration::from_secs(10),
-            "redis-server did not start listening"
-        );
-        greenlet::sleep(Duration::from_millis(20)).unwrap();
-    }
-    Some((child, port))
 }
 
 #[test]
