@@ -132,16 +132,6 @@ pub(crate) struct Hub {
 }
 
 impl Hub {
-    /// After a burst (the stack pool released a burst's worth of stacks):
-    /// gives back the room the burst left in the hub's own tables, then the
-    /// heap memory the allocator keeps free (the burst's greenlet records).
-    #[cold]
-    pub(crate) fn give_back_memory(&self) {
-        self.live.borrow_mut().shrink_to_fit();
-        self.ready.shrink_to_fit();
-        crate::stack::trim_heap();
-    }
-
     /// The current thread's hub, created on first use.
     ///
     /// # Panics
@@ -623,6 +613,7 @@ fn start_unwind(core: &Core) -> ! {
 }
 
 mod info;
+mod memory;
 mod run;
 
 /// Whether this thread has a hub, without creating one: `false` before its
