@@ -100,6 +100,12 @@ const BURST: usize = 1024;
 const FIRST_SLAB_SLOTS: usize = 64;
 const MAX_SLAB_SLOTS: usize = 16384;
 
+/// Whether stacks of `size` usable bytes get the deep-pages probe when
+/// returned (see [`StackPool::put`]).
+fn probe_deep(size: usize) -> bool {
+    size > DEEP_WATERMARK && !valgrind::register_stacks()
+}
+
 /// How guard pages are installed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -129,6 +135,10 @@ pub(crate) struct StackPool {
     low_water: usize,
     /// When the next decay is due.
     next_decay: Option<Instant>,
+    /// Whether returned stacks get the deep-pages probe: the default size
+    /// exceeds [`DEEP_WATERMARK`], and memcheck is not watching stacks (it
+    /// reports the probe's read of a dead frame as invalid).
+    probe_deep: bool,
     regions: Vec<Region>,
     carve_next: usize,
     carve_end: usize,
@@ -142,6 +152,7 @@ impl StackPool {
         StackPool {
             page,
             default_size: round_up(DEFAULT_STACK_SIZE, page),
+            probe_deep: probe_deep(round_up(DEFAULT_STACK_SIZE, page)),
             guard: if forced {
                 StackGuard::Mprotect
             } else {
@@ -233,7 +244,7 @@ impl StackPool {
         {
             return; // dropped: an own mapping is unmapped
         }
-        if self.default_size > DEEP_WATERMARK {
+        if self.probe_deep {
             stack.release_deep_pages(DEEP_WATERMARK, self.page);
         }
         self.free.push(stack);
@@ -457,6 +468,7 @@ impl StackPool {
         let size = self.check_size(size)?;
         if size != self.default_size {
             self.default_size = size;
+            self.probe_deep = probe_deep(size);
             // Pooled stacks are of the old size: release them. (Slab slots
             // stay reserved, their pages released.)
             self.trimmed = 0;

@@ -34,7 +34,7 @@ pub(crate) fn running_on_valgrind() -> bool {
 /// `GREENLET_VALGRIND_STACKS=0` (for instruction counts with callgrind,
 /// which does not need it: a registration costs ~90 instructions per stack
 /// carved, which native runs never pay).
-fn register_stacks() -> bool {
+pub(crate) fn register_stacks() -> bool {
     static REGISTER: OnceLock<bool> = OnceLock::new();
     *REGISTER.get_or_init(|| {
         running_on_valgrind()
