@@ -33,9 +33,9 @@ use std::rc::Rc;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use greenlet_runtime::{deadline_after, Interrupted, Registration};
+use greenlet_runtime::{deadline_within, Direction, Interrupted, Registration};
 
-use crate::wait::{is_own_timeout, remaining};
+use crate::wait::is_own_timeout;
 
 /// The error of an operation on a closed socket: `EBADF`, "Bad file
 /// descriptor".
@@ -77,13 +77,6 @@ fn placeholder() -> Option<BorrowedFd<'static>> {
     .map(|fd| fd.as_fd())
 }
 
-/// A direction of readiness.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Dir {
-    Read,
-    Write,
-}
-
 /// The fd, its registration and what waiters must see when they resume.
 /// Field order matters: the registration is dropped before the socket.
 pub(crate) struct Sys<S> {
@@ -91,11 +84,10 @@ pub(crate) struct Sys<S> {
     pub(crate) sock: S,
     /// Set by `close`: a waiter that resumes finds the socket gone.
     closed: Cell<bool>,
-    /// Bumped by `shutdown(Read)` / `shutdown(Write)`: tells the waiter of
-    /// that direction its wait was cancelled (`cancel_waiters` ends the
-    /// waits of both directions; the other one waits again).
-    read_gen: Cell<u32>,
-    write_gen: Cell<u32>,
+    /// Per [`Direction`], bumped by `shutdown` of that direction: tells
+    /// its waiter its wait was cancelled (`cancel_waiters` ends the waits
+    /// of both directions; the other one waits again).
+    gens: [Cell<u32>; 2],
 }
 
 impl<S: AsRawFd> Sys<S> {
@@ -112,58 +104,37 @@ impl<S: AsRawFd> Sys<S> {
     }
 
     #[inline]
-    fn ready(&self, dir: Dir) -> bool {
-        match (self.reg.get(), dir) {
-            (None, _) => true,
-            (Some(r), Dir::Read) => r.is_readable(),
-            (Some(r), Dir::Write) => r.is_writable(),
-        }
+    fn ready(&self, dir: Direction) -> bool {
+        self.reg.get().is_none_or(|r| r.is_ready(dir))
     }
 
     /// Records that `dir` is not ready (registering the fd if needed).
     #[inline]
-    fn clear(&self, dir: Dir) -> io::Result<()> {
-        let r = self.registration()?;
-        match dir {
-            Dir::Read => r.clear_readable(),
-            Dir::Write => r.clear_writable(),
-        }
+    fn clear(&self, dir: Direction) -> io::Result<()> {
+        self.registration()?.clear_ready(dir);
         Ok(())
     }
 
-    fn generation(&self, dir: Dir) -> u32 {
-        match dir {
-            Dir::Read => self.read_gen.get(),
-            Dir::Write => self.write_gen.get(),
-        }
-    }
-
-    /// Parks until `dir` may be ready. `Ok` may be spurious (the caller
-    /// retries its operation or parks again). `deadline` is set from
-    /// `timeout` at the first park of an operation (`Some(None)`: the
-    /// timeout reaches past the clock's range, so there is none).
-    fn park(
+    /// Waits until `dir` is ready, or until the deadline: `timeout` from
+    /// the operation's first wait, which sets `deadline` (`Some(None)`: no
+    /// timeout). `Ok` may be spurious (the caller retries its operation or
+    /// waits again).
+    fn wait(
         &self,
-        dir: Dir,
+        dir: Direction,
         timeout: Option<Duration>,
         deadline: &mut Option<Option<Instant>>,
     ) -> io::Result<()> {
-        let remaining = match timeout {
-            None => None,
-            Some(t) => remaining(*deadline.get_or_insert_with(|| deadline_after(t)))?,
-        };
+        let deadline = *deadline.get_or_insert_with(|| deadline_within(timeout));
         let reg = self.registration()?;
-        let gen = self.generation(dir);
-        let r = match dir {
-            Dir::Read => reg.wait_readable(remaining),
-            Dir::Write => reg.wait_writable(remaining),
-        };
+        let gen = self.gens[dir as usize].get();
+        let r = reg.wait_until(dir, deadline);
         if self.closed.get() {
             return Err(Interrupted::Cancelled.into());
         }
         match r {
             // `shutdown` of the other direction ended this wait too.
-            Err(e) if is_cancelled(&e) && self.generation(dir) == gen => Ok(()),
+            Err(e) if is_cancelled(&e) && self.gens[dir as usize].get() == gen => Ok(()),
             r => r,
         }
     }
@@ -191,8 +162,7 @@ impl<S: AsRawFd> Evented<S> {
                 reg: OnceCell::new(),
                 sock,
                 closed: Cell::new(false),
-                read_gen: Cell::new(0),
-                write_gen: Cell::new(0),
+                gens: Default::default(),
             }))),
             dead: Cell::new(None),
             read_timeout: Cell::new(None),
@@ -241,7 +211,7 @@ impl<S: AsRawFd> Evented<S> {
         op: impl FnMut(&S) -> io::Result<R>,
         short: impl Fn(&R) -> bool,
     ) -> io::Result<R> {
-        self.op(Dir::Read, self.read_timeout.get(), op, short)
+        self.op(Direction::Read, self.read_timeout.get(), op, short)
     }
 
     /// As [`Evented::read`], for the write side (write timeout).
@@ -251,13 +221,13 @@ impl<S: AsRawFd> Evented<S> {
         op: impl FnMut(&S) -> io::Result<R>,
         short: impl Fn(&R) -> bool,
     ) -> io::Result<R> {
-        self.op(Dir::Write, self.write_timeout.get(), op, short)
+        self.op(Direction::Write, self.write_timeout.get(), op, short)
     }
 
     #[inline]
     fn op<R>(
         &self,
-        dir: Dir,
+        dir: Direction,
         timeout: Option<Duration>,
         mut op: impl FnMut(&S) -> io::Result<R>,
         short: impl Fn(&R) -> bool,
@@ -287,7 +257,7 @@ impl<S: AsRawFd> Evented<S> {
                     Err(e) => return Err(e),
                 }
             }
-            match sys.park(dir, timeout, &mut deadline) {
+            match sys.wait(dir, timeout, &mut deadline) {
                 // Readiness edges are coarse: the kernel reports a socket
                 // writable again only once about a third of its send buffer
                 // is free, so a slow but live reader can take bytes all
@@ -308,11 +278,11 @@ impl<S: AsRawFd> Evented<S> {
     /// readiness), up to `timeout`. The caller then reads `SO_ERROR`.
     pub(crate) fn wait_connected(&self, timeout: Option<Duration>) -> io::Result<()> {
         let sys = self.sys()?;
-        sys.clear(Dir::Write)?;
+        sys.clear(Direction::Write)?;
         let mut deadline = None;
         loop {
-            sys.park(Dir::Write, timeout, &mut deadline)?;
-            if sys.ready(Dir::Write) {
+            sys.wait(Direction::Write, timeout, &mut deadline)?;
+            if sys.ready(Direction::Write) {
                 return Ok(());
             }
         }
@@ -368,11 +338,14 @@ impl<S: AsRawFd> Evented<S> {
     ) -> io::Result<()> {
         let sys = self.sys()?;
         let r = f(&sys.sock, how);
-        if matches!(how, Shutdown::Read | Shutdown::Both) {
-            sys.read_gen.set(sys.read_gen.get().wrapping_add(1));
-        }
-        if matches!(how, Shutdown::Write | Shutdown::Both) {
-            sys.write_gen.set(sys.write_gen.get().wrapping_add(1));
+        let dirs: &[Direction] = match how {
+            Shutdown::Read => &[Direction::Read],
+            Shutdown::Write => &[Direction::Write],
+            Shutdown::Both => &[Direction::Read, Direction::Write],
+        };
+        for &d in dirs {
+            let gen = &sys.gens[d as usize];
+            gen.set(gen.get().wrapping_add(1));
         }
         if let Some(reg) = sys.reg.get() {
             reg.cancel_waiters();
@@ -448,15 +421,13 @@ impl<S: AsRawFd> Evented<S> {
             reg,
             sock,
             closed,
-            read_gen,
-            write_gen,
+            gens,
         } = sys;
         let mapped = Rc::new(Sys {
             reg,
             sock: f(sock),
             closed,
-            read_gen,
-            write_gen,
+            gens,
         });
         if was_open {
             out.sys.set(Some(mapped));

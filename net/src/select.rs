@@ -3,9 +3,9 @@
 
 use std::io;
 use std::os::fd::RawFd;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use crate::wait::{check_open, is_own_timeout, poll_now, remaining, EpollWaker};
+use crate::wait::{check_open, is_own_timeout, poll_now, EpollWaker};
 
 /// The fds of `fds` whose `revents` in `pfds` match `mask`.
 fn matching(fds: &[RawFd], pfds: &[libc::pollfd], mask: i16) -> Vec<RawFd> {
@@ -87,14 +87,13 @@ pub fn select(
                 return Ok((r, w));
             }
         }
-        let left = match remaining(deadline) {
-            Ok(left) => left,
-            Err(_) => return Ok((Vec::new(), Vec::new())),
-        };
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            return Ok((Vec::new(), Vec::new()));
+        }
         if waker.is_none() {
             waker = Some(EpollWaker::new(pfds.iter().map(|p| (p.fd, p.events)))?);
         }
-        match waker.as_ref().map(|w| w.park(left)) {
+        match waker.as_ref().map(|w| w.park(deadline)) {
             Some(Err(e)) if is_own_timeout(&e) => return Ok((Vec::new(), Vec::new())),
             Some(Err(e)) => return Err(e),
             _ => {}

@@ -29,7 +29,7 @@ use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
 
-use greenlet_runtime::{Interrupted, Registration};
+use greenlet_runtime::{Direction, Interrupted, Registration};
 
 use crate::evented::{ebadf, timed_out};
 
@@ -134,32 +134,16 @@ impl EpollWaker {
     /// are possible: check again). Call after a check found none ready.
     ///
     /// # Errors
-    /// `TimedOut` ("timed out") after `remaining`; `ResourceBusy` if another
+    /// `TimedOut` ("timed out") at `deadline`; `ResourceBusy` if another
     /// greenlet waits on it; the `io::Error` of an [`Interrupted`].
-    pub(crate) fn park(&self, remaining: Option<Duration>) -> io::Result<()> {
-        self.reg.clear_readable();
-        self.reg.wait_readable(remaining)
+    pub(crate) fn park(&self, deadline: Option<Instant>) -> io::Result<()> {
+        self.reg.clear_ready(Direction::Read);
+        self.reg.wait_until(Direction::Read, deadline)
     }
 
     /// Fails the parked greenlet (if any) with `Interrupted::Cancelled`.
     pub(crate) fn cancel(&self) {
         self.reg.cancel_waiters();
-    }
-}
-
-/// The time left until `deadline`; `None` for no deadline; `Err(TimedOut)`
-/// once it has passed.
-pub(crate) fn remaining(deadline: Option<Instant>) -> io::Result<Option<Duration>> {
-    match deadline {
-        None => Ok(None),
-        Some(d) => {
-            let now = Instant::now();
-            if now >= d {
-                Err(timed_out())
-            } else {
-                Ok(Some(d - now))
-            }
-        }
     }
 }
 
@@ -288,7 +272,7 @@ pub fn wait(watcher: &Watcher, timeout: Option<Duration>) -> io::Result<()> {
         if watcher.ready_now()? {
             return Ok(());
         }
-        let r = watcher.waker.park(remaining(deadline)?);
+        let r = watcher.waker.park(deadline);
         if let Some(e) = watcher.cancel.take() {
             return Err(e);
         }

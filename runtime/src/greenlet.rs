@@ -27,12 +27,11 @@ use std::panic::Location;
 use std::time::{Duration, Instant};
 
 use crate::deadline::{deadline_after, deadline_within};
-use crate::hub::Hub;
+use crate::hub::{Hub, Start, TimerGuard};
 use crate::interrupt::{BlockedForever, Interrupted};
 use crate::park::{park, Waker};
-use crate::record::{Core, Outcome, Rec, State, Task};
-use crate::spawn_hooks::Spawner;
-use crate::timer::{TimerAction, TimerGuard};
+use crate::record::{Core, Outcome, Rec, State};
+use crate::timer::TimerAction;
 
 /// The payload a killed greenlet unwinds with (gevent's `GreenletExit`).
 ///
@@ -221,69 +220,13 @@ impl Builder {
         F: FnOnce() -> T + 'static,
         T: 'static,
     {
+        // Read here: `track_caller` does not reach into a closure.
+        let at = Location::caller();
         let (rec, value) =
-            Hub::get().spawn_task(f, self.name, self.stack_size, Location::caller(), start)?;
+            Hub::with(|hub| hub.spawn_task(f, self.name, self.stack_size, at, start))?;
         let r = GreenletRef { rec };
         crate::spawn_hooks::run_spawn_callbacks(&r);
         Ok(Greenlet { r, value })
-    }
-}
-
-/// When a new greenlet first runs.
-pub(crate) enum Start {
-    /// At the next loop turn, after those spawned before it.
-    Now,
-    /// Once this instant has passed.
-    At(Instant),
-    /// Never on its own (a `spawn_later` delay past the clock's range).
-    Never,
-}
-
-impl Hub {
-    /// Creates a greenlet running `f`; scheduled now, or at `start`.
-    /// Returns its record and its result slot.
-    ///
-    /// A stack is reserved now, so running out of them is an error here, but
-    /// the coroutine is built only when the greenlet first runs.
-    #[allow(clippy::type_complexity)]
-    pub(crate) fn spawn_task<T, F>(
-        &self,
-        f: F,
-        name: Option<Box<str>>,
-        stack_size: Option<usize>,
-        location: &'static Location<'static>,
-        start: Start,
-    ) -> io::Result<(Rec, *const Cell<Option<T>>)>
-    where
-        F: FnOnce() -> T + 'static,
-        T: 'static,
-    {
-        let stack = self.stacks.borrow_mut().get(stack_size)?;
-        let id = self.next_id();
-        let mut core = Core::new(id, name, location, false);
-        let spawner = Spawner::of(self);
-        (core.spawner_id, core.spawner_key) = (spawner.id, spawner.key);
-        let task = Task::new(core, f);
-        task.core.stack.set(Some(stack));
-        let (rec, body) = Rec::new_typed(task);
-        // SAFETY: `body` points into the record `rec` keeps alive.
-        let value: *const Cell<Option<T>> = unsafe { &(*body).value };
-        self.register_live(&rec);
-        match start {
-            Start::Now => self.schedule(rec.clone()),
-            // A delay past the clock's range: it waits (`Delayed`, with no
-            // timer) until it is killed; nothing else can start it.
-            Start::Never => rec.core().state.set(State::Delayed),
-            Start::At(at) => {
-                rec.core().state.set(State::Delayed);
-                let h = self
-                    .timers
-                    .borrow_mut()
-                    .arm(at, TimerAction::Start(rec.clone()));
-                rec.core().extra().start_timer = Some(h);
-            }
-        }
-        Ok((rec, value))
     }
 }
 
@@ -349,7 +292,9 @@ pub fn spawn_raw<F>(f: F)
 where
     F: FnOnce() + 'static,
 {
-    if let Err(e) = Hub::get().spawn_task(f, None, None, Location::caller(), Start::Now) {
+    // Read here: `track_caller` does not reach into a closure.
+    let at = Location::caller();
+    if let Err(e) = Hub::with(|hub| hub.spawn_task(f, None, None, at, Start::Now)) {
         panic!("greenlet::spawn_raw failed: {e}");
     }
 }
@@ -668,7 +613,7 @@ impl GreenletRef {
     }
 
     fn check_not_self(&self, what: &str) -> Result<(), Interrupted> {
-        if Hub::get().is_current(&self.rec) {
+        if Hub::with(|hub| hub.is_current(&self.rec)) {
             return Err(Interrupted::LoopExit(BlockedForever::new(format!(
                 "{what} of {} by itself",
                 self.core().describe()
@@ -697,7 +642,7 @@ impl GreenletRef {
     /// Kills it without waiting: returns at once, never switches; the
     /// target dies at its next turn (a never-started one is dead on return).
     pub fn kill_nowait(&self) {
-        Hub::get().kill(&self.rec);
+        Hub::with(|hub| hub.kill(&self.rec));
     }
 
     /// Runs `f` in a new greenlet when this one dies, however it ends.
@@ -733,16 +678,17 @@ impl GreenletRef {
     }
 
     pub(crate) fn add_link(&self, when: LinkWhen, action: LinkAction) -> LinkId {
-        let hub = Hub::get();
-        let id = hub.next_id();
-        if self.dead() {
-            if when.fires(self.panicked()) {
-                fire_link(hub, &self.rec, action);
+        Hub::with(|hub| {
+            let id = hub.next_id();
+            if self.dead() {
+                if when.fires(self.panicked()) {
+                    fire_link(hub, &self.rec, action);
+                }
+            } else {
+                self.core().extra().links.push(Link { id, when, action });
             }
-        } else {
-            self.core().extra().links.push(Link { id, when, action });
-        }
-        LinkId(id)
+            LinkId(id)
+        })
     }
 
     /// The panic message, if it panicked and the payload was not taken.
@@ -756,7 +702,7 @@ impl GreenletRef {
 /// one).
 pub fn getcurrent() -> GreenletRef {
     GreenletRef {
-        rec: Hub::get().current(),
+        rec: Hub::with(Hub::current),
     }
 }
 

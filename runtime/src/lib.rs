@@ -16,7 +16,7 @@
 //! - [`hub`]: [`hub::Remote`], [`run_info`] and hub counters;
 //! - [`threadpool`]: blocking `Send` work on OS threads, waited on
 //!   cooperatively;
-//! - [`arm_timeout`] / [`cancel_timeout`]: the hook timeouts are built on.
+//! - [`timeout_hook`]: the hook the timeout crate is built on.
 //!
 //! # The model
 //!
@@ -57,14 +57,18 @@ mod park;
 mod pile;
 mod reactor;
 mod record;
+mod registration;
 mod remote;
 mod runqueue;
+mod sigaction;
 mod sleep;
 mod spawn_hooks;
 mod stack;
 mod thread;
 mod timer;
 mod wait;
+
+pub mod timeout_hook;
 
 pub mod pool;
 pub mod process;
@@ -85,9 +89,8 @@ pub use hub::{run_info, GreenletInfo};
 pub use interrupt::{BlockedForever, Ended, Interrupted, LinkedExited, TimeoutId};
 pub use link::{spawn_link, spawn_link_exception, spawn_link_value};
 pub use park::{defer_kill, park, Waker};
-pub use reactor::Registration;
+pub use registration::{Direction, Registration};
 pub use sleep::{idle, sleep, yield_now};
 pub use spawn_hooks::{add_spawn_callback, remove_spawn_callback, SpawnCallbackId};
 pub use stack::{StackGuard, DECAY_INTERVAL, DEFAULT_STACK_SIZE, MIN_STACK_SIZE, WARM_STACKS};
-pub use timer::{arm_timeout, cancel_timeout, timer_armed, TimeoutStatus, TimerHandle};
 pub use wait::{iwait, wait, Iwait, ReadyWait, Waitable};

@@ -223,7 +223,7 @@ where
     T: 'static,
 {
     let g = spawn(f);
-    g.add_link(when, LinkAction::Notify(Hub::get().current()));
+    g.add_link(when, LinkAction::Notify(Hub::with(Hub::current)));
     g
 }
 

@@ -3,7 +3,7 @@
 //! computes, or calls a blocking std function, without yielding — and says
 //! which greenlet it is.
 //!
-//! Off by default. Turn it on for a hub with [`monitor`], or for every hub
+//! Off by default. Turn it on for a hub with `hub::monitor`, or for every hub
 //! with the environment variable `GREENLET_MAX_BLOCKING_MS`. A watchdog
 //! thread (one per process) then checks each monitored hub; when one has
 //! been running the same greenlet for longer than the limit it logs a
@@ -29,7 +29,6 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
-use crate::hub::Hub;
 use crate::record::Core;
 
 /// What a monitored hub publishes for the watchdog.
@@ -88,50 +87,34 @@ impl Watched {
 static WATCHED: Mutex<Vec<Weak<Watched>>> = Mutex::new(Vec::new());
 static WATCHDOG: std::sync::Once = std::sync::Once::new();
 
-/// Turns the blocking monitor on for this thread's hub with the limit
-/// `max_blocking`, or off with `None`.
-///
-/// ```
-/// use greenlet_runtime::hub::monitor;
-/// use std::time::Duration;
-///
-/// monitor(Some(Duration::from_millis(100)));
-/// // ... a greenlet hogging the thread for longer is logged as a warning.
-/// monitor(None);
-/// ```
-pub fn monitor(max_blocking: Option<Duration>) {
-    let hub = Hub::get();
-    match max_blocking {
-        None => {
-            hub.monitor.replace(None);
-            hub.monitoring.set(false);
-        }
-        Some(limit) => {
-            if let Some(w) = &*hub.monitor.borrow() {
-                *w.limit.lock() = limit;
-                return;
-            }
-            let w = Arc::new(Watched {
-                progress: AtomicU64::new(0),
-                idle: AtomicBool::new(false),
-                running_id: AtomicU64::new(0),
-                running_at: AtomicPtr::new(std::ptr::null_mut()),
-                names: Mutex::new(HashMap::new()),
-                limit: Mutex::new(limit),
-                thread: std::thread::current()
-                    .name()
-                    .unwrap_or("<unnamed>")
-                    .to_string(),
-            });
-            WATCHED.lock().push(Arc::downgrade(&w));
-            *hub.monitor.borrow_mut() = Some(w);
-            hub.monitoring.set(true);
-            WATCHDOG.call_once(|| {
-                let _ = std::thread::Builder::new()
-                    .name("greenlet-monitor".into())
-                    .spawn(watchdog);
-            });
-        }
+impl Watched {
+    /// A hub's view for the watchdog, with the limit `limit`; the
+    /// watchdog (started with the first) checks it while it lives.
+    pub(crate) fn start(limit: Duration) -> Arc<Watched> {
+        let w = Arc::new(Watched {
+            progress: AtomicU64::new(0),
+            idle: AtomicBool::new(false),
+            running_id: AtomicU64::new(0),
+            running_at: AtomicPtr::new(std::ptr::null_mut()),
+            names: Mutex::new(HashMap::new()),
+            limit: Mutex::new(limit),
+            thread: std::thread::current()
+                .name()
+                .unwrap_or("<unnamed>")
+                .to_string(),
+        });
+        WATCHED.lock().push(Arc::downgrade(&w));
+        WATCHDOG.call_once(|| {
+            let _ = std::thread::Builder::new()
+                .name("greenlet-monitor".into())
+                .spawn(watchdog);
+        });
+        w
+    }
+
+    /// Changes the limit.
+    pub(crate) fn set_limit(&self, limit: Duration) {
+        *self.limit.lock() = limit;
     }
 }
 

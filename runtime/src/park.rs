@@ -54,7 +54,7 @@ impl Waker {
             // return, and an interrupt that set another reason also made the
             // greenlet `Scheduled`, so it is not `Parked` here.
             // Moves this waker's reference into the ready queue.
-            Hub::get().schedule(self.rec);
+            Hub::with(|hub| hub.schedule(self.rec));
         }
     }
 
@@ -87,7 +87,7 @@ impl Waker {
         let core = self.rec.core();
         if core.park_seq.get() == self.seq && core.state.get() == State::Parked {
             core.wake_reason.set(reason);
-            Hub::get().schedule(self.rec.clone());
+            Hub::with(|hub| hub.schedule(self.rec.clone()));
         }
     }
 }
@@ -148,7 +148,7 @@ impl fmt::Debug for Waker {
 /// ```
 #[inline]
 pub fn park(what: &dyn fmt::Display, register: impl FnOnce(Waker)) -> Result<(), Interrupted> {
-    Hub::get().park(what, register)
+    Hub::with(|hub| hub.park(what, register))
 }
 
 /// Runs `f` with kills of the current greenlet deferred: for code that
@@ -191,7 +191,7 @@ pub fn defer_kill<R>(f: impl FnOnce() -> R) -> R {
             self.0.set(self.1);
         }
     }
-    let rec = Hub::get().current();
+    let rec = Hub::with(Hub::current);
     let flag = &rec.core().kill_deferred;
     let _restore = Restore(flag, flag.replace(true));
     f()

@@ -21,10 +21,8 @@
 
 use std::io;
 
-use crate::greenlet::on_death_joiners;
 use crate::hub::{destroy, Hub};
 use crate::interrupt::Interrupted;
-use crate::record::{Outcome, Rec, State};
 
 /// Which side of a [`fork`] this is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -54,7 +52,6 @@ pub enum Fork {
 /// The error of `fork(2)` (in the parent), or of re-creating the child's
 /// poller (in the child).
 pub fn fork() -> io::Result<Fork> {
-    let hub = Hub::get();
     // SAFETY: fork(2) itself is always safe to call; the child only runs
     // this thread, whose state (the hub) is re-initialised below before any
     // other use.
@@ -65,9 +62,11 @@ pub fn fork() -> io::Result<Fork> {
     if pid > 0 {
         return Ok(Fork::Parent { child: pid });
     }
-    reinit()?;
-    hub.discard_others();
-    Ok(Fork::Child)
+    Hub::with(|hub| {
+        hub.after_fork()?;
+        hub.discard_others();
+        Ok(Fork::Child)
+    })
 }
 
 /// Re-initialises this thread's hub in a child process made by a raw
@@ -78,13 +77,7 @@ pub fn fork() -> io::Result<Fork> {
 /// # Errors
 /// The error of creating the new `epoll` instance or eventfd.
 pub fn reinit() -> io::Result<()> {
-    let hub = Hub::get();
-    let notifier = hub.reactor.reinit()?;
-    hub.remote.after_fork(notifier);
-    hub.retarget_signals();
-    crate::threadpool::after_fork();
-    hub.after_fork_keepalive();
-    Ok(())
+    Hub::with(Hub::after_fork)
 }
 
 /// Kills every greenlet of this thread's hub (their cleanup runs, in their
@@ -98,56 +91,21 @@ pub fn reinit() -> io::Result<()> {
 /// deaths (a `Timeout` of the caller) as an `io::Error` — the hub is then
 /// still closed.
 pub fn shutdown() -> io::Result<()> {
-    let hub = Hub::get();
-    if !hub.current().core().is_main {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "shutdown() must be called from the thread's main greenlet",
-        ));
-    }
-    let all: Vec<crate::GreenletRef> = hub
-        .live_records()
+    let all = Hub::with(|hub| {
+        if !hub.current().core().is_main {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "shutdown() must be called from the thread's main greenlet",
+            ));
+        }
+        Ok(hub.live_snapshot())
+    })?;
+    let all: Vec<crate::GreenletRef> = all
         .into_iter()
         .map(|rec| crate::GreenletRef { rec })
         .collect();
+    // Outside any use of the hub: `destroy` frees it.
     let killed: Result<(), Interrupted> = crate::killall(&all);
     destroy(std::ptr::null());
     killed.map_err(io::Error::from)
-}
-
-impl Hub {
-    pub(crate) fn live_records(&self) -> Vec<Rec> {
-        self.live_snapshot()
-    }
-
-    /// In a forked child: drops every greenlet except the current one and
-    /// the main greenlet, without running their code.
-    fn discard_others(&self) {
-        let me = self.current();
-        let scheduler = self.scheduler_core();
-        for rec in self.live_records() {
-            if rec.ptr_eq(&me) || rec.core().is_main {
-                continue;
-            }
-            let core = rec.core();
-            if std::ptr::eq(core, scheduler) {
-                // Running the loop, below `me` on this very chain of
-                // stacks: marked dead here, its coroutine is dropped
-                // unrun once it has suspended (see `Hub::run_one`).
-            } else if let Some(co) = core.take_co() {
-                // Not dropped: dropping would unwind it (run its code).
-                std::mem::forget(co);
-            } else {
-                rec.body().discard(); // never ran: only its closure to drop
-            }
-            if let Some(t) = core.extra_if_any().and_then(|mut e| e.start_timer.take()) {
-                self.cancel_timer(t);
-            }
-            core.state.set(State::Dead);
-            core.outcome.set(Outcome::Killed);
-            self.unregister_live(&rec);
-            on_death_joiners(&rec);
-        }
-        self.forget_dead_waits();
-    }
 }

@@ -472,7 +472,7 @@ fn body<T: 'static, F: FnOnce() -> T + 'static>(
             }
             Err(p) if p.is::<GreenletExit>() => Outcome::Killed,
             Err(p) => {
-                if Hub::get().closing.get() {
+                if Hub::with(Hub::is_closing) {
                     // Tearing the hub down: this is corosensei's forced
                     // unwind (or a panic raised by it); let it reach the root.
                     panic::resume_unwind(p);
@@ -481,8 +481,6 @@ fn body<T: 'static, F: FnOnce() -> T + 'static>(
                 Outcome::Panicked
             }
         };
-        let hub = Hub::get();
-        let me = hub.current();
-        hub.finish(&me, outcome);
+        Hub::with(|hub| hub.finish(&hub.current(), outcome));
     }
 }

@@ -31,7 +31,6 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 
 use crate::epoll::Notifier;
-use crate::hub::Hub;
 
 pub(crate) type Job = Box<dyn FnOnce() + Send>;
 
@@ -163,9 +162,9 @@ pub struct Remote {
 }
 
 impl Remote {
-    /// A handle to the current thread's hub.
-    pub fn current() -> Remote {
-        let shared = Hub::get().remote.clone();
+    /// A handle to the hub whose queue `shared` is (`Remote::current` is
+    /// the public way, in `hub`).
+    pub(crate) fn new(shared: Arc<RemoteShared>) -> Remote {
         let generation = shared.queue.lock().add_handle();
         Remote { shared, generation }
     }

@@ -4,9 +4,10 @@ use std::time::Duration;
 
 use crate::deadline::deadline_after;
 use crate::hub::Hub;
+use crate::hub::TimerGuard;
 use crate::interrupt::Interrupted;
 use crate::park::park;
-use crate::timer::{TimerAction, TimerGuard};
+use crate::timer::TimerAction;
 
 /// Suspends the current greenlet for `duration`, measured from this call.
 ///
@@ -29,20 +30,8 @@ use crate::timer::{TimerAction, TimerGuard};
 /// assert!(t0.elapsed() >= Duration::from_millis(20));
 /// ```
 pub fn sleep(duration: Duration) -> Result<(), Interrupted> {
-    let hub = Hub::get();
     if duration.is_zero() {
-        if std::thread::panicking() {
-            return Err(Interrupted::Unwinding);
-        }
-        let me = hub.current();
-        if let Some(e) = me.core().take_pending() {
-            return Err(e);
-        }
-        hub.yield_now();
-        return match me.core().take_pending() {
-            Some(e) => Err(e),
-            None => Ok(()),
-        };
+        return Hub::with(Hub::yield_wait);
     }
     // Past the clock's range: a sleep no timer ends (only a kill, a
     // timeout of the caller, or `LoopExit`).
@@ -80,25 +69,12 @@ pub fn sleep(duration: Duration) -> Result<(), Interrupted> {
 /// assert_eq!(steps.get(), 100, "the busy greenlet finished first");
 /// ```
 pub fn idle() -> Result<(), Interrupted> {
-    let hub = Hub::get();
-    let r = park(&"idle()", |w| hub.idlers.borrow_mut().push(w));
-    if r.is_err() {
-        let stale: Vec<_> = {
-            let mut idlers = hub.idlers.borrow_mut();
-            let (stale, live) = std::mem::take(&mut *idlers)
-                .into_iter()
-                .partition(crate::park::Waker::is_stale);
-            *idlers = live;
-            stale
-        };
-        drop(stale);
-    }
-    r
+    Hub::with(Hub::idle)
 }
 
 /// Lets every other ready greenlet run, then continues; returns at once if
 /// the thread is unwinding. Unlike `sleep(ZERO)` it never reports a
 /// timeout (a pending one stays for the next wait), but a kill lands here.
 pub fn yield_now() {
-    Hub::get().yield_now();
+    Hub::with(Hub::yield_now);
 }

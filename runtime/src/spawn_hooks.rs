@@ -25,16 +25,6 @@ impl Spawner {
         id: u64::MAX,
         key: u32::MAX,
     };
-
-    /// The greenlet running now on `hub`.
-    pub(crate) fn of(hub: &Hub) -> Spawner {
-        let core = hub.current_core();
-        Spawner {
-            id: core.id,
-            // Live-table keys are below the number of live greenlets.
-            key: u32::try_from(core.live_key.get()).unwrap_or(u32::MAX),
-        }
-    }
 }
 
 impl GreenletRef {
@@ -58,7 +48,8 @@ impl GreenletRef {
         if core.spawner_id == Spawner::NOBODY.id {
             return None;
         }
-        let rec = Hub::get().live_by_key(core.spawner_key as usize, core.spawner_id)?;
+        let key = core.spawner_key as usize;
+        let rec = Hub::with(|hub| hub.live_by_key(key, core.spawner_id))?;
         Some(GreenletRef { rec })
     }
 }

@@ -48,9 +48,10 @@ use slab::Slab;
 
 use crate::greenlet::panic_message;
 use crate::hub::Hub;
+use crate::hub::TimerGuard;
 use crate::interrupt::Interrupted;
 use crate::park::{park, Waker};
-use crate::timer::{TimerAction, TimerGuard};
+use crate::timer::TimerAction;
 
 /// The default bound on the number of worker threads (gevent's default).
 pub const DEFAULT_MAX_THREADS: usize = 10;
@@ -305,13 +306,14 @@ where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
-    let hub = Hub::get();
     let shared = Arc::new(Shared {
         outcome: Mutex::new(Outcome::Pending),
     });
     let key = WAITERS.with(|w| w.borrow_mut().insert(None));
-    hub.keepalive.set(hub.keepalive.get() + 1);
-    let remote = hub.remote.clone();
+    let remote = Hub::with(|hub| {
+        hub.hold_keepalive();
+        hub.remote_shared()
+    });
     let job_shared = shared.clone();
     let job: Job = Box::new(move || {
         let outcome = match panic::catch_unwind(AssertUnwindSafe(f)) {
@@ -341,9 +343,7 @@ where
 /// if any, and releases the hub's keepalive.
 fn finished(key: usize) {
     let waker = WAITERS.with(|w| w.borrow_mut().try_remove(key)).flatten();
-    if let Some(hub) = Hub::try_get() {
-        hub.keepalive.set(hub.keepalive.get().saturating_sub(1));
-    }
+    Hub::try_with(Hub::release_keepalive);
     if let Some(w) = waker {
         w.wake();
     }

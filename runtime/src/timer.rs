@@ -39,7 +39,7 @@ impl TimerAction {
     }
 }
 
-/// Names one armed timer, for [`Timers::cancel`]. The sequence number makes
+/// Names one armed timer, to cancel it. The sequence number makes
 /// a handle to a fired or cancelled timer harmless even after its slot was
 /// reused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -112,11 +112,7 @@ impl Timers {
         }
     }
 
-    pub(crate) fn arm(&mut self, deadline: Instant, action: TimerAction) -> TimerHandle {
-        self.arm_with(deadline, || action)
-    }
-
-    /// [`Timers::arm`] with the action made by `make` once its slot is
+    /// Arms a timer with the action made by `make` once its slot is
     /// chosen, so that it is written straight into the slot instead of
     /// being built elsewhere and copied: a copy would read it back with
     /// wider loads than it was stored with, which the CPU cannot forward
@@ -153,17 +149,18 @@ impl Timers {
         TimerHandle { key, seq }
     }
 
-    /// Removes an armed timer and returns its action, so the caller drops it
-    /// after releasing the borrow of the queue (dropping a waker can run
-    /// user code). `None` if it already fired or was cancelled.
-    pub(crate) fn cancel(&mut self, h: TimerHandle) -> Option<TimerAction> {
+    /// Removes an armed timer and returns its action (for tests: the hub
+    /// cancels with [`Timers::cancel_to_record`]). `None` if it already
+    /// fired or was cancelled.
+    #[cfg(test)]
+    fn cancel(&mut self, h: TimerHandle) -> Option<TimerAction> {
         let action = self.armed_slot(h)?.action.take();
         self.cancelled(h);
         action
     }
 
-    /// [`Timers::cancel`] for a caller that would only drop the action: it
-    /// is dropped in its slot, and a new reference to its record is
+    /// Cancels an armed timer; `None` if it already fired or was cancelled.
+    /// The action is dropped in its slot, and a new reference to its record is
     /// returned for the caller to drop after the borrow. That reference
     /// keeps the drop here from freeing the record (which runs user code).
     /// Moving the action out instead would copy it (see
@@ -307,88 +304,17 @@ impl Timers {
     }
 }
 
-/// The interruption hook the timeout crate is built on: arms a timer that
-/// delivers [`Interrupted::Timeout(id)`](crate::Interrupted::Timeout) to
-/// `target` at `deadline`.
-///
-/// If `target` is parked then, its wait ends with that error; otherwise the
-/// error is kept and returned by its next wait (without suspending).
-pub fn arm_timeout(deadline: Instant, target: &crate::GreenletRef, id: TimeoutId) -> TimerHandle {
-    // Not `Hub::arm_timer`, which takes the action made: see `arm_with`.
-    crate::hub::Hub::get()
-        .timers
-        .borrow_mut()
-        .arm_with(deadline, || TimerAction::Interrupt(target.rec.clone(), id))
-}
-
-/// What [`cancel_timeout`] found.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum TimeoutStatus {
-    /// The timer was still armed; it is now cancelled and will never fire.
-    Cancelled,
-    /// It had fired but its error was not delivered yet; the error is now
-    /// discarded and no wait will see it.
-    Discarded,
-    /// It had fired and a wait of the target already returned its error
-    /// (or the handle was unknown).
-    Delivered,
-}
-
-/// Cancels a timer armed by [`arm_timeout`]; if it already fired, discards
-/// its error when not delivered yet. Safe to call at any time, also during
-/// thread exit (then a no-op reporting `Delivered`).
-pub fn cancel_timeout(
-    handle: TimerHandle,
-    target: &crate::GreenletRef,
-    id: TimeoutId,
-) -> TimeoutStatus {
-    let Some(hub) = crate::hub::Hub::try_get() else {
-        return TimeoutStatus::Delivered;
-    };
-    // The record comes back to be dropped after the borrow ends.
-    let rec = hub.timers.borrow_mut().cancel_to_record(handle);
-    if rec.is_some() {
-        drop(rec);
-        TimeoutStatus::Cancelled
-    } else if target.rec.core().discard_pending(id) {
-        TimeoutStatus::Discarded
-    } else {
-        TimeoutStatus::Delivered
-    }
-}
-
-/// Whether a timer is still armed (neither fired nor cancelled).
-pub fn timer_armed(handle: TimerHandle) -> bool {
-    crate::hub::Hub::try_get().is_some_and(|h| h.timers.borrow().is_armed(handle))
-}
-
-/// Cancels a timer when dropped, so a wait that unwinds (a kill) never
-/// leaves its timer armed behind it.
-pub(crate) struct TimerGuard(Option<TimerHandle>);
-
-impl TimerGuard {
-    pub(crate) fn new() -> TimerGuard {
-        TimerGuard(None)
-    }
-
-    pub(crate) fn arm(&mut self, at: Instant, action: TimerAction) {
-        self.0 = Some(crate::hub::Hub::get().arm_timer(at, action));
-    }
-}
-
-impl Drop for TimerGuard {
-    fn drop(&mut self) {
-        if let (Some(h), Some(hub)) = (self.0.take(), crate::hub::Hub::try_get()) {
-            hub.cancel_timer(h);
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
 
     use super::*;
+
+    impl Timers {
+        fn arm(&mut self, at: Instant, action: TimerAction) -> TimerHandle {
+            self.arm_with(at, || action)
+        }
+    }
 
     fn start() -> TimerAction {
         TimerAction::Start(crate::getcurrent().rec)

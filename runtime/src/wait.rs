@@ -36,13 +36,15 @@ use std::panic::Location;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use crate::greenlet::{Greenlet, GreenletRef, Start};
+use crate::greenlet::{Greenlet, GreenletRef};
 use crate::hub::Hub;
+use crate::hub::Start;
+use crate::hub::TimerGuard;
 use crate::interrupt::Interrupted;
 use crate::park::{park, Waker};
 use crate::record::Rec;
 use crate::sync::{AsyncResult, Event};
-use crate::timer::{TimerAction, TimerGuard};
+use crate::timer::TimerAction;
 
 /// A blocking wait for readiness, owned so a helper greenlet can run it.
 pub type ReadyWait = Box<dyn FnOnce() -> Result<(), Interrupted>>;
@@ -200,7 +202,7 @@ pub fn iwait<W: Waitable>(objects: &[W], timeout: Option<Duration>) -> Iwait {
     let deadline = crate::deadline::deadline_within(timeout);
     let shared = Rc::new(Shared::default());
     let mut helpers = Vec::new();
-    let hub = Hub::get();
+    let at = Location::caller();
     for (i, o) in objects.iter().enumerate() {
         if o.is_ready() {
             shared.done.borrow_mut().push_back(i);
@@ -212,7 +214,7 @@ pub fn iwait<W: Waitable>(objects: &[W], timeout: Option<Duration>) -> Iwait {
             let _ = w();
             s.report(i);
         };
-        match hub.spawn_task(helper, None, None, Location::caller(), Start::Now) {
+        match Hub::with(|hub| hub.spawn_task(helper, None, None, at, Start::Now)) {
             Ok((rec, _)) => helpers.push(rec),
             // No stack for a helper: report the object rather than hang;
             // using it shows whether it is really ready.
@@ -286,11 +288,11 @@ impl Iterator for Iwait {
 
 impl Drop for Iwait {
     fn drop(&mut self) {
-        if let Some(hub) = Hub::try_get() {
+        Hub::try_with(|hub| {
             for h in &self.helpers {
                 hub.kill(h);
             }
-        }
+        });
     }
 }
 

@@ -4,10 +4,10 @@ use std::cell::Cell;
 use std::fmt;
 use std::time::Duration;
 
-use greenlet_runtime::{
-    arm_timeout, cancel_timeout, deadline_after, getcurrent, timer_armed, GreenletRef, TimeoutId,
-    TimeoutStatus, TimerHandle,
+use greenlet_runtime::timeout_hook::{
+    arm_timeout, cancel_timeout, timer_armed, TimeoutStatus, TimerHandle,
 };
+use greenlet_runtime::{deadline_after, getcurrent, GreenletRef, TimeoutId};
 
 use crate::elapsed::IsTimeout;
 

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use greenlet_runtime::TimeoutStatus;
+use greenlet_runtime::timeout_hook::TimeoutStatus;
 
 use crate::elapsed::Elapsed;
 use crate::guard::Timeout;

@@ -64,7 +64,7 @@ impl fmt::Display for GreenletInfo {
 /// Lists every live (spawned, not yet dead) greenlet of this thread's hub:
 /// id, name, state and spawn location. The main greenlet is not listed.
 pub fn run_info() -> Vec<GreenletInfo> {
-    Hub::get().run_info()
+    Hub::with(Hub::run_info)
 }
 
 /// Counters of this thread's hub, for tests and diagnostics.
@@ -90,5 +90,5 @@ pub struct HubStats {
 
 /// This thread's hub counters.
 pub fn stats() -> HubStats {
-    Hub::get().stats()
+    Hub::with(Hub::stats)
 }

@@ -21,7 +21,6 @@ use std::fmt;
 use std::panic::{self, AssertUnwindSafe, Location};
 use std::ptr;
 use std::sync::Arc;
-use std::time::Instant;
 
 use slab::Slab;
 
@@ -32,9 +31,10 @@ use crate::reactor::Reactor;
 use crate::record::{Core, MainBody, Outcome, Rec, State, Task, WakeReason};
 use crate::remote::RemoteShared;
 use crate::runqueue::RunQueue;
+use crate::signal::table::HubSignals;
 use crate::stack::overflow::{self, AltStack, Overflowed};
 use crate::stack::StackPool;
-use crate::timer::{TimerAction, TimerHandle, Timers};
+use crate::timer::Timers;
 
 /// While greenlets keep the ready queue busy, the reactor is polled (with a
 /// zero timeout), and timers, remote work and signals are handled, at the
@@ -85,9 +85,6 @@ pub(crate) fn destroy(then: *const Hub) {
 }
 
 pub(crate) struct Hub {
-    /// Unique per thread across hubs (a hub replaced by `shutdown` and a
-    /// new one differ): objects registered with a hub check it.
-    pub(crate) id: u64,
     ready: RunQueue,
     /// The running greenlet; the main greenlet's record while the loop runs.
     /// A raw pointer, not an `Rc`, so switching costs no reference counting:
@@ -95,10 +92,10 @@ pub(crate) struct Hub {
     /// for as long as it is current.
     current: Cell<*const Core>,
     main: Rec,
-    pub(crate) timers: RefCell<Timers>,
-    pub(crate) reactor: Reactor,
-    pub(crate) stacks: RefCell<StackPool>,
-    pub(crate) remote: Arc<RemoteShared>,
+    timers: RefCell<Timers>,
+    reactor: Reactor,
+    stacks: RefCell<StackPool>,
+    remote: Arc<RemoteShared>,
     live: RefCell<Slab<Rec>>,
     next_id: Cell<u64>,
     /// Greenlets run since the reactor was last polled.
@@ -111,55 +108,55 @@ pub(crate) struct Hub {
     batch_left: Cell<usize>,
     /// Set during teardown: parks fail at once, the body lets forced
     /// unwinds through.
-    pub(crate) closing: Cell<bool>,
+    closing: Cell<bool>,
     /// Outstanding external wake-up sources (thread-pool jobs and the like)
     /// that keep a waiting main greenlet from being declared deadlocked.
-    pub(crate) keepalive: Cell<usize>,
+    keepalive: Cell<usize>,
     /// The blocking monitor's view of this hub, when it is on.
-    pub(crate) monitor: RefCell<Option<Arc<crate::monitor::Watched>>>,
+    monitor: RefCell<Option<Arc<crate::monitor::Watched>>>,
     /// `monitor` is set: the one check the loop makes per switch when the
     /// monitor is off.
-    pub(crate) monitoring: Cell<bool>,
+    monitoring: Cell<bool>,
     /// Greenlets waiting in `idle()` for the hub to have nothing else to do.
-    pub(crate) idlers: RefCell<Vec<Waker>>,
-    /// Signal handlers registered on this hub (see `signal.rs`).
-    pub(crate) signals: RefCell<crate::signal::HubSignals>,
-    /// Set by the signal handler when a signal for this hub arrived.
-    pub(crate) signal_flag: Arc<std::sync::atomic::AtomicBool>,
+    idlers: RefCell<Vec<Waker>>,
+    /// Signal handlers registered on this hub (see `signal::table`).
+    signals: RefCell<HubSignals>,
     /// The alternate signal stack this hub installed, if the thread had
     /// none (overflow reports run on it).
     _altstack: Option<AltStack>,
 }
 
 impl Hub {
-    /// The current thread's hub, created on first use.
+    /// Runs `f` with the current thread's hub, created on first use.
+    ///
+    /// The borrow cannot leave `f`: the hub is freed by `destroy`, which
+    /// runs only at thread exit or from `shutdown`, never inside `f` on the
+    /// same stack.
     ///
     /// # Panics
     /// If called while the thread's hub is being destroyed at thread exit
     /// (from another thread-local's destructor) after it was torn down.
     #[inline]
-    pub(crate) fn get() -> &'static Hub {
+    pub(crate) fn with<R>(f: impl FnOnce(&Hub) -> R) -> R {
         let p = HUB.with(|h| h.get());
-        if p as usize > DEAD {
-            // SAFETY: the hub lives until the thread's `HubGuard` is
-            // destroyed, and every caller runs on this thread before that
-            // (greenlet code runs only inside the hub's loop or teardown).
-            unsafe { &*p }
-        } else {
-            Hub::create(p)
-        }
+        let p = if p as usize > DEAD { p } else { Hub::create(p) };
+        // SAFETY: the hub lives until `destroy` frees it, and `destroy`
+        // never runs inside `f` (see above); every caller is on this
+        // thread.
+        f(unsafe { &*p })
     }
 
-    /// The hub if it exists and is not destroyed; never creates one. For
-    /// drop paths that may run during thread exit.
-    pub(crate) fn try_get() -> Option<&'static Hub> {
+    /// Runs `f` with the hub if it exists and is not destroyed; never
+    /// creates one. For drop paths that may run during thread exit.
+    #[inline]
+    pub(crate) fn try_with<R>(f: impl FnOnce(&Hub) -> R) -> Option<R> {
         let p = HUB.try_with(|h| h.get()).ok()?;
-        // SAFETY: as in `get`.
-        (p as usize > DEAD).then(|| unsafe { &*p })
+        // SAFETY: as in `with`.
+        (p as usize > DEAD).then(|| f(unsafe { &*p }))
     }
 
     #[cold]
-    fn create(p: *const Hub) -> &'static Hub {
+    fn create(p: *const Hub) -> *const Hub {
         assert!(
             p as usize != DEAD,
             "greenlet: this thread's hub was already destroyed (used from a thread-local destructor during thread exit)"
@@ -171,33 +168,25 @@ impl Hub {
         // this fails and the hub is leaked rather than torn down too early.
         let _ = GUARD.try_with(|_| ());
         if let Some(limit) = crate::monitor::env_limit() {
-            crate::monitor::monitor(Some(limit));
+            monitor(Some(limit));
         }
-        // SAFETY: just created; lives until the guard frees it.
-        unsafe { &*p }
+        p
     }
 
     fn new() -> Hub {
         let reactor = Reactor::new().unwrap_or_else(|e| {
             panic!("greenlet: cannot create this thread's hub: the poller failed: {e}")
         });
-        overflow::install();
+        overflow::install(|addr, report| {
+            Hub::try_with(|hub| hub.overflowed(addr).map(|g| report(&g)));
+        });
         let main = Rec::new(Task {
             core: Core::new(0, None, Location::caller(), true),
             body: MainBody,
         });
         main.core().state.set(State::Running);
         let remote = Arc::new(RemoteShared::new(reactor.notifier()));
-        thread_local! {
-            static NEXT_HUB_ID: Cell<u64> = const { Cell::new(1) };
-        }
-        let id = NEXT_HUB_ID.with(|n| {
-            let v = n.get();
-            n.set(v + 1);
-            v
-        });
         Hub {
-            id,
             ready: RunQueue::new(),
             current: Cell::new(main.as_ptr()),
             main,
@@ -215,10 +204,15 @@ impl Hub {
             monitor: RefCell::new(None),
             monitoring: Cell::new(false),
             idlers: RefCell::new(Vec::new()),
-            signals: RefCell::new(crate::signal::HubSignals::new()),
-            signal_flag: Arc::new(std::sync::atomic::AtomicBool::new(false)),
+            signals: RefCell::new(HubSignals::new()),
             _altstack: AltStack::ensure(),
         }
+    }
+
+    /// Whether the hub is being torn down (parks fail at once, and a
+    /// greenlet's base lets forced unwinds through).
+    pub(crate) fn is_closing(&self) -> bool {
+        self.closing.get()
     }
 
     pub(crate) fn next_id(&self) -> u64 {
@@ -271,10 +265,20 @@ impl Hub {
         self.reactor.drop_stale_waiters();
     }
 
-    /// In a forked child: the thread-pool jobs counted in `keepalive` were
-    /// the parent's; only signal handlers still count.
-    pub(crate) fn after_fork_keepalive(&self) {
-        self.keepalive.set(self.signals.borrow().len());
+    /// Counts an outstanding external wake-up source (a thread-pool job):
+    /// while any is held, a waiting main greenlet is not deadlocked.
+    pub(crate) fn hold_keepalive(&self) {
+        self.keepalive.set(self.keepalive.get() + 1);
+    }
+
+    /// Releases what [`Hub::hold_keepalive`] counted.
+    pub(crate) fn release_keepalive(&self) {
+        self.keepalive.set(self.keepalive.get().saturating_sub(1));
+    }
+
+    /// The remote queue, for senders on other threads.
+    pub(crate) fn remote_shared(&self) -> Arc<RemoteShared> {
+        self.remote.clone()
     }
 
     /// The live greenlet with this key in the live table and this id (a
@@ -297,16 +301,6 @@ impl Hub {
     pub(crate) fn schedule(&self, rec: Rec) {
         rec.core().state.set(State::Scheduled);
         self.ready.push_back(rec);
-    }
-
-    pub(crate) fn arm_timer(&self, at: Instant, action: TimerAction) -> TimerHandle {
-        self.timers.borrow_mut().arm(at, action)
-    }
-
-    /// Cancels a timer; its action is dropped after the queue is released.
-    pub(crate) fn cancel_timer(&self, h: TimerHandle) -> bool {
-        let action = self.timers.borrow_mut().cancel(h);
-        action.is_some()
     }
 
     /// Ends the wait of `rec` with `e` if it is parked, else keeps `e` for
@@ -346,9 +340,6 @@ impl Hub {
         what: &dyn fmt::Display,
         register: impl FnOnce(Waker),
     ) -> Result<(), Interrupted> {
-        if std::thread::panicking() {
-            return Err(Interrupted::Unwinding);
-        }
         let rec = self.current();
         let core: *const Core = rec.core();
         // SAFETY: the current greenlet's record stays alive while it runs
@@ -356,11 +347,8 @@ impl Hub {
         // until it is dead, and it cannot die inside this call. (So `rec`
         // itself can move into the waker below.)
         let core: &Core = unsafe { &*core };
-        // Not panicking, so an earlier kill's unwind was caught: the greenlet
-        // may be killed again.
-        core.unwinding.set(false);
-        if core.kill_requested.get() {
-            if core.kill_deferred.get() && !core.is_main {
+        if let Err(e) = enter_wait(core) {
+            if e == Interrupted::Killed && !core.is_main {
                 // Killed below a C-ABI frame, told so (`Killed`), and
                 // blocking below one again instead of returning to its own
                 // code (a loop that ignores the error): it can neither
@@ -368,15 +356,6 @@ impl Hub {
                 drop(rec);
                 self.abandon(core);
             }
-            // A kill deferred by `defer_kill` lands at the next blocking call.
-            return kill_or_defer(core);
-        }
-        let pending = if core.kill_deferred.get() {
-            core.take_pending_timeout()
-        } else {
-            core.take_pending()
-        };
-        if let Some(e) = pending {
             return Err(e);
         }
         if self.closing.get() {
@@ -429,6 +408,37 @@ impl Hub {
         // stack, where its yielder lives (set when its body first ran).
         unsafe { (*y).suspend(()) };
         unreachable!("an abandoned greenlet was resumed")
+    }
+
+    /// `sleep(ZERO)`: a yield that is also a blocking point, so it delivers
+    /// a pending interruption (before yielding, or one that came meanwhile)
+    /// and a kill lands here.
+    pub(crate) fn yield_wait(&self) -> Result<(), Interrupted> {
+        let rec = self.current();
+        enter_wait(rec.core())?;
+        self.yield_now();
+        match rec.core().take_pending() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// Parks the current greenlet until the hub has nothing else to do; see
+    /// [`crate::idle`].
+    pub(crate) fn idle(&self) -> Result<(), Interrupted> {
+        let r = self.park(&"idle()", |w| self.idlers.borrow_mut().push(w));
+        if r.is_err() {
+            let stale: Vec<_> = {
+                let mut idlers = self.idlers.borrow_mut();
+                let (stale, live) = std::mem::take(&mut *idlers)
+                    .into_iter()
+                    .partition(Waker::is_stale);
+                *idlers = live;
+                stale
+            };
+            drop(stale);
+        }
+        r
     }
 
     /// Moves the current greenlet to the back of the ready queue and runs
@@ -504,6 +514,7 @@ impl Hub {
         }
         drop(self.ready.take_all());
         self.release_signals();
+        self.reactor.detach_all();
         let timers = std::mem::replace(&mut *self.timers.borrow_mut(), Timers::new());
         drop(timers);
     }
@@ -595,6 +606,34 @@ impl Hub {
     }
 }
 
+/// The checks at the start of every wait (`park`, `sleep(ZERO)`): none
+/// while the thread unwinds; a requested kill lands (or, inside
+/// `defer_kill`, fails the wait with `Killed`); an interruption that came
+/// earlier is delivered without suspending (inside `defer_kill` only a
+/// timeout: see `defer_kill`).
+#[inline]
+fn enter_wait(core: &Core) -> Result<(), Interrupted> {
+    if std::thread::panicking() {
+        return Err(Interrupted::Unwinding);
+    }
+    // Not panicking, so an earlier kill's unwind was caught: the greenlet
+    // may be killed again.
+    core.unwinding.set(false);
+    if core.kill_requested.get() {
+        // A kill deferred by `defer_kill` lands at the next blocking call.
+        return kill_or_defer(core);
+    }
+    let pending = if core.kill_deferred.get() {
+        core.take_pending_timeout()
+    } else {
+        core.take_pending()
+    };
+    match pending {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
 /// A requested kill of the current greenlet, at a blocking point: unwinds,
 /// or inside `defer_kill` fails the wait with `Killed` and leaves the kill
 /// requested for the next blocking point outside.
@@ -612,9 +651,18 @@ fn start_unwind(core: &Core) -> ! {
     panic::resume_unwind(Box::new(GreenletExit))
 }
 
+mod config;
+mod fork;
 mod info;
+mod io;
 mod memory;
 mod run;
+mod signals;
+mod spawn;
+mod timers;
+
+pub(crate) use spawn::Start;
+pub(crate) use timers::TimerGuard;
 
 /// Whether this thread has a hub, without creating one: `false` before its
 /// first use, after [`crate::process::shutdown`] until the next use, and
@@ -623,14 +671,20 @@ mod run;
 /// signal handler).
 #[inline]
 pub fn exists() -> bool {
-    Hub::try_get().is_some()
+    Hub::try_with(|_| ()).is_some()
 }
 
-pub use crate::monitor::monitor;
 pub use crate::remote::{Remote, RemoteError};
-pub use crate::stack::{
-    default_stack_size, set_default_stack_size, set_max_stacks, set_stack_guard, stack_guard,
-    trim_stacks,
+pub use config::{
+    default_stack_size, monitor, set_default_stack_size, set_max_stacks, set_stack_guard,
+    stack_guard, trim_stacks,
 };
+
+impl Remote {
+    /// A handle to the current thread's hub.
+    pub fn current() -> Remote {
+        Hub::with(|hub| Remote::new(hub.remote.clone()))
+    }
+}
 pub use crate::thread::{spawn_thread, HubThread};
 pub use info::{run_info, stats, GreenletInfo, HubStats};

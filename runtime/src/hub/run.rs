@@ -237,9 +237,7 @@ impl Hub {
                 self.schedule(self.main.clone());
                 return;
             }
-            let timeout = if self.remote.has_work()
-                || self.signal_flag.load(std::sync::atomic::Ordering::Acquire)
-            {
+            let timeout = if self.remote.has_work() || self.signals.borrow().arrived() {
                 Some(Duration::ZERO)
             } else {
                 // Wake for the stack pool's decay too (not a wake-up source
@@ -316,13 +314,7 @@ impl Hub {
         }
         for job in self.remote.take_jobs() {
             if let Err(e) = self
-                .spawn_task(
-                    job,
-                    None,
-                    None,
-                    Location::caller(),
-                    crate::greenlet::Start::Now,
-                )
+                .spawn_task(job, None, None, Location::caller(), super::Start::Now)
                 .map(drop)
             {
                 log::error!("could not run a job sent through a Remote: {e}");

@@ -12,11 +12,17 @@
 use std::cell::UnsafeCell;
 use std::mem::MaybeUninit;
 use std::ptr;
-use std::sync::Once;
-
-use crate::hub::Hub;
+use std::sync::{Once, OnceLock};
 
 static INSTALL: Once = Once::new();
+
+/// How the handler learns whether a fault address is the running
+/// greenlet's guard page: given the address, it calls `report` with what
+/// to report if so. Set by the hub (this module does not know hubs), read
+/// by the handler: async-signal-safe, it allocates and locks nothing.
+pub(crate) type Lookup = fn(addr: usize, report: fn(&Overflowed<'_>));
+
+static LOOKUP: OnceLock<Lookup> = OnceLock::new();
 
 /// The handlers in place before ours, for SIGSEGV and SIGBUS. Written once
 /// inside `INSTALL` before our handler is installed, read-only afterwards.
@@ -28,20 +34,22 @@ unsafe impl Sync for Previous {}
 
 static PREVIOUS: Previous = Previous(UnsafeCell::new([MaybeUninit::uninit(); 2]));
 
-/// Installs the handler for the process (once).
-pub(crate) fn install() {
+/// Installs the handler for the process (once), asking `lookup` about
+/// each fault.
+pub(crate) fn install(lookup: Lookup) {
     INSTALL.call_once(|| {
+        let _ = LOOKUP.set(lookup);
         for (i, sig) in [libc::SIGSEGV, libc::SIGBUS].into_iter().enumerate() {
-            // SAFETY: plain sigaction calls with valid pointers; `PREVIOUS`
-            // is written here only, before our handler can run.
-            unsafe {
-                let prev = (*PREVIOUS.0.get())[i].as_mut_ptr();
-                let mut act: libc::sigaction = std::mem::zeroed();
-                act.sa_sigaction = handler as *const () as usize;
-                act.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK;
-                libc::sigemptyset(&mut act.sa_mask);
-                libc::sigaction(sig, &act, prev);
-            }
+            let handler = handler as *const () as libc::sighandler_t;
+            let prev = crate::sigaction::install(sig, handler, libc::SA_SIGINFO | libc::SA_ONSTACK)
+                // Not installed: the previous handler stays in charge.
+                .unwrap_or_else(|_| {
+                    // SAFETY: a zeroed sigaction is SIG_DFL with no flags.
+                    unsafe { std::mem::zeroed() }
+                });
+            // SAFETY: `PREVIOUS` is written here only, inside `INSTALL`,
+            // before our handler can run.
+            unsafe { (*PREVIOUS.0.get())[i].write(prev) };
         }
     });
 }
@@ -120,27 +128,30 @@ fn decimal(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
 extern "C" fn handler(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
     // SAFETY: the kernel passes a valid siginfo for SA_SIGINFO handlers.
     let addr = unsafe { (*info).si_addr() } as usize;
-    if let Some(hub) = Hub::try_get() {
-        if let Some(g) = hub.overflowed(addr) {
-            let mut num = [0u8; 20];
-            write_err(b"\ngreenlet '");
-            match g.name {
-                Some(n) => write_err(n.as_bytes()),
-                None => {
-                    write_err(b"Greenlet-");
-                    write_err(decimal(g.id, &mut num));
-                }
-            }
-            write_err(b"' (id ");
-            write_err(decimal(g.id, &mut num));
-            write_err(b") overflowed its stack of ");
-            write_err(decimal((g.stack_size / 1024) as u64, &mut num));
-            write_err(b" KiB; raise it with Builder::stack_size\n");
-            // SAFETY: abort is async-signal-safe.
-            unsafe { libc::abort() };
-        }
+    if let Some(lookup) = LOOKUP.get() {
+        lookup(addr, report);
     }
     chain(sig, info, ctx);
+}
+
+/// Reports an overflow of the running greenlet's stack and aborts.
+fn report(g: &Overflowed<'_>) {
+    let mut num = [0u8; 20];
+    write_err(b"\ngreenlet '");
+    match g.name {
+        Some(n) => write_err(n.as_bytes()),
+        None => {
+            write_err(b"Greenlet-");
+            write_err(decimal(g.id, &mut num));
+        }
+    }
+    write_err(b"' (id ");
+    write_err(decimal(g.id, &mut num));
+    write_err(b") overflowed its stack of ");
+    write_err(decimal((g.stack_size / 1024) as u64, &mut num));
+    write_err(b" KiB; raise it with Builder::stack_size\n");
+    // SAFETY: abort is async-signal-safe.
+    unsafe { libc::abort() };
 }
 
 /// Passes a fault that is not ours to the handler installed before.
@@ -152,12 +163,7 @@ fn chain(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
     if f == libc::SIG_DFL || f == libc::SIG_IGN {
         // Restore the default action; returning re-executes the faulting
         // instruction, which then gets it (a core dump / kill).
-        // SAFETY: a zeroed sigaction is SIG_DFL with no flags.
-        unsafe {
-            let mut dfl: libc::sigaction = std::mem::zeroed();
-            dfl.sa_sigaction = libc::SIG_DFL;
-            libc::sigaction(sig, &dfl, ptr::null_mut());
-        }
+        let _ = crate::sigaction::install(sig, libc::SIG_DFL, 0);
     } else if prev.sa_flags & libc::SA_SIGINFO != 0 {
         // SAFETY: with SA_SIGINFO the previous handler has this signature.
         let f: extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void) =

@@ -12,9 +12,10 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::time::Instant;
 
+use crate::hub::TimerGuard;
 use crate::interrupt::Interrupted;
 use crate::park::{park, Waker};
-use crate::timer::{TimerAction, TimerGuard};
+use crate::timer::TimerAction;
 
 /// Waiters in the order they began waiting, each with what is handed to it.
 pub(crate) struct WaitList<S = ()> {
@@ -121,7 +122,7 @@ impl<S, F: FnOnce()> Drop for LostGuard<'_, S, F> {
         };
         // Unwinding out of `park` (a kill): find the current greenlet's
         // entry by its record (a greenlet waits in one list at a time).
-        let me = crate::hub::Hub::get().current();
+        let me = crate::hub::Hub::with(crate::hub::Hub::current);
         let removed = {
             let mut q = self.list.q.borrow_mut();
             let i = q.iter().position(|(w, _)| w.rec.ptr_eq(&me));

@@ -1,0 +1,55 @@
+//! The hub in a forked child: a new poller, and only the forking greenlet
+//! (with the main greenlet) left alive.
+
+use std::io;
+
+use super::Hub;
+use crate::greenlet::on_death_joiners;
+use crate::record::{Outcome, State};
+
+impl Hub {
+    /// Makes this hub usable in a child process: a new poller with every
+    /// fd registered again, the remote queue, signal delivery and the
+    /// thread pool reset (see `process::reinit`).
+    pub(crate) fn after_fork(&self) -> io::Result<()> {
+        let notifier = self.reactor.reinit()?;
+        self.remote.after_fork(notifier);
+        self.retarget_signals();
+        crate::threadpool::after_fork();
+        // The thread-pool jobs counted were the parent's; only signal
+        // handlers still count.
+        self.keepalive.set(self.signals.borrow().len());
+        Ok(())
+    }
+
+    /// In a forked child: drops every greenlet except the current one and
+    /// the main greenlet, without running their code.
+    pub(crate) fn discard_others(&self) {
+        let me = self.current();
+        let scheduler = self.scheduler_core();
+        for rec in self.live_snapshot() {
+            if rec.ptr_eq(&me) || rec.core().is_main {
+                continue;
+            }
+            let core = rec.core();
+            if std::ptr::eq(core, scheduler) {
+                // Running the loop, below `me` on this very chain of
+                // stacks: marked dead here, its coroutine is dropped
+                // unrun once it has suspended (see `Hub::run_one`).
+            } else if let Some(co) = core.take_co() {
+                // Not dropped: dropping would unwind it (run its code).
+                std::mem::forget(co);
+            } else {
+                rec.body().discard(); // never ran: only its closure to drop
+            }
+            if let Some(t) = core.extra_if_any().and_then(|mut e| e.start_timer.take()) {
+                self.cancel_timer(t);
+            }
+            core.state.set(State::Dead);
+            core.outcome.set(Outcome::Killed);
+            self.unregister_live(&rec);
+            on_death_joiners(&rec);
+        }
+        self.forget_dead_waits();
+    }
+}

@@ -1,0 +1,70 @@
+//! Making greenlets: a record, a reserved stack, a place in the live table,
+//! and a turn in the ready queue (now, or when a `spawn_later` timer fires).
+
+use std::cell::Cell;
+use std::io;
+use std::panic::Location;
+use std::time::Instant;
+
+use super::Hub;
+use crate::record::{Core, Rec, State, Task};
+use crate::timer::TimerAction;
+
+/// When a new greenlet first runs.
+pub(crate) enum Start {
+    /// At the next loop turn, after those spawned before it.
+    Now,
+    /// Once this instant has passed.
+    At(Instant),
+    /// Never on its own (a `spawn_later` delay past the clock's range).
+    Never,
+}
+
+impl Hub {
+    /// Creates a greenlet running `f`; scheduled now, or at `start`.
+    /// Returns its record and its result slot.
+    ///
+    /// A stack is reserved now, so running out of them is an error here, but
+    /// the coroutine is built only when the greenlet first runs.
+    #[allow(clippy::type_complexity)]
+    pub(crate) fn spawn_task<T, F>(
+        &self,
+        f: F,
+        name: Option<Box<str>>,
+        stack_size: Option<usize>,
+        location: &'static Location<'static>,
+        start: Start,
+    ) -> io::Result<(Rec, *const Cell<Option<T>>)>
+    where
+        F: FnOnce() -> T + 'static,
+        T: 'static,
+    {
+        let stack = self.stacks.borrow_mut().get(stack_size)?;
+        let id = self.next_id();
+        let mut core = Core::new(id, name, location, false);
+        // The spawner, weakly (see `spawn_hooks::Spawner`): the greenlet
+        // running now.
+        let me = self.current_core();
+        core.spawner_id = me.id;
+        // Live-table keys are below the number of live greenlets.
+        core.spawner_key = u32::try_from(me.live_key.get()).unwrap_or(u32::MAX);
+        let task = Task::new(core, f);
+        task.core.stack.set(Some(stack));
+        let (rec, body) = Rec::new_typed(task);
+        // SAFETY: `body` points into the record `rec` keeps alive.
+        let value: *const Cell<Option<T>> = unsafe { &(*body).value };
+        self.register_live(&rec);
+        match start {
+            Start::Now => self.schedule(rec.clone()),
+            // A delay past the clock's range: it waits (`Delayed`, with no
+            // timer) until it is killed; nothing else can start it.
+            Start::Never => rec.core().state.set(State::Delayed),
+            Start::At(at) => {
+                rec.core().state.set(State::Delayed);
+                let h = self.arm_timer(at, || TimerAction::Start(rec.clone()));
+                rec.core().extra().start_timer = Some(h);
+            }
+        }
+        Ok((rec, value))
+    }
+}
