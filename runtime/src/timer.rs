@@ -117,6 +117,7 @@ impl Timers {
     /// being built elsewhere and copied: a copy would read it back with
     /// wider loads than it was stored with, which the CPU cannot forward
     /// from its store buffer, and arming a timeout would stall on that.
+    #[inline]
     pub(crate) fn arm_with(
         &mut self,
         deadline: Instant,
@@ -165,6 +166,7 @@ impl Timers {
     /// keeps the drop here from freeing the record (which runs user code).
     /// Moving the action out instead would copy it (see
     /// [`Timers::arm_with`]) right after `arm_with` stored it.
+    #[inline]
     pub(crate) fn cancel_to_record(&mut self, h: TimerHandle) -> Option<Rec> {
         let slot = self.armed_slot(h)?;
         let rec = slot.action.as_ref().map(|a| a.record().clone());
@@ -197,6 +199,7 @@ impl Timers {
     }
 
     /// Whether the timer is still armed.
+    #[inline]
     pub(crate) fn is_armed(&self, h: TimerHandle) -> bool {
         self.slots
             .get(h.key as usize)
