@@ -29,20 +29,12 @@ use std::time::{Duration, Instant};
 use crate::deadline::{deadline_after, deadline_within};
 use crate::hub::{Hub, Start, TimerGuard};
 use crate::interrupt::{BlockedForever, Interrupted};
-use crate::park::{park, Waker};
-use crate::record::{Core, Outcome, Rec, State};
+use crate::park::park;
+use crate::task::Waker;
+use crate::task::{Core, Outcome, Rec, State};
 use crate::timer::TimerAction;
 
-/// The payload a killed greenlet unwinds with (gevent's `GreenletExit`).
-///
-/// `kill` resumes the target at its blocking point and unwinds it with
-/// `std::panic::resume_unwind(Box::new(GreenletExit))` (no panic message is
-/// printed). The unwind is caught at the greenlet's base and recorded as
-/// killed, which counts as successful. Code that catches it with
-/// `catch_unwind` may block normally afterwards; if the greenlet then
-/// returns normally, that value is its result.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct GreenletExit;
+pub use crate::task::GreenletExit;
 
 /// The public view of a greenlet's state.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -114,7 +106,7 @@ pub(crate) fn on_death(hub: &Hub, rec: &Rec) {
         .extra_if_any()
         .map(|mut e| std::mem::take(&mut e.links))
         .unwrap_or_default();
-    let failed = core.outcome.get() == Outcome::Panicked;
+    let failed = core.outcome() == Outcome::Panicked;
     for l in links {
         if l.when.fires(failed) {
             fire_link(hub, rec, l.action);
@@ -419,7 +411,7 @@ impl<T: 'static> Greenlet<T> {
     /// report `Taken`.
     pub fn try_get(&self) -> Result<T, GreenletError> {
         let core = self.r.rec.core();
-        match core.outcome.get() {
+        match core.outcome() {
             Outcome::Pending => Err(GreenletError::NotReady),
             Outcome::Killed => Err(GreenletError::Killed),
             Outcome::Panicked => match core.extra_if_any().and_then(|mut e| e.panic.take()) {
@@ -516,9 +508,9 @@ impl GreenletRef {
     /// The current state.
     pub fn state(&self) -> GreenletState {
         let c = self.core();
-        match c.state.get() {
+        match c.state() {
             State::Delayed => GreenletState::NotStarted,
-            State::Scheduled if !c.started.get() => GreenletState::NotStarted,
+            State::Scheduled if !c.has_started() => GreenletState::NotStarted,
             State::Scheduled => GreenletState::Ready,
             State::Running => GreenletState::Running,
             State::Parked => GreenletState::Parked,
@@ -534,23 +526,23 @@ impl GreenletRef {
 
     /// True once it has finished (same as [`GreenletRef::ready`]).
     pub fn dead(&self) -> bool {
-        self.core().state.get() == State::Dead
+        self.core().state() == State::Dead
     }
 
     /// True if it finished without panicking. A killed greenlet counts as
     /// successful (gevent: GreenletExit is not a failure).
     pub fn successful(&self) -> bool {
-        matches!(self.core().outcome.get(), Outcome::Value | Outcome::Killed)
+        matches!(self.core().outcome(), Outcome::Value | Outcome::Killed)
     }
 
     /// True if it finished by panicking.
     pub fn panicked(&self) -> bool {
-        self.core().outcome.get() == Outcome::Panicked
+        self.core().outcome() == Outcome::Panicked
     }
 
     /// True if it was killed.
     pub fn killed(&self) -> bool {
-        self.core().outcome.get() == Outcome::Killed
+        self.core().outcome() == Outcome::Killed
     }
 
     /// Waits until it has finished. Never reports the greenlet's own failure

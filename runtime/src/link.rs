@@ -40,12 +40,12 @@ use std::io;
 use crate::greenlet::{panic_message, spawn, Greenlet, GreenletRef, LinkAction, LinkId, LinkWhen};
 use crate::hub::Hub;
 use crate::interrupt::{Ended, Interrupted, LinkedExited};
-use crate::record::{Outcome, Rec};
+use crate::task::{Outcome, Rec};
 
 /// Interrupts `receiver` with the news of `dead`'s death.
 pub(crate) fn notify(hub: &Hub, dead: &Rec, receiver: Rec) {
     let core = dead.core();
-    let ended = match core.outcome.get() {
+    let ended = match core.outcome() {
         Outcome::Panicked => Ended::Panicked(
             core.extra_if_any()
                 .and_then(|e| e.panic.as_deref().map(|p| panic_message(p).to_string()))

@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
-use crate::record::Core;
+use crate::task::Core;
 
 /// What a monitored hub publishes for the watchdog.
 pub(crate) struct Watched {

@@ -20,7 +20,7 @@ use std::time::Duration;
 use slab::Slab;
 
 use crate::epoll::{Epoll, Notifier, Ready, NOTIFY_KEY};
-use crate::park::Waker;
+use crate::task::Waker;
 
 /// Capacity of the events buffer filled by one `epoll_wait`.
 const EVENTS: usize = 1024;

@@ -8,25 +8,6 @@ use std::rc::Rc;
 use crate::greenlet::GreenletRef;
 use crate::hub::Hub;
 
-/// The spawner of a greenlet, kept weakly: its id and its key in the hub's
-/// live table. A strong reference would keep the spawner's record (and its
-/// result) alive as long as any greenlet it spawned, and a chain of
-/// greenlets each spawning the next would keep them all; gevent keeps a
-/// weak reference for the same reason.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Spawner {
-    pub(crate) id: u64,
-    pub(crate) key: u32,
-}
-
-impl Spawner {
-    /// For the main greenlet (and records that are not greenlets).
-    pub(crate) const NOBODY: Spawner = Spawner {
-        id: u64::MAX,
-        key: u32::MAX,
-    };
-}
-
 impl GreenletRef {
     /// The greenlet that spawned this one (gevent's `spawning_greenlet`),
     /// while it is alive; `None` once it has died (it is held weakly), and
@@ -45,7 +26,12 @@ impl GreenletRef {
     /// ```
     pub fn spawning_greenlet(&self) -> Option<GreenletRef> {
         let core = self.rec.core();
-        if core.spawner_id == Spawner::NOBODY.id {
+        // The spawner is kept weakly, as its id and its key in the live
+        // table: a strong reference would keep the spawner's record (and
+        // its result) alive as long as any greenlet it spawned, and a chain
+        // of greenlets each spawning the next would keep them all; gevent
+        // keeps a weak reference for the same reason.
+        if core.spawner_id == u64::MAX {
             return None;
         }
         let key = core.spawner_key as usize;

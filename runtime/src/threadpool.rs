@@ -50,7 +50,8 @@ use crate::greenlet::panic_message;
 use crate::hub::Hub;
 use crate::hub::TimerGuard;
 use crate::interrupt::Interrupted;
-use crate::park::{park, Waker};
+use crate::park::park;
+use crate::task::Waker;
 use crate::timer::TimerAction;
 
 /// The default bound on the number of worker threads (gevent's default).

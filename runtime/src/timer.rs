@@ -15,8 +15,8 @@ use std::collections::BinaryHeap;
 use std::time::Instant;
 
 use crate::interrupt::TimeoutId;
-use crate::park::Waker;
-use crate::record::Rec;
+use crate::task::Rec;
+use crate::task::Waker;
 
 /// What a timer does when it fires.
 pub(crate) enum TimerAction {
@@ -286,7 +286,7 @@ impl Timers {
                 None => false,
                 Some(TimerAction::Wake(w)) => w.is_stale(),
                 Some(TimerAction::Interrupt(r, _) | TimerAction::Start(r)) => {
-                    r.core().state.get() == crate::record::State::Dead
+                    r.core().state() == crate::task::State::Dead
                 }
             })
             .map(|(k, _)| k)

@@ -41,9 +41,10 @@ use crate::hub::Hub;
 use crate::hub::Start;
 use crate::hub::TimerGuard;
 use crate::interrupt::Interrupted;
-use crate::park::{park, Waker};
-use crate::record::Rec;
+use crate::park::park;
 use crate::sync::{AsyncResult, Event};
+use crate::task::Rec;
+use crate::task::Waker;
 use crate::timer::TimerAction;
 
 /// A blocking wait for readiness, owned so a helper greenlet can run it.

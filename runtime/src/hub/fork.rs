@@ -5,7 +5,7 @@ use std::io;
 
 use super::Hub;
 use crate::greenlet::on_death_joiners;
-use crate::record::{Outcome, State};
+use crate::task::Outcome;
 
 impl Hub {
     /// Makes this hub usable in a child process: a new poller with every
@@ -32,21 +32,17 @@ impl Hub {
                 continue;
             }
             let core = rec.core();
-            if std::ptr::eq(core, scheduler) {
+            if !core.has_started() {
+                self.drop_unstarted(&rec);
+            } else if std::ptr::eq(core, scheduler) {
                 // Running the loop, below `me` on this very chain of
                 // stacks: marked dead here, its coroutine is dropped
                 // unrun once it has suspended (see `Hub::run_one`).
             } else if let Some(co) = core.take_co() {
                 // Not dropped: dropping would unwind it (run its code).
                 std::mem::forget(co);
-            } else {
-                rec.body().discard(); // never ran: only its closure to drop
             }
-            if let Some(t) = core.extra_if_any().and_then(|mut e| e.start_timer.take()) {
-                self.cancel_timer(t);
-            }
-            core.state.set(State::Dead);
-            core.outcome.set(Outcome::Killed);
+            core.mark_dead(Outcome::Killed);
             self.unregister_live(&rec);
             on_death_joiners(&rec);
         }

@@ -8,8 +8,8 @@ use std::time::Instant;
 
 use super::{Hub, TimerGuard};
 use crate::interrupt::Interrupted;
-use crate::park::Waker;
 use crate::reactor::{Direction, Source};
+use crate::task::Waker;
 use crate::timer::TimerAction;
 
 impl Hub {

@@ -24,16 +24,16 @@ use std::sync::Arc;
 
 use slab::Slab;
 
-use crate::greenlet::{on_death, GreenletExit};
+use crate::greenlet::on_death;
 use crate::interrupt::{BlockedForever, Interrupted};
-use crate::park::Waker;
 use crate::reactor::Reactor;
-use crate::record::{Core, MainBody, Outcome, Rec, State, Task, WakeReason};
 use crate::remote::RemoteShared;
-use crate::runqueue::RunQueue;
 use crate::signal::table::HubSignals;
 use crate::stack::overflow::{self, AltStack, Overflowed};
 use crate::stack::StackPool;
+use crate::task::Waker;
+use crate::task::{self, RunQueue};
+use crate::task::{Core, GreenletExit, MainBody, Outcome, Rec, State, Task, WakeReason};
 use crate::timer::Timers;
 
 /// While greenlets keep the ready queue busy, the reactor is polled (with a
@@ -78,6 +78,7 @@ pub(crate) fn destroy(then: *const Hub) {
     // only here, once (the pointer is replaced before the free).
     let hub = unsafe { &*p };
     hub.teardown();
+    task::detach();
     HUB.with(|h| h.set(then));
     // SAFETY: as above; nothing borrows the hub any more (teardown ended
     // every greenlet and the pointer no longer leads here).
@@ -164,6 +165,9 @@ impl Hub {
         let hub = Box::new(Hub::new());
         let p = Box::into_raw(hub);
         HUB.with(|h| h.set(p));
+        // SAFETY: the hub's ready queue stays where it is until `destroy`
+        // frees the hub, after detaching it.
+        unsafe { task::attach(&(*p).ready) };
         // Register the teardown; if thread-locals are already being destroyed
         // this fails and the hub is leaked rather than torn down too early.
         let _ = GUARD.try_with(|_| ());
@@ -184,7 +188,6 @@ impl Hub {
             core: Core::new(0, None, Location::caller(), true),
             body: MainBody,
         });
-        main.core().state.set(State::Running);
         let remote = Arc::new(RemoteShared::new(reactor.notifier()));
         Hub {
             ready: RunQueue::new(),
@@ -207,12 +210,6 @@ impl Hub {
             signals: RefCell::new(HubSignals::new()),
             _altstack: AltStack::ensure(),
         }
-    }
-
-    /// Whether the hub is being torn down (parks fail at once, and a
-    /// greenlet's base lets forced unwinds through).
-    pub(crate) fn is_closing(&self) -> bool {
-        self.closing.get()
     }
 
     pub(crate) fn next_id(&self) -> u64 {
@@ -299,8 +296,7 @@ impl Hub {
     /// Puts a greenlet at the back of the ready queue.
     #[inline]
     pub(crate) fn schedule(&self, rec: Rec) {
-        rec.core().state.set(State::Scheduled);
-        self.ready.push_back(rec);
+        self.ready.schedule(rec);
     }
 
     /// Ends the wait of `rec` with `e` if it is parked, else keeps `e` for
@@ -309,10 +305,10 @@ impl Hub {
     /// nothing.
     pub(crate) fn interrupt(&self, rec: Rec, e: Interrupted) {
         let core = rec.core();
-        match core.state.get() {
+        match core.state() {
             State::Dead => {}
             State::Parked => {
-                core.wake_reason.set(WakeReason::Interrupted(e));
+                core.set_wake_reason(WakeReason::Interrupted(e));
                 self.schedule(rec);
             }
             _ => core.push_pending(e),
@@ -322,10 +318,7 @@ impl Hub {
     /// Records a greenlet's death and runs its links and joiners.
     pub(crate) fn finish(&self, rec: &Rec, outcome: Outcome) {
         let core = rec.core();
-        core.outcome.set(outcome);
-        core.state.set(State::Dead);
-        core.unwinding.set(false);
-        core.kill_requested.set(false);
+        core.mark_dead(outcome);
         if let Some(w) = &*self.monitor.borrow() {
             w.forget(core);
         }
@@ -368,15 +361,14 @@ impl Hub {
         }
         register(Waker {
             rec,
-            seq: core.park_seq.get(),
+            seq: core.park_seq(),
         });
-        core.state.set(State::Parked);
+        core.mark_parked();
         self.switch_out(core, what);
-        core.park_seq.set(core.park_seq.get().wrapping_add(1));
         // Taken before a kill unwinds from here: `Waker::wake` relies on the
         // reason being `Woken` whenever a greenlet parks.
-        let reason = core.wake_reason.take();
-        if core.kill_requested.get() {
+        let reason = core.end_park();
+        if core.kill_requested() {
             return kill_or_defer(core);
         }
         match reason {
@@ -449,10 +441,10 @@ impl Hub {
         }
         let rec = self.current();
         let core = rec.core();
-        if core.kill_requested.get() && core.kill_deferred.get() {
+        if core.kill_requested() && core.kill_deferred.get() {
             return; // killed below a C-ABI frame: leave at once
         }
-        core.unwinding.set(false);
+        core.clear_unwinding();
         if self.closing.get() {
             if !core.is_main {
                 self.back_to_teardown(core);
@@ -461,7 +453,7 @@ impl Hub {
         }
         self.schedule(rec.clone());
         self.switch_out(core, &"yield_now");
-        if core.kill_requested.get() && !core.kill_deferred.get() {
+        if core.kill_requested() && !core.kill_deferred.get() {
             start_unwind(core);
         }
     }
@@ -469,29 +461,37 @@ impl Hub {
     /// Kills a greenlet: see `GreenletRef::kill_nowait`.
     pub(crate) fn kill(&self, rec: &Rec) {
         let core = rec.core();
-        if core.state.get() == State::Dead || core.unwinding.get() {
+        if core.state() == State::Dead || core.is_unwinding() {
             return;
         }
-        if !core.started.get() {
-            // Never ran: it never will. Drop its closure now, in the killer's
-            // context (there is no stack of its own to run it on).
-            if let Some(t) = core.extra_if_any().and_then(|mut e| e.start_timer.take()) {
-                self.cancel_timer(t);
-            }
-            core.state.set(State::Dead);
-            rec.body().discard();
-            if let Some(stack) = core.stack.take() {
-                self.stacks.borrow_mut().put(stack);
-            }
+        if !core.has_started() {
+            self.drop_unstarted(rec);
             self.finish(rec, Outcome::Killed);
             return;
         }
         if self.is_current(rec) && !core.kill_deferred.get() {
             start_unwind(core);
         }
-        core.kill_requested.set(true);
-        if core.state.get() == State::Parked {
+        core.request_kill();
+        if core.state() == State::Parked {
             self.schedule(rec.clone());
+        }
+    }
+
+    /// Ends a greenlet that never ran: it never will. Its closure is
+    /// dropped now, in the caller's context (it has no stack of its own to
+    /// run it on), its start timer cancelled and its reserved stack given
+    /// back. Marked dead first, so that the closure's drop (user code)
+    /// sees it dead. (Kill and fork both end greenlets this way.)
+    pub(crate) fn drop_unstarted(&self, rec: &Rec) {
+        let core = rec.core();
+        if let Some(t) = core.extra_if_any().and_then(|mut e| e.start_timer.take()) {
+            self.cancel_timer(t);
+        }
+        core.mark_ended();
+        rec.body().discard();
+        if let Some(stack) = core.stack.take() {
+            self.stacks.borrow_mut().put(stack);
         }
     }
 
@@ -529,27 +529,36 @@ impl Hub {
         // A Drop that panics during teardown must not abort the teardown
         // of the others.
         let Some(mut co) = core.take_co() else {
-            core.state.set(State::Dead);
+            core.mark_ended();
             let _ = panic::catch_unwind(AssertUnwindSafe(|| rec.body().discard()));
             return;
         };
         if !co.started() {
-            core.state.set(State::Dead);
+            core.mark_ended();
             // Drops the closure; no code of the greenlet runs.
             let _ = panic::catch_unwind(AssertUnwindSafe(|| co.force_unwind()));
             return;
         }
         for _ in 0..TEARDOWN_KILLS {
-            core.kill_requested.set(true);
-            core.state.set(State::Running);
+            core.request_kill();
+            core.continue_running();
             let prev = self.current.replace(rec.as_ptr());
             let r = panic::catch_unwind(AssertUnwindSafe(|| co.resume(())));
             self.current.set(prev);
-            if !matches!(r, Ok(corosensei::CoroutineResult::Yield(()))) {
-                core.state.set(State::Dead);
-                return;
+            match r {
+                Ok(corosensei::CoroutineResult::Yield(())) => {}
+                // Its death is recorded here, by its resumer, as the loop
+                // records deaths.
+                Ok(corosensei::CoroutineResult::Return(outcome)) => {
+                    self.finish(rec, outcome);
+                    return;
+                }
+                Err(_) => {
+                    core.mark_ended();
+                    return;
+                }
             }
-            if core.state.get() == State::Dead {
+            if core.state() == State::Dead {
                 // Killed below a C-ABI frame and blocking there again, it
                 // ended itself without unwinding (`abandon`): dropping the
                 // coroutine would unwind through the C frames.
@@ -557,7 +566,7 @@ impl Hub {
                 return;
             }
         }
-        core.state.set(State::Dead);
+        core.mark_ended();
         log::error!(
             "abandoned {} at hub teardown: it caught the kill's unwind and blocked again {TEARDOWN_KILLS} times; its stack is leaked",
             core.describe()
@@ -572,7 +581,7 @@ impl Hub {
     /// to `end_at_teardown`, never to the loop, and unwinds again when
     /// resumed.
     fn back_to_teardown(&self, core: &Core) {
-        core.state.set(State::Parked);
+        core.mark_parked();
         let y = core.yielder.get();
         // SAFETY: set by the coroutine body when it first ran; the yielder
         // lives on this greenlet's stack, and we are running on that stack
@@ -580,7 +589,7 @@ impl Hub {
         unsafe { (*y).suspend(()) };
         // Below a C-ABI frame (`defer_kill`) it must not unwind: its call
         // fails, and its next blocking call ends it (`abandon`).
-        if core.kill_requested.get() && !core.kill_deferred.get() {
+        if core.kill_requested() && !core.kill_deferred.get() {
             start_unwind(core);
         }
     }
@@ -618,8 +627,8 @@ fn enter_wait(core: &Core) -> Result<(), Interrupted> {
     }
     // Not panicking, so an earlier kill's unwind was caught: the greenlet
     // may be killed again.
-    core.unwinding.set(false);
-    if core.kill_requested.get() {
+    core.clear_unwinding();
+    if core.kill_requested() {
         // A kill deferred by `defer_kill` lands at the next blocking call.
         return kill_or_defer(core);
     }
@@ -646,8 +655,7 @@ fn kill_or_defer(core: &Core) -> Result<(), Interrupted> {
 
 /// Starts a kill's unwind of the current greenlet.
 fn start_unwind(core: &Core) -> ! {
-    core.kill_requested.set(false);
-    core.unwinding.set(true);
+    core.begin_unwind();
     panic::resume_unwind(Box::new(GreenletExit))
 }
 

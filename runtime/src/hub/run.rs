@@ -14,7 +14,7 @@ use corosensei::CoroutineResult;
 
 use super::{Hub, POLL_EVERY};
 use crate::interrupt::{BlockedForever, Interrupted};
-use crate::record::{Core, Rec, State, WakeReason};
+use crate::task::{Core, Rec, State, WakeReason};
 use crate::timer::TimerAction;
 
 /// Stack a greenlet must have left below its stack pointer to run the
@@ -30,7 +30,7 @@ impl Hub {
     pub(super) fn switch_out(&self, core: &Core, what: &dyn fmt::Display) {
         if core.is_main {
             self.run_loop(what);
-            core.state.set(State::Running);
+            core.continue_running();
         } else if !self.scheduler.get().is_null() || !self.run_here(core) {
             let y = core.yielder.get();
             // SAFETY: set by the coroutine body when it first ran; the
@@ -82,14 +82,14 @@ impl Hub {
                 // Our own turn. (The queue's reference is dropped; the live
                 // table and `park`'s own keep the record.)
                 drop(g);
-                me.state.set(State::Running);
+                me.continue_running();
                 if self.monitoring.get() {
                     self.monitor_running(me);
                 }
                 break true;
             }
             self.run_one(g);
-            if me.state.get() == State::Dead {
+            if me.state() == State::Dead {
                 break false; // discarded by a fork made below us
             }
         };
@@ -149,7 +149,7 @@ impl Hub {
     #[inline]
     fn run_one(&self, g: Rec) {
         let core = g.core();
-        if core.state.get() != State::Scheduled {
+        if core.state() != State::Scheduled {
             return; // killed before it started; a stale queue entry
         }
         // SAFETY: the loop is the only user of the slot while it resumes the
@@ -159,8 +159,7 @@ impl Hub {
             return;
         }
         let Some(co) = slot.as_mut() else { return };
-        core.state.set(State::Running);
-        core.started.set(true);
+        core.resume();
         if self.monitoring.get() {
             self.monitor_running(core);
         }
@@ -168,7 +167,8 @@ impl Hub {
         let r = co.resume(());
         self.current.set(prev);
         match r {
-            CoroutineResult::Return(()) => {
+            CoroutineResult::Return(outcome) => {
+                self.finish(&g, outcome);
                 if let Some(co) = slot.take() {
                     self.stacks.borrow_mut().put(co.into_stack());
                 }
@@ -176,7 +176,7 @@ impl Hub {
             // Discarded by a fork while it ran the loop (see
             // `discard_others`): now suspended, it is dropped without
             // running any more of its code.
-            CoroutineResult::Yield(()) if core.state.get() == State::Dead => {
+            CoroutineResult::Yield(()) if core.state() == State::Dead => {
                 std::mem::forget(slot.take());
             }
             CoroutineResult::Yield(()) => {}
@@ -186,7 +186,7 @@ impl Hub {
     /// Builds the coroutine of a greenlet about to run for the first time,
     /// on the warmest free stack. False if it has nothing to run.
     #[cold]
-    fn launch(&self, g: &Rec, slot: &mut Option<crate::record::Co>) -> bool {
+    fn launch(&self, g: &Rec, slot: &mut Option<crate::task::Co>) -> bool {
         let core = g.core();
         let Some(stack) = core.stack.take() else {
             return false;
@@ -232,8 +232,7 @@ impl Hub {
                 let err = Interrupted::LoopExit(BlockedForever::new(what.to_string()));
                 self.main
                     .core()
-                    .wake_reason
-                    .set(WakeReason::Interrupted(err));
+                    .set_wake_reason(WakeReason::Interrupted(err));
                 self.schedule(self.main.clone());
                 return;
             }
@@ -300,7 +299,7 @@ impl Hub {
                     if let Some(mut e) = rec.core().extra_if_any() {
                         e.start_timer = None;
                     }
-                    if rec.core().state.get() == State::Delayed {
+                    if rec.core().state() == State::Delayed {
                         self.schedule(rec);
                     }
                 }

@@ -7,7 +7,7 @@ use std::panic::Location;
 use std::time::Instant;
 
 use super::Hub;
-use crate::record::{Core, Rec, State, Task};
+use crate::task::{Core, Rec, Task};
 use crate::timer::TimerAction;
 
 /// When a new greenlet first runs.
@@ -42,8 +42,8 @@ impl Hub {
         let stack = self.stacks.borrow_mut().get(stack_size)?;
         let id = self.next_id();
         let mut core = Core::new(id, name, location, false);
-        // The spawner, weakly (see `spawn_hooks::Spawner`): the greenlet
-        // running now.
+        // The spawner, weakly (see `GreenletRef::spawning_greenlet`): the
+        // greenlet running now.
         let me = self.current_core();
         core.spawner_id = me.id;
         // Live-table keys are below the number of live greenlets.
@@ -58,9 +58,9 @@ impl Hub {
             Start::Now => self.schedule(rec.clone()),
             // A delay past the clock's range: it waits (`Delayed`, with no
             // timer) until it is killed; nothing else can start it.
-            Start::Never => rec.core().state.set(State::Delayed),
+            Start::Never => rec.core().delay(),
             Start::At(at) => {
-                rec.core().state.set(State::Delayed);
+                rec.core().delay();
                 let h = self.arm_timer(at, || TimerAction::Start(rec.clone()));
                 rec.core().extra().start_timer = Some(h);
             }

@@ -14,7 +14,8 @@ use std::time::Instant;
 
 use crate::hub::TimerGuard;
 use crate::interrupt::Interrupted;
-use crate::park::{park, Waker};
+use crate::park::park;
+use crate::task::Waker;
 use crate::timer::TimerAction;
 
 /// Waiters in the order they began waiting, each with what is handed to it.

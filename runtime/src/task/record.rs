@@ -17,15 +17,14 @@ use std::ptr::NonNull;
 
 use corosensei::{Coroutine, Yielder};
 
-use crate::greenlet::{GreenletExit, Link};
-use crate::hub::Hub;
+use super::{GreenletExit, Waker};
+use crate::greenlet::Link;
 use crate::interrupt::{Interrupted, TimeoutId};
-use crate::park::Waker;
-use crate::spawn_hooks::Spawner;
 use crate::stack::Stack;
 use crate::timer::TimerHandle;
 
-pub(crate) type Co = Coroutine<(), (), (), Stack>;
+/// A greenlet's coroutine; it returns how the greenlet ended.
+pub(crate) type Co = Coroutine<(), (), Outcome, Stack>;
 
 /// Internal scheduling state. `Scheduled` means "in the ready queue".
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -67,11 +66,11 @@ pub(crate) struct Core {
     pub(crate) location: &'static Location<'static>,
     /// The greenlet that spawned this one, weakly (see `spawn_hooks.rs`):
     /// its id, and its key in the live table (two fields, so the key packs
-    /// with the other small ones).
+    /// with the other small ones); both `MAX` for nobody.
     pub(crate) spawner_id: u64,
     pub(crate) spawner_key: u32,
-    pub(crate) state: Cell<State>,
-    pub(crate) started: Cell<bool>,
+    state: Cell<State>,
+    started: Cell<bool>,
     /// The coroutine: `None` before the first run (it is built then, so a
     /// greenlet that has not run touches no stack memory) and once finished.
     /// Resumed in place by the hub; see [`Core::co_slot`].
@@ -82,20 +81,21 @@ pub(crate) struct Core {
     /// Set by the coroutine body on its first run; valid while `co` lives.
     pub(crate) yielder: Cell<*const Yielder<(), ()>>,
     /// Sequence number of the current (or next) park; wakers carry it.
-    pub(crate) park_seq: Cell<u32>,
-    pub(crate) wake_reason: Cell<WakeReason>,
+    park_seq: Cell<u32>,
+    wake_reason: Cell<WakeReason>,
     /// What most greenlets never need, allocated on first use: the record
     /// is written at spawn and read at every switch, so its size is memory
     /// traffic (100k live greenlets do not fit in the caches).
     extra: RefCell<Option<Box<Extra>>>,
-    pub(crate) kill_requested: Cell<bool>,
+    kill_requested: Cell<bool>,
     /// Between the start of a kill's unwind and the end of it (or its being
     /// caught); a second kill meanwhile does nothing.
-    pub(crate) unwinding: Cell<bool>,
+    unwinding: Cell<bool>,
     /// Inside [`crate::defer_kill`]: a kill makes `park` fail with
     /// `Interrupted::Killed` instead of unwinding, and stays requested.
+    /// (Set and restored by `defer_kill`'s scope, not a state transition.)
     pub(crate) kill_deferred: Cell<bool>,
-    pub(crate) outcome: Cell<Outcome>,
+    outcome: Cell<Outcome>,
     pub(crate) joiners: RefCell<Vec<Waker>>,
     pub(crate) live_key: Cell<usize>,
     /// Usable bytes of its stack (for overflow reports).
@@ -120,9 +120,13 @@ impl Core {
             id,
             name,
             location,
-            spawner_id: Spawner::NOBODY.id,
-            spawner_key: Spawner::NOBODY.key,
-            state: Cell::new(State::Scheduled),
+            spawner_id: u64::MAX,
+            spawner_key: u32::MAX,
+            state: Cell::new(if is_main {
+                State::Running
+            } else {
+                State::Scheduled
+            }),
             started: Cell::new(is_main),
             co: UnsafeCell::new(None),
             stack: Cell::new(None),
@@ -141,6 +145,122 @@ impl Core {
             name_published: Cell::new(false),
             is_main,
         }
+    }
+
+    // The lifecycle: every change of state is one of these.
+
+    #[inline]
+    pub(crate) fn state(&self) -> State {
+        self.state.get()
+    }
+
+    #[inline]
+    pub(super) fn set_state(&self, state: State) {
+        self.state.set(state);
+    }
+
+    /// Whether it ever ran (the main greenlet always has).
+    pub(crate) fn has_started(&self) -> bool {
+        self.started.get()
+    }
+
+    /// How it ended, or `Pending`.
+    pub(crate) fn outcome(&self) -> Outcome {
+        self.outcome.get()
+    }
+
+    /// Waits for its `spawn_later` timer before its first turn.
+    pub(crate) fn delay(&self) {
+        self.state.set(State::Delayed);
+    }
+
+    /// Resumed by the loop (perhaps for the first time).
+    #[inline]
+    pub(crate) fn resume(&self) {
+        self.state.set(State::Running);
+        self.started.set(true);
+    }
+
+    /// Its turn came while it runs the loop itself (the main greenlet, or a
+    /// greenlet running the loop on its own stack): no switch was needed.
+    #[inline]
+    pub(crate) fn continue_running(&self) {
+        self.state.set(State::Running);
+    }
+
+    /// The sequence number its next park's wakers carry.
+    #[inline]
+    pub(crate) fn park_seq(&self) -> u32 {
+        self.park_seq.get()
+    }
+
+    /// Suspends in a park: only a waker of this park (or an interruption)
+    /// schedules it again.
+    #[inline]
+    pub(crate) fn mark_parked(&self) {
+        self.state.set(State::Parked);
+    }
+
+    /// Whether it is parked in the park numbered `seq`.
+    #[inline]
+    pub(crate) fn is_parked_at(&self, seq: u32) -> bool {
+        self.park_seq.get() == seq && self.state.get() == State::Parked
+    }
+
+    /// Why the park it is parked in ends, set just before it is scheduled.
+    #[inline]
+    pub(crate) fn set_wake_reason(&self, reason: WakeReason) {
+        self.wake_reason.set(reason);
+    }
+
+    /// Ends a park: later wakers of it are stale. Returns why it ended.
+    #[inline]
+    pub(crate) fn end_park(&self) -> WakeReason {
+        self.park_seq.set(self.park_seq.get().wrapping_add(1));
+        self.wake_reason.take()
+    }
+
+    /// Marks it dead with `outcome`; a kill in progress is over.
+    pub(crate) fn mark_dead(&self, outcome: Outcome) {
+        self.outcome.set(outcome);
+        self.state.set(State::Dead);
+        self.unwinding.set(false);
+        self.kill_requested.set(false);
+    }
+
+    /// Dead without an outcome of its own yet: torn down with its hub, or
+    /// killed before it started (marked first, so that its closure's drop,
+    /// which runs user code, sees it dead).
+    pub(crate) fn mark_ended(&self) {
+        self.state.set(State::Dead);
+    }
+
+    /// Asks it to unwind with `GreenletExit` at its next blocking point.
+    pub(crate) fn request_kill(&self) {
+        self.kill_requested.set(true);
+    }
+
+    #[inline]
+    pub(crate) fn kill_requested(&self) -> bool {
+        self.kill_requested.get()
+    }
+
+    /// Whether a kill's unwind is in progress.
+    pub(crate) fn is_unwinding(&self) -> bool {
+        self.unwinding.get()
+    }
+
+    /// A kill's unwind starts now.
+    pub(crate) fn begin_unwind(&self) {
+        self.kill_requested.set(false);
+        self.unwinding.set(true);
+    }
+
+    /// Not unwinding (any earlier kill's unwind was caught): it may be
+    /// killed again.
+    #[inline]
+    pub(crate) fn clear_unwinding(&self) {
+        self.unwinding.set(false);
     }
 
     /// The name given at spawn, if any.
@@ -447,22 +567,23 @@ impl<F, T> Task<Body<F, T>> {
     }
 }
 
-/// The coroutine body of a greenlet running `f`.
+/// The coroutine body of a greenlet running `f`: runs it and returns how
+/// it ended (the loop that resumed it records the death).
 fn body<T: 'static, F: FnOnce() -> T + 'static>(
     core: *const Core,
     value: *const Cell<Option<T>>,
     f: F,
-) -> impl FnOnce(&Yielder<(), ()>, ()) + 'static {
+) -> impl FnOnce(&Yielder<(), ()>, ()) -> Outcome + 'static {
     move |yielder, ()| {
         // SAFETY: both point into the record, which owns the coroutine
         // (`Core::co`); the hub keeps the record alive (live table,
         // `current`) for as long as the coroutine can run.
         let (core, value) = unsafe { (&*core, &*value) };
         core.yielder.set(yielder);
-        let outcome = match panic::catch_unwind(AssertUnwindSafe(f)) {
+        match panic::catch_unwind(AssertUnwindSafe(f)) {
             // Killed inside `defer_kill` and returned before any later
             // blocking call could unwind it: it still ends killed.
-            Ok(v) if core.kill_requested.get() => {
+            Ok(v) if core.kill_requested() => {
                 drop(v);
                 Outcome::Killed
             }
@@ -472,15 +593,15 @@ fn body<T: 'static, F: FnOnce() -> T + 'static>(
             }
             Err(p) if p.is::<GreenletExit>() => Outcome::Killed,
             Err(p) => {
-                if Hub::with(Hub::is_closing) {
-                    // Tearing the hub down: this is corosensei's forced
-                    // unwind (or a panic raised by it); let it reach the root.
+                if core.state() == State::Dead {
+                    // Torn down with its hub (marked dead first): this is
+                    // corosensei's forced unwind (or a panic raised by it);
+                    // let it reach the root.
                     panic::resume_unwind(p);
                 }
                 core.extra().panic = Some(p);
                 Outcome::Panicked
             }
-        };
-        Hub::with(|hub| hub.finish(&hub.current(), outcome));
+        }
     }
 }

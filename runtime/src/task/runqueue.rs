@@ -10,7 +10,7 @@
 use std::cell::{Cell, UnsafeCell};
 use std::mem::MaybeUninit;
 
-use crate::record::{Core, Rec};
+use super::record::{Core, Rec, State};
 
 pub(crate) struct RunQueue {
     /// `len` initialised entries start at `head`, wrapping at the end.
@@ -51,6 +51,13 @@ impl RunQueue {
         // SAFETY: as above.
         let rec = unsafe { buf.get_unchecked(self.head.get()).assume_init_ref() };
         Some(rec.as_ptr())
+    }
+
+    /// Queues `rec` for its turn (it becomes scheduled).
+    #[inline]
+    pub(crate) fn schedule(&self, rec: Rec) {
+        rec.core().set_state(State::Scheduled);
+        self.push_back(rec);
     }
 
     #[inline]
@@ -139,7 +146,7 @@ impl Drop for RunQueue {
 #[cfg(test)]
 mod tests {
     use super::RunQueue;
-    use crate::record::{Core, MainBody, Rec, Task};
+    use crate::task::{Core, MainBody, Rec, Task};
     use std::panic::Location;
 
     fn rec(id: u64) -> Rec {
