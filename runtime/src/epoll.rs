@@ -43,8 +43,8 @@ impl Epoll {
     pub(crate) fn new() -> io::Result<Epoll> {
         // SAFETY: plain syscall; the fd is owned by the result.
         let fd = cvt(unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) })?;
-        // SAFETY: a fresh fd nobody else owns.
         Ok(Epoll {
+            // SAFETY: a fresh fd nobody else owns.
             fd: unsafe { OwnedFd::from_raw_fd(fd) },
         })
     }
