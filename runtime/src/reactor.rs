@@ -328,3 +328,99 @@ impl Reactor {
         drop(waiters);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    use std::panic::Location;
+
+    use super::*;
+    use crate::task::{Core, MainBody, Rec, Task};
+
+    /// A non-blocking pipe: (read end, write end).
+    fn pipe() -> (OwnedFd, OwnedFd) {
+        let mut fds = [0; 2];
+        // SAFETY: `fds` has room for the two fds pipe2 writes.
+        let rc = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK | libc::O_CLOEXEC) };
+        assert_eq!(rc, 0, "{}", io::Error::last_os_error());
+        // SAFETY: both fds are fresh and owned by nothing else.
+        unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) }
+    }
+
+    /// A waker of a greenlet record (never run) that is `parked` or not.
+    fn waker(parked: bool) -> Waker {
+        let rec = Rec::new(Task {
+            core: Core::new(1, None, Location::caller(), false),
+            body: MainBody,
+        });
+        if parked {
+            rec.core().mark_parked();
+        }
+        let seq = rec.core().park_seq();
+        Waker { rec, seq }
+    }
+
+    #[test]
+    fn an_edge_sets_readiness_and_takes_the_waiter() {
+        let r = Reactor::new().unwrap();
+        let (rd, wr) = pipe();
+        let s = r.register(rd.as_raw_fd()).unwrap();
+        assert!(s.is_ready(Direction::Read) && s.is_ready(Direction::Write));
+        s.clear_ready(Direction::Read);
+        assert!(!s.is_ready(Direction::Read));
+        r.set_waiter(&s, Direction::Read, waker(true));
+        assert!(s.is_busy(Direction::Read));
+        assert_eq!(r.waiters(), 1);
+        // SAFETY: writes one byte from a valid buffer to our pipe.
+        assert_eq!(unsafe { libc::write(wr.as_raw_fd(), b"x".as_ptr().cast(), 1) }, 1);
+        r.poll(Some(Duration::from_secs(5)));
+        assert!(s.is_ready(Direction::Read));
+        assert!(!s.is_busy(Direction::Read));
+        assert_eq!(r.waiters(), 0);
+        assert_eq!(r.deregister(&s).iter().flatten().count(), 0);
+    }
+
+    #[test]
+    fn a_side_that_ended_stays_ready() {
+        let r = Reactor::new().unwrap();
+        let (rd, wr) = pipe();
+        let s = r.register(rd.as_raw_fd()).unwrap();
+        s.clear_ready(Direction::Read);
+        drop(wr); // hang-up: reads return 0 from now on
+        r.poll(Some(Duration::from_secs(5)));
+        s.clear_ready(Direction::Read);
+        assert!(s.is_ready(Direction::Read), "no edge would ever wake a reader");
+        r.deregister(&s);
+    }
+
+    #[test]
+    fn a_stale_waiter_is_not_busy_and_its_own_wait_takes_it() {
+        let r = Reactor::new().unwrap();
+        let (rd, _wr) = pipe();
+        let s = r.register(rd.as_raw_fd()).unwrap();
+        r.set_waiter(&s, Direction::Write, waker(false));
+        assert!(!s.is_busy(Direction::Write), "its park already ended");
+        assert!(r.take_stale_waiter(&s, Direction::Write).is_some());
+        assert_eq!(r.waiters(), 0);
+        r.set_waiter(&s, Direction::Write, waker(true));
+        assert!(r.take_stale_waiter(&s, Direction::Write).is_none(), "live");
+        assert_eq!(r.take_waiters(&s).iter().flatten().count(), 1);
+        assert_eq!(r.waiters(), 0);
+        r.deregister(&s);
+    }
+
+    #[test]
+    fn a_detached_source_is_ready_for_good_and_gives_up_its_waiters() {
+        let r = Reactor::new().unwrap();
+        let (rd, _wr) = pipe();
+        let s = r.register(rd.as_raw_fd()).unwrap();
+        s.clear_ready(Direction::Read);
+        r.set_waiter(&s, Direction::Read, waker(true));
+        r.detach_all();
+        assert!(!s.is_attached());
+        assert_eq!(r.waiters(), 0);
+        s.clear_ready(Direction::Read);
+        assert!(s.is_ready(Direction::Read) && s.is_ready(Direction::Write));
+        assert_eq!(r.deregister(&s).iter().flatten().count(), 0, "already out");
+    }
+}

@@ -506,3 +506,76 @@ impl StackPool {
         self.guard
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::ErrorKind;
+    use std::time::Instant;
+
+    use super::*;
+
+    #[test]
+    fn a_returned_stack_is_the_next_one_handed_out() {
+        let mut pool = StackPool::new();
+        let a = pool.get(None).unwrap();
+        let bottom = a.bottom;
+        assert_eq!((pool.live(), pool.len()), (1, 0));
+        pool.put(a);
+        assert_eq!((pool.live(), pool.len()), (0, 1));
+        let b = pool.get(None).unwrap();
+        assert_eq!(b.bottom, bottom, "LIFO: the warmest stack first");
+        assert_eq!(b.usable(pool.page()), pool.default_size());
+        pool.put(b);
+    }
+
+    #[test]
+    fn too_small_a_size_and_the_cap_are_errors_that_name_the_fix() {
+        let mut pool = StackPool::new();
+        let small = pool.get(Some(MIN_STACK_SIZE - 1)).unwrap_err();
+        assert_eq!(small.kind(), ErrorKind::InvalidInput);
+        pool.set_max(Some(1));
+        let a = pool.get(None).unwrap();
+        let capped = pool.get(None).unwrap_err();
+        assert_eq!(capped.kind(), ErrorKind::OutOfMemory);
+        assert!(capped.to_string().contains("set_max_stacks"), "{capped}");
+        pool.put(a);
+        let again = pool.get(None).expect("a stack came back under the cap");
+        pool.put(again);
+    }
+
+    #[test]
+    fn swap_hot_trades_a_reserved_stack_for_the_most_recently_freed() {
+        let mut pool = StackPool::new();
+        let (a, b) = (pool.get(None).unwrap(), pool.get(None).unwrap());
+        let (a_bottom, b_bottom) = (a.bottom, b.bottom);
+        pool.put(a);
+        let hot = pool.swap_hot(b);
+        assert_eq!(hot.bottom, a_bottom);
+        assert_eq!((pool.live(), pool.len()), (1, 1), "a trade, not a take");
+        let next = pool.get(None).unwrap();
+        assert_eq!(next.bottom, b_bottom, "the reserved one went to the pool");
+        pool.put(hot);
+        pool.put(next);
+    }
+
+    #[test]
+    fn decay_releases_only_what_sat_unused_beyond_the_warm_stacks() {
+        let mut pool = StackPool::new();
+        let n = WARM_STACKS + 10;
+        let stacks: Vec<_> = (0..n).map(|_| pool.get(None).unwrap()).collect();
+        for s in stacks {
+            pool.put(s);
+        }
+        assert!(pool.has_excess());
+        let t0 = Instant::now();
+        pool.decay(t0);
+        let due = pool.decay_due().expect("an excess starts the decay clock");
+        assert_eq!(due, t0 + DECAY_INTERVAL);
+        pool.decay(t0 + DECAY_INTERVAL / 2);
+        assert!(pool.has_excess(), "not due yet");
+        pool.decay(due);
+        assert!(!pool.has_excess(), "the 10 beyond the warm ones were released");
+        assert_eq!(pool.decay_due(), None, "nothing left to decay");
+        assert_eq!(pool.len(), n, "released stacks stay pooled, without pages");
+    }
+}

@@ -134,3 +134,53 @@ impl<S, F: FnOnce()> Drop for LostGuard<'_, S, F> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+    use std::rc::Rc;
+    use std::time::{Duration, Instant};
+
+    use super::WaitList;
+    use crate::{spawn, yield_now};
+
+    #[test]
+    fn notify_all_wakes_every_waiter_in_wait_order() {
+        let list = Rc::new(WaitList::<u32>::new());
+        let woke = Rc::new(RefCell::new(Vec::new()));
+        let waiters: Vec<_> = (0..3)
+            .map(|i| {
+                let (list, woke) = (list.clone(), woke.clone());
+                spawn(move || {
+                    let left = list.wait(&"the test list", i, None, || {}).unwrap();
+                    woke.borrow_mut().push((i, left));
+                })
+            })
+            .collect();
+        yield_now(); // all three wait
+        assert_eq!(list.len(), 3);
+        list.notify_all();
+        assert!(list.is_empty(), "notified waiters leave the list");
+        for g in waiters {
+            g.join().unwrap();
+        }
+        assert_eq!(*woke.borrow(), [(0, None), (1, None), (2, None)]);
+    }
+
+    #[test]
+    fn pop_hands_over_the_slot_and_a_deadline_gives_it_back() {
+        let list = Rc::new(WaitList::<&str>::new());
+        let l = list.clone();
+        let first = spawn(move || l.wait(&"the test list", "first", None, || {}).unwrap());
+        let l = list.clone();
+        let soon = Some(Instant::now() + Duration::from_millis(5));
+        let second = spawn(move || l.wait(&"the test list", "second", soon, || {}).unwrap());
+        yield_now();
+        let (w, slot) = list.pop().unwrap();
+        assert_eq!(slot, "first");
+        w.wake();
+        assert_eq!(first.get().unwrap(), None, "notified: the slot went");
+        assert_eq!(second.get().unwrap(), Some("second"), "timed out: kept");
+        assert!(list.is_empty(), "the timed-out waiter removed itself");
+    }
+}
