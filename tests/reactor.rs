@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 use greenlet::hub::{stats, Registration};
 use greenlet::{spawn, yield_now, GreenletState, Interrupted};
 
+mod support;
+
 /// A non-blocking stream registered with this thread's reactor. Field order
 /// matters: the registration is dropped before the fd is closed.
 struct Sock {
@@ -153,16 +155,7 @@ fn a_yielding_spinner_does_not_starve_io() {
         g.set(true);
         data
     });
-    let stop = got.clone();
-    let spinner = spawn(move || {
-        let mut spins = 0u64;
-        // Bounded, so starved I/O fails the test instead of hanging it.
-        while !stop.get() && t0.elapsed() < Duration::from_secs(2) {
-            yield_now();
-            spins += 1;
-        }
-        spins
-    });
+    let spinner = support::spinner(got.clone(), Duration::from_secs(2));
     // Writes once the reader is parked and the spinner is spinning.
     let writer = spawn(move || peer.write_all(b"through").unwrap());
 

@@ -9,6 +9,8 @@ use std::time::{Duration, Instant};
 use greenlet::hub::stats;
 use greenlet::{joinall, park, sleep, spawn, spawn_later, yield_now};
 
+mod support;
+
 fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
 }
@@ -142,16 +144,7 @@ fn a_yielding_spinner_does_not_starve_timers() {
         w.set(true);
         t0.elapsed()
     });
-    let stop = woke.clone();
-    let spinner = spawn(move || {
-        let mut spins = 0u64;
-        // Bounded, so a starved timer fails the test instead of hanging it.
-        while !stop.get() && t0.elapsed() < Duration::from_secs(2) {
-            yield_now();
-            spins += 1;
-        }
-        spins
-    });
+    let spinner = support::spinner(woke.clone(), Duration::from_secs(2));
     let spins = spinner.get().unwrap();
     assert!(
         woke.get(),

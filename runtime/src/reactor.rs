@@ -372,7 +372,8 @@ mod tests {
         assert!(s.is_busy(Direction::Read));
         assert_eq!(r.waiters(), 1);
         // SAFETY: writes one byte from a valid buffer to our pipe.
-        assert_eq!(unsafe { libc::write(wr.as_raw_fd(), b"x".as_ptr().cast(), 1) }, 1);
+        let n = unsafe { libc::write(wr.as_raw_fd(), b"x".as_ptr().cast(), 1) };
+        assert_eq!(n, 1);
         r.poll(Some(Duration::from_secs(5)));
         assert!(s.is_ready(Direction::Read));
         assert!(!s.is_busy(Direction::Read));
@@ -389,7 +390,10 @@ mod tests {
         drop(wr); // hang-up: reads return 0 from now on
         r.poll(Some(Duration::from_secs(5)));
         s.clear_ready(Direction::Read);
-        assert!(s.is_ready(Direction::Read), "no edge would ever wake a reader");
+        assert!(
+            s.is_ready(Direction::Read),
+            "no edge would ever wake a reader"
+        );
         r.deregister(&s);
     }
 

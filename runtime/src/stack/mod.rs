@@ -574,7 +574,10 @@ mod tests {
         pool.decay(t0 + DECAY_INTERVAL / 2);
         assert!(pool.has_excess(), "not due yet");
         pool.decay(due);
-        assert!(!pool.has_excess(), "the 10 beyond the warm ones were released");
+        assert!(
+            !pool.has_excess(),
+            "the 10 beyond the warm ones were released"
+        );
         assert_eq!(pool.decay_due(), None, "nothing left to decay");
         assert_eq!(pool.len(), n, "released stacks stay pooled, without pages");
     }
