@@ -93,7 +93,7 @@ pub fn select(
         if waker.is_none() {
             waker = Some(EpollWaker::new(pfds.iter().map(|p| (p.fd, p.events)))?);
         }
-        match waker.as_ref().map(|w| w.park(deadline)) {
+        match waker.as_ref().map(|w| w.wait(deadline)) {
             Some(Err(e)) if is_own_timeout(&e) => return Ok((Vec::new(), Vec::new())),
             Some(Err(e)) => return Err(e),
             _ => {}

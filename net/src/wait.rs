@@ -130,13 +130,13 @@ impl EpollWaker {
         Ok(EpollWaker { reg, _epoll: epoll })
     }
 
-    /// Parks until one of the fds may have become ready (spurious wake-ups
+    /// Waits until one of the fds may have become ready (spurious wake-ups
     /// are possible: check again). Call after a check found none ready.
     ///
     /// # Errors
     /// `TimedOut` ("timed out") at `deadline`; `ResourceBusy` if another
     /// greenlet waits on it; the `io::Error` of an [`Interrupted`].
-    pub(crate) fn park(&self, deadline: Option<Instant>) -> io::Result<()> {
+    pub(crate) fn wait(&self, deadline: Option<Instant>) -> io::Result<()> {
         self.reg.clear_ready(Direction::Read);
         self.reg.wait_until(Direction::Read, deadline)
     }
@@ -272,7 +272,7 @@ pub fn wait(watcher: &Watcher, timeout: Option<Duration>) -> io::Result<()> {
         if watcher.ready_now()? {
             return Ok(());
         }
-        let r = watcher.waker.park(deadline);
+        let r = watcher.waker.wait(deadline);
         if let Some(e) = watcher.cancel.take() {
             return Err(e);
         }
