@@ -12,7 +12,7 @@
 //! batch). Then, if the ready queue is empty, the hub polls the reactor (with
 //! the timeout of the nearest timer), fires due timers, drains the remote
 //! queue and dispatches signals. While greenlets keep the queue busy, it does
-//! that (polling with a zero timeout) once at least [`POLL_EVERY`] greenlets
+//! that (polling with a zero timeout) once at least [`POLL_EVERY`](crate::hub::POLL_EVERY) greenlets
 //! have run since the last time, so I/O, timers and remote work are never
 //! starved and a hand-off between greenlets pays for none of it.
 
