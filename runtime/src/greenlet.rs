@@ -36,22 +36,7 @@ use crate::timer::TimerAction;
 
 pub use crate::task::GreenletExit;
 
-/// The public view of a greenlet's state.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum GreenletState {
-    /// Spawned but has not run yet (waiting for its first turn, or for its
-    /// `spawn_later` delay).
-    NotStarted,
-    /// Started and waiting in the ready queue for its next turn.
-    Ready,
-    /// Running now (it is the current greenlet).
-    Running,
-    /// Blocked in a wait (sleep, join, I/O, a lock, ...).
-    Parked,
-    /// Finished: returned, panicked or was killed.
-    Dead,
-}
+pub use crate::task::GreenletState;
 
 type LinkFn = Box<dyn FnOnce(GreenletRef)>;
 
@@ -507,15 +492,7 @@ impl GreenletRef {
 
     /// The current state.
     pub fn state(&self) -> GreenletState {
-        let c = self.core();
-        match c.state() {
-            State::Delayed => GreenletState::NotStarted,
-            State::Scheduled if !c.has_started() => GreenletState::NotStarted,
-            State::Scheduled => GreenletState::Ready,
-            State::Running => GreenletState::Running,
-            State::Parked => GreenletState::Parked,
-            State::Dead => GreenletState::Dead,
-        }
+        self.core().public_state()
     }
 
     /// True once it has finished (gevent's `ready()`): returned, panicked or

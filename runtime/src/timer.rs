@@ -311,7 +311,18 @@ impl Timers {
 mod tests {
     use std::time::Duration;
 
+    use std::panic::Location;
+
     use super::*;
+    use crate::task::{Core, MainBody, Task};
+
+    /// A record of a greenlet that never runs.
+    fn rec() -> Rec {
+        Rec::new(Task {
+            core: Core::new(1, None, Location::caller(), false),
+            body: MainBody,
+        })
+    }
 
     impl Timers {
         fn arm(&mut self, at: Instant, action: TimerAction) -> TimerHandle {
@@ -320,7 +331,7 @@ mod tests {
     }
 
     fn start() -> TimerAction {
-        TimerAction::Start(crate::getcurrent().rec)
+        TimerAction::Start(rec())
     }
 
     fn id_of(a: TimerAction) -> Option<TimeoutId> {
@@ -334,7 +345,7 @@ mod tests {
     fn equal_deadlines_fire_in_arming_order_whether_or_not_newest() {
         let mut t = Timers::new();
         let at = Instant::now();
-        let me = crate::getcurrent().rec;
+        let me = rec();
         let ids: Vec<TimeoutId> = (0..4).map(|_| TimeoutId::next()).collect();
         let arm = |t: &mut Timers, i: usize| t.arm(at, TimerAction::Interrupt(me.clone(), ids[i]));
         arm(&mut t, 0);

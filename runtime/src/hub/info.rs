@@ -4,7 +4,7 @@ use std::fmt;
 use std::panic::Location;
 
 use super::Hub;
-use crate::greenlet::{GreenletRef, GreenletState};
+use crate::task::GreenletState;
 
 impl Hub {
     /// A snapshot of the live greenlets.
@@ -13,12 +13,12 @@ impl Hub {
             .borrow()
             .iter()
             .map(|(_, rec)| {
-                let r = GreenletRef { rec: rec.clone() };
+                let core = rec.core();
                 GreenletInfo {
-                    id: r.id(),
-                    name: r.name().into_owned(),
-                    state: r.state(),
-                    spawned_at: r.spawned_at(),
+                    id: core.id,
+                    name: core.name().into_owned(),
+                    state: core.public_state(),
+                    spawned_at: core.location,
                 }
             })
             .collect()

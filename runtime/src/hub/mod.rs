@@ -327,7 +327,7 @@ impl Hub {
         on_death(self, rec);
     }
 
-    /// The park of the current greenlet; see [`crate::park()`].
+    /// The park of the current greenlet (what the public `park` does).
     pub(crate) fn park(
         &self,
         what: &dyn fmt::Display,

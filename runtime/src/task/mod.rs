@@ -41,6 +41,23 @@ pub use waker::Waker;
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct GreenletExit;
 
+/// The public view of a greenlet's state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum GreenletState {
+    /// Spawned but has not run yet (waiting for its first turn, or for its
+    /// `spawn_later` delay).
+    NotStarted,
+    /// Started and waiting in the ready queue for its next turn.
+    Ready,
+    /// Running now (it is the current greenlet).
+    Running,
+    /// Blocked in a wait (sleep, join, I/O, a lock, ...).
+    Parked,
+    /// Finished: returned, panicked or was killed.
+    Dead,
+}
+
 thread_local! {
     /// The ready queue of this thread's scheduler; null while it has none.
     /// Const-initialised without a destructor, like the hub pointer.

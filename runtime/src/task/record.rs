@@ -159,6 +159,19 @@ impl Core {
         self.state.set(state);
     }
 
+    /// The state as `GreenletRef::state` reports it.
+    pub(crate) fn public_state(&self) -> super::GreenletState {
+        use super::GreenletState as Public;
+        match self.state() {
+            State::Delayed => Public::NotStarted,
+            State::Scheduled if !self.has_started() => Public::NotStarted,
+            State::Scheduled => Public::Ready,
+            State::Running => Public::Running,
+            State::Parked => Public::Parked,
+            State::Dead => Public::Dead,
+        }
+    }
+
     /// Whether it ever ran (the main greenlet always has).
     pub(crate) fn has_started(&self) -> bool {
         self.started.get()
