@@ -21,7 +21,7 @@ use super::{GreenletExit, Waker};
 use crate::greenlet::Link;
 use crate::interrupt::{Interrupted, TimeoutId};
 use crate::stack::Stack;
-use crate::timer::TimerHandle;
+use crate::timer::handle::TimerHandle;
 
 /// A greenlet's coroutine; it returns how the greenlet ended.
 pub(crate) type Co = Coroutine<(), (), Outcome, Stack>;

@@ -18,6 +18,10 @@ use crate::interrupt::TimeoutId;
 use crate::task::Rec;
 use crate::task::Waker;
 
+pub(crate) mod handle;
+
+pub use handle::TimerHandle;
+
 /// What a timer does when it fires.
 pub(crate) enum TimerAction {
     /// Wake a parked greenlet (sleep, join_timeout, ...).
@@ -37,15 +41,6 @@ impl TimerAction {
             TimerAction::Interrupt(r, _) | TimerAction::Start(r) => r,
         }
     }
-}
-
-/// Names one armed timer, to cancel it. The sequence number makes
-/// a handle to a fired or cancelled timer harmless even after its slot was
-/// reused.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct TimerHandle {
-    key: u32,
-    seq: u64,
 }
 
 /// Marks the `seq` of a free slot. Arming numbers stay below it (2^63 timers
