@@ -6,7 +6,7 @@
 //!
 //! - [`spawn`], [`Builder`], [`Greenlet`], [`GreenletRef`]: greenlets and
 //!   their handles (join, get, kill, links);
-//! - [`park`] and [`Waker`]: the one blocking primitive every wait is built
+//! - [`park`](park()) and [`Waker`]: the one blocking primitive every wait is built
 //!   on (sync primitives, sockets, timers, joins);
 //! - [`Interrupted`]: why a wait ended early (timeout, cancel, deadlock, a
 //!   linked greenlet's death: [`spawn_link`], [`LinkedExited`]);
@@ -22,7 +22,7 @@
 //!
 //! Each OS thread that uses greenlet gets a hub, created on first use. The
 //! thread's own code is the *main greenlet*. [`spawn`] never switches: the
-//! new greenlet runs when the current one blocks (in a [`park`]: `sleep`,
+//! new greenlet runs when the current one blocks (in a [`park`](park()): `sleep`,
 //! `join`, a socket read, ...) or yields. Greenlets start in spawn order.
 //! When the main greenlet blocks, the hub loop runs on the thread's own
 //! stack until the main greenlet is woken.

@@ -332,10 +332,9 @@ impl Reactor {
 #[cfg(test)]
 mod tests {
     use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-    use std::panic::Location;
 
     use super::*;
-    use crate::task::{Core, MainBody, Rec, Task};
+    use crate::task::Rec;
 
     /// A non-blocking pipe: (read end, write end).
     fn pipe() -> (OwnedFd, OwnedFd) {
@@ -349,10 +348,7 @@ mod tests {
 
     /// A waker of a greenlet record (never run) that is `parked` or not.
     fn waker(parked: bool) -> Waker {
-        let rec = Rec::new(Task {
-            core: Core::new(1, None, Location::caller(), false),
-            body: MainBody,
-        });
+        let rec = Rec::idle(1);
         if parked {
             rec.core().mark_parked();
         }

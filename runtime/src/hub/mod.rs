@@ -18,7 +18,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::fmt;
-use std::panic::{self, AssertUnwindSafe, Location};
+use std::panic::{self, AssertUnwindSafe};
 use std::ptr;
 use std::sync::Arc;
 
@@ -33,7 +33,7 @@ use crate::stack::overflow::{self, AltStack, Overflowed};
 use crate::stack::StackPool;
 use crate::task::Waker;
 use crate::task::{self, RunQueue};
-use crate::task::{Core, GreenletExit, MainBody, Outcome, Rec, State, Task, WakeReason};
+use crate::task::{Core, GreenletExit, Outcome, Rec, State, WakeReason};
 use crate::timer::Timers;
 
 /// While greenlets keep the ready queue busy, the reactor is polled (with a
@@ -184,10 +184,7 @@ impl Hub {
         overflow::install(|addr, report| {
             Hub::try_with(|hub| hub.overflowed(addr).map(|g| report(&g)));
         });
-        let main = Rec::new(Task {
-            core: Core::new(0, None, Location::caller(), true),
-            body: MainBody,
-        });
+        let main = Rec::main();
         let remote = Arc::new(RemoteShared::new(reactor.notifier()));
         Hub {
             ready: RunQueue::new(),

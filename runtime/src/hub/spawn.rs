@@ -7,7 +7,7 @@ use std::panic::Location;
 use std::time::Instant;
 
 use super::Hub;
-use crate::task::{Core, Rec, Task};
+use crate::task::{Core, Rec};
 use crate::timer::TimerAction;
 
 /// When a new greenlet first runs.
@@ -48,11 +48,8 @@ impl Hub {
         core.spawner_id = me.id;
         // Live-table keys are below the number of live greenlets.
         core.spawner_key = u32::try_from(me.live_key.get()).unwrap_or(u32::MAX);
-        let task = Task::new(core, f);
-        task.core.stack.set(Some(stack));
-        let (rec, body) = Rec::new_typed(task);
-        // SAFETY: `body` points into the record `rec` keeps alive.
-        let value: *const Cell<Option<T>> = unsafe { &(*body).value };
+        core.stack.set(Some(stack));
+        let (rec, value) = Rec::spawned(core, f);
         self.register_live(&rec);
         match start {
             Start::Now => self.schedule(rec.clone()),

@@ -9,7 +9,7 @@
 //! page is installed with `madvise(MADV_GUARD_INSTALL)` (Linux >= 6.13),
 //! which adds no map: a million greenlets cost about 70 maps. On older
 //! kernels (`EINVAL`), or when forced (`GREENLET_STACK_GUARD=mprotect`, or
-//! [`set_stack_guard`]), each stack is its own mapping with an `mprotect`ed
+//! [`set_stack_guard`](crate::hub::set_stack_guard)), each stack is its own mapping with an `mprotect`ed
 //! guard page.
 //!
 //! Finished greenlets return their stacks to the pool (no syscall). Memory

@@ -26,7 +26,7 @@ mod record;
 mod runqueue;
 mod waker;
 
-pub(crate) use record::{Co, Core, MainBody, Outcome, Rec, State, Task, WakeReason};
+pub(crate) use record::{Co, Core, Outcome, Rec, State, WakeReason};
 pub(crate) use runqueue::RunQueue;
 pub use waker::Waker;
 

@@ -1,11 +1,12 @@
 //! The greenlet record: what the hub knows of one greenlet.
 //!
-//! A record is one heap allocation: the untyped [`Core`] (id, name, state,
-//! the coroutine, links, joiners...) followed by the typed [`Body`] (the
-//! closure until the first run, then the result). Handles to it are
-//! [`Rec`]s: thin-cost reference-counted pointers whose count lives in the
-//! core, so that reaching the core, cloning and dropping are each a plain
-//! field access. They sit on every switch path (the ready queue, wakers,
+//! A [`Record`] is one heap allocation: its untyped [`Core`] (id, name,
+//! state, the coroutine, links, joiners...) followed by its typed body (a
+//! [`Closure`] until the first run, then the result; [`MainBody`] for the
+//! main greenlet, which has none). References to it are [`Rec`]s:
+//! thin-cost reference-counted pointers whose count lives in the core, so
+//! that reaching the core, cloning and dropping are each a plain field
+//! access. They sit on every switch path (the ready queue, wakers,
 //! the running greenlet), where an `Rc<dyn ..>` would pay for its dynamic
 //! layout (the core's offset depends on the body's alignment) each time.
 
@@ -60,7 +61,7 @@ pub(crate) struct Core {
     /// The whole record this core heads (set once it is on the heap): the
     /// vtable half of it is what lets a thin [`Rec`] reach the body and
     /// free the record.
-    this: Cell<*const Record>,
+    this: Cell<*const AnyRecord>,
     pub(crate) id: u64,
     name: Option<Box<str>>,
     pub(crate) location: &'static Location<'static>,
@@ -116,7 +117,7 @@ impl Core {
     ) -> Core {
         Core {
             refs: Cell::new(0),
-            this: Cell::new(std::ptr::null::<Task<MainBody>>() as *const Record),
+            this: Cell::new(std::ptr::null::<Record<MainBody>>() as *const AnyRecord),
             id,
             name,
             location,
@@ -420,16 +421,16 @@ pub(crate) struct Extra {
 /// body, which is what lets a [`Rec`] reach it without looking at the body's
 /// layout.
 #[repr(C)]
-pub(crate) struct Task<V: ?Sized> {
+pub(crate) struct Record<V: ?Sized> {
     pub(crate) core: Core,
     pub(crate) body: V,
 }
 
-/// The untyped record.
-pub(crate) type Record = Task<dyn Payload>;
+/// A record whose body's type is behind its vtable.
+type AnyRecord = Record<dyn Body>;
 
 /// The typed part of a record, seen from the hub.
-pub(crate) trait Payload {
+pub(crate) trait Body {
     /// Builds the coroutine that runs the closure, on `stack`, for the
     /// greenlet's first run. Gives the stack back if the closure is gone
     /// (discarded, or the main greenlet, which has none).
@@ -439,15 +440,18 @@ pub(crate) trait Payload {
 }
 
 /// The closure of a spawned greenlet until its first run, then its result.
-pub(crate) struct Body<F, T> {
+pub(crate) struct Closure<F, T> {
     f: Cell<Option<F>>,
     pub(crate) value: Cell<Option<T>>,
 }
 
-impl<F: FnOnce() -> T + 'static, T: 'static> Payload for Body<F, T> {
+impl<F: FnOnce() -> T + 'static, T: 'static> Body for Closure<F, T> {
     fn launch(&self, core: *const Core, stack: Stack) -> Result<Co, Stack> {
         match self.f.take() {
-            Some(f) => Ok(Coroutine::with_stack(stack, body(core, &self.value, f))),
+            Some(f) => Ok(Coroutine::with_stack(
+                stack,
+                run_closure(core, &self.value, f),
+            )),
             None => Err(stack),
         }
     }
@@ -460,7 +464,7 @@ impl<F: FnOnce() -> T + 'static, T: 'static> Payload for Body<F, T> {
 /// The main greenlet's body: it runs on the thread's own stack.
 pub(crate) struct MainBody;
 
-impl Payload for MainBody {
+impl Body for MainBody {
     fn launch(&self, _: *const Core, stack: Stack) -> Result<Co, Stack> {
         Err(stack)
     }
@@ -468,7 +472,7 @@ impl Payload for MainBody {
     fn discard(&self) {}
 }
 
-/// An owning, reference-counted pointer to a record (what `Rc<Record>`
+/// An owning, reference-counted pointer to a record (what `Rc<AnyRecord>`
 /// would be, with the count in [`Core::refs`], the core at a fixed offset
 /// and one word wide). `!Send`: records never leave their hub's thread.
 pub(crate) struct Rec {
@@ -478,17 +482,49 @@ pub(crate) struct Rec {
 }
 
 impl Rec {
+    /// The record of a thread's main greenlet (id 0, no closure).
+    #[track_caller]
+    pub(crate) fn main() -> Rec {
+        Rec::new(Record {
+            core: Core::new(0, None, Location::caller(), true),
+            body: MainBody,
+        })
+    }
+
+    /// The record of a greenlet that will run `f`, and where its result
+    /// will be (valid as long as the record is).
+    pub(crate) fn spawned<F, T>(core: Core, f: F) -> (Rec, *const Cell<Option<T>>)
+    where
+        F: FnOnce() -> T + 'static,
+        T: 'static,
+    {
+        let (rec, body) = Rec::new_typed(Record::new(core, f));
+        // SAFETY: `body` points into the record `rec` keeps alive.
+        (rec, unsafe { &(*body).value })
+    }
+
+    /// A record of greenlet `id` with nothing to run, for tests of what
+    /// holds records.
+    #[cfg(test)]
+    #[track_caller]
+    pub(crate) fn idle(id: u64) -> Rec {
+        Rec::new(Record {
+            core: Core::new(id, None, Location::caller(), false),
+            body: MainBody,
+        })
+    }
+
     /// Moves a new record to the heap; this is its first reference.
-    pub(crate) fn new<V: Payload + 'static>(task: Task<V>) -> Rec {
-        Rec::new_typed(task).0
+    fn new<V: Body + 'static>(record: Record<V>) -> Rec {
+        Rec::new_typed(record).0
     }
 
     /// [`Rec::new`], also returning where the typed body lives (valid as
     /// long as the record is).
-    pub(crate) fn new_typed<V: Payload + 'static>(task: Task<V>) -> (Rec, *const V) {
-        task.core.refs.set(1);
-        let typed: *mut Task<V> = Box::into_raw(Box::new(task));
-        let untyped: *mut Record = typed;
+    fn new_typed<V: Body + 'static>(record: Record<V>) -> (Rec, *const V) {
+        record.core.refs.set(1);
+        let typed: *mut Record<V> = Box::into_raw(Box::new(record));
+        let untyped: *mut AnyRecord = typed;
         // SAFETY: `typed` is a fresh, valid allocation; every pointer kept
         // is derived from the same raw pointer.
         unsafe {
@@ -519,7 +555,7 @@ impl Rec {
     }
 
     /// The typed part, behind its vtable.
-    pub(crate) fn body(&self) -> &dyn Payload {
+    pub(crate) fn body(&self) -> &dyn Body {
         // SAFETY: `this` was set by `new_typed` to the record, which is
         // alive while `self` exists.
         unsafe { &(*self.core().this.get()).body }
@@ -562,17 +598,17 @@ impl Drop for Rec {
 /// reference to the core: the memory goes away during the call.)
 #[cold]
 #[inline(never)]
-fn free(this: *const Record) {
+fn free(this: *const AnyRecord) {
     // SAFETY: no reference is left; `this` came from `Box::into_raw` of the
     // record's box in `Rec::new_typed`.
-    drop(unsafe { Box::from_raw(this as *mut Record) });
+    drop(unsafe { Box::from_raw(this as *mut AnyRecord) });
 }
 
-impl<F, T> Task<Body<F, T>> {
-    pub(crate) fn new(core: Core, f: F) -> Task<Body<F, T>> {
-        Task {
+impl<F, T> Record<Closure<F, T>> {
+    fn new(core: Core, f: F) -> Record<Closure<F, T>> {
+        Record {
             core,
-            body: Body {
+            body: Closure {
                 f: Cell::new(Some(f)),
                 value: Cell::new(None),
             },
@@ -582,7 +618,7 @@ impl<F, T> Task<Body<F, T>> {
 
 /// The coroutine body of a greenlet running `f`: runs it and returns how
 /// it ended (the loop that resumed it records the death).
-fn body<T: 'static, F: FnOnce() -> T + 'static>(
+fn run_closure<T: 'static, F: FnOnce() -> T + 'static>(
     core: *const Core,
     value: *const Cell<Option<T>>,
     f: F,

@@ -146,14 +146,10 @@ impl Drop for RunQueue {
 #[cfg(test)]
 mod tests {
     use super::RunQueue;
-    use crate::task::{Core, MainBody, Rec, Task};
-    use std::panic::Location;
+    use crate::task::Rec;
 
     fn rec(id: u64) -> Rec {
-        Rec::new(Task {
-            core: Core::new(id, None, Location::caller(), false),
-            body: MainBody,
-        })
+        Rec::idle(id)
     }
 
     #[test]

@@ -306,17 +306,10 @@ impl Timers {
 mod tests {
     use std::time::Duration;
 
-    use std::panic::Location;
-
     use super::*;
-    use crate::task::{Core, MainBody, Task};
 
-    /// A record of a greenlet that never runs.
     fn rec() -> Rec {
-        Rec::new(Task {
-            core: Core::new(1, None, Location::caller(), false),
-            body: MainBody,
-        })
+        Rec::idle(1)
     }
 
     impl Timers {
