@@ -27,254 +27,26 @@ use std::panic::Location;
 use std::time::{Duration, Instant};
 
 use crate::deadline::{deadline_after, deadline_within};
-use crate::hub::{Hub, Start, TimerGuard};
+use crate::hub::{Hub, TimerGuard};
 use crate::interrupt::{BlockedForever, Interrupted};
 use crate::park::park;
 use crate::task::Waker;
-use crate::task::{Core, Outcome, Rec, State};
+use crate::task::{Core, Link, LinkAction, LinkWhen, Outcome, Rec, State};
 use crate::timer::TimerAction;
 
 pub use crate::task::GreenletExit;
 
+pub use crate::interrupt::panic_message;
 pub use crate::task::GreenletState;
 
-type LinkFn = Box<dyn FnOnce(GreenletRef)>;
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(crate) enum LinkWhen {
-    Always,
-    Success,
-    Failure,
-}
-
-impl LinkWhen {
-    fn fires(self, failed: bool) -> bool {
-        match self {
-            LinkWhen::Always => true,
-            LinkWhen::Success => !failed,
-            LinkWhen::Failure => failed,
-        }
-    }
-}
-
-/// What a link does when its greenlet dies.
-pub(crate) enum LinkAction {
-    /// Runs a callback in a new greenlet.
-    Call(LinkFn),
-    /// Interrupts a receiver greenlet with `LinkedExited` (see `link.rs`).
-    Notify(Rec),
-}
-
-pub(crate) struct Link {
-    pub(crate) id: u64,
-    when: LinkWhen,
-    action: LinkAction,
+/// A link that calls `f` with the handle of the greenlet that died.
+fn call(f: impl FnOnce(GreenletRef) + 'static) -> LinkAction {
+    LinkAction::Call(Box::new(move |rec| f(GreenletRef { rec })))
 }
 
 /// Identifies one link for [`GreenletRef::unlink`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct LinkId(u64);
-
-/// Wakes the joiners of a greenlet that just died.
-pub(crate) fn on_death_joiners(rec: &Rec) {
-    let joiners = std::mem::take(&mut *rec.core().joiners.borrow_mut());
-    for w in joiners {
-        w.wake();
-    }
-}
-
-/// Runs links and wakes joiners of a greenlet that just died.
-pub(crate) fn on_death(hub: &Hub, rec: &Rec) {
-    let core = rec.core();
-    on_death_joiners(rec);
-    let links = core
-        .extra_if_any()
-        .map(|mut e| std::mem::take(&mut e.links))
-        .unwrap_or_default();
-    let failed = core.outcome() == Outcome::Panicked;
-    for l in links {
-        if l.when.fires(failed) {
-            fire_link(hub, rec, l.action);
-        }
-    }
-}
-
-fn fire_link(hub: &Hub, rec: &Rec, action: LinkAction) {
-    match action {
-        LinkAction::Call(f) => run_link(hub, rec.clone(), f),
-        LinkAction::Notify(receiver) => crate::link::notify(hub, rec, receiver),
-    }
-}
-
-fn run_link(hub: &Hub, rec: Rec, f: LinkFn) {
-    let r = GreenletRef { rec };
-    // A link runs in its own greenlet; if no stack can be had, report it
-    // rather than lose the callback silently.
-    if let Err(e) =
-        hub.spawn_task::<(), _>(move || f(r), None, None, Location::caller(), Start::Now)
-    {
-        log::error!("could not run a link callback: {e}");
-    }
-}
-
-/// Configures a greenlet before spawning it: name and stack size.
-///
-/// ```
-/// use greenlet_runtime::Builder;
-///
-/// let g = Builder::new()
-///     .name("worker")
-///     .stack_size(128 * 1024)
-///     .spawn(|| 1 + 1)
-///     .unwrap();
-/// assert_eq!(g.name(), "worker");
-/// assert_eq!(g.get().unwrap(), 2);
-/// ```
-#[derive(Debug, Default)]
-pub struct Builder {
-    name: Option<Box<str>>,
-    stack_size: Option<usize>,
-}
-
-impl Builder {
-    /// A builder with the defaults: name `Greenlet-<id>`, the hub's default
-    /// stack size (256 KiB unless changed with `hub::set_default_stack_size`).
-    pub fn new() -> Builder {
-        Builder::default()
-    }
-
-    /// Names the greenlet (shown by `run_info`, panics and LoopExit errors).
-    pub fn name(mut self, name: impl Into<String>) -> Builder {
-        self.name = Some(name.into().into_boxed_str());
-        self
-    }
-
-    /// Sets the stack size in bytes (rounded up to whole pages). A size that
-    /// cannot be satisfied makes `spawn` fail; it is never clamped.
-    pub fn stack_size(mut self, bytes: usize) -> Builder {
-        self.stack_size = Some(bytes);
-        self
-    }
-
-    /// Spawns `f` in a new greenlet; it starts at the next loop turn, after
-    /// the greenlets spawned before it.
-    ///
-    /// # Errors
-    /// `InvalidInput` for a stack size below the minimum (16 KiB),
-    /// `OutOfMemory` when no stack can be mapped (the message names the
-    /// limit and the fix).
-    #[track_caller]
-    pub fn spawn<T, F>(self, f: F) -> io::Result<Greenlet<T>>
-    where
-        F: FnOnce() -> T + 'static,
-        T: 'static,
-    {
-        self.spawn_at(f, Start::Now)
-    }
-
-    /// Like [`Builder::spawn`], but the greenlet starts after `delay`.
-    ///
-    /// # Errors
-    /// As [`Builder::spawn`].
-    #[track_caller]
-    pub fn spawn_later<T, F>(self, delay: Duration, f: F) -> io::Result<Greenlet<T>>
-    where
-        F: FnOnce() -> T + 'static,
-        T: 'static,
-    {
-        self.spawn_at(
-            f,
-            match deadline_after(delay) {
-                Some(at) => Start::At(at),
-                None => Start::Never,
-            },
-        )
-    }
-
-    #[track_caller]
-    fn spawn_at<T, F>(self, f: F, start: Start) -> io::Result<Greenlet<T>>
-    where
-        F: FnOnce() -> T + 'static,
-        T: 'static,
-    {
-        // Read here: `track_caller` does not reach into a closure.
-        let at = Location::caller();
-        let (rec, value) =
-            Hub::with(|hub| hub.spawn_task(f, self.name, self.stack_size, at, start))?;
-        let r = GreenletRef { rec };
-        crate::spawn_hooks::run_spawn_callbacks(&r);
-        Ok(Greenlet { r, value })
-    }
-}
-
-/// Spawns `f` in a new greenlet and returns its handle.
-///
-/// ```
-/// use greenlet_runtime::{spawn, yield_now};
-/// use std::cell::Cell;
-/// use std::rc::Rc;
-///
-/// let ran = Rc::new(Cell::new(false));
-/// let r = ran.clone();
-/// let g = spawn(move || {
-///     r.set(true);
-///     "done"
-/// });
-/// assert!(!ran.get(), "spawn does not switch");
-/// yield_now(); // now it runs
-/// assert!(ran.get());
-/// assert_eq!(g.get().unwrap(), "done");
-/// ```
-///
-/// Spawning never switches: the new greenlet starts at the next loop turn,
-/// when the spawner blocks or yields, after every greenlet spawned before
-/// it. The closure needs `'static` but not `Send` (`Rc`/`RefCell` work).
-///
-/// # Panics
-/// When no stack can be allocated (like `std::thread::spawn`); use
-/// [`Builder::spawn`] to get that as an error value.
-#[track_caller]
-pub fn spawn<T, F>(f: F) -> Greenlet<T>
-where
-    F: FnOnce() -> T + 'static,
-    T: 'static,
-{
-    Builder::new()
-        .spawn(f)
-        .unwrap_or_else(|e| panic!("greenlet::spawn failed: {e}"))
-}
-
-/// Spawns `f` to start after `delay` (gevent's `spawn_later`).
-///
-/// # Panics
-/// As [`spawn`].
-#[track_caller]
-pub fn spawn_later<T, F>(delay: Duration, f: F) -> Greenlet<T>
-where
-    F: FnOnce() -> T + 'static,
-    T: 'static,
-{
-    Builder::new()
-        .spawn_later(delay, f)
-        .unwrap_or_else(|e| panic!("greenlet::spawn_later failed: {e}"))
-}
-
-/// Spawns `f` without a handle (gevent's `spawn_raw`): the cheapest spawn,
-/// for fire-and-forget work.
-///
-/// # Panics
-/// As [`spawn`].
-#[track_caller]
-pub fn spawn_raw<F>(f: F)
-where
-    F: FnOnce() + 'static,
-{
-    // Read here: `track_caller` does not reach into a closure.
-    let at = Location::caller();
-    if let Err(e) = Hub::with(|hub| hub.spawn_task(f, None, None, at, Start::Now)) {
-        panic!("greenlet::spawn_raw failed: {e}");
-    }
-}
 
 /// Why [`Greenlet::get`] produced no value.
 #[derive(thiserror::Error)]
@@ -337,17 +109,6 @@ impl From<GreenletError> for io::Error {
     }
 }
 
-/// The text of a panic payload (`&str` or `String`), or a placeholder.
-pub fn panic_message(p: &(dyn Any + Send)) -> &str {
-    if let Some(s) = p.downcast_ref::<&'static str>() {
-        s
-    } else if let Some(s) = p.downcast_ref::<String>() {
-        s
-    } else {
-        "<non-string panic payload>"
-    }
-}
-
 /// The owning, typed handle of a greenlet that returns `T`.
 ///
 /// Dropping it does not stop the greenlet (it runs on, detached). Every
@@ -376,6 +137,12 @@ pub struct Greenlet<T> {
 }
 
 impl<T: 'static> Greenlet<T> {
+    /// The handle of a greenlet just spawned, whose result will be in
+    /// `value` (inside its record, which `r` keeps alive).
+    pub(crate) fn new(r: GreenletRef, value: *const Cell<Option<T>>) -> Greenlet<T> {
+        Greenlet { r, value }
+    }
+
     /// Waits for the greenlet to finish and takes its value.
     ///
     /// # Errors
@@ -479,7 +246,7 @@ impl GreenletRef {
         self.core().id
     }
 
-    /// The name given to the [`Builder`], or `Greenlet-<id>`; `main` for the
+    /// The name given to the [`Builder`](crate::Builder), or `Greenlet-<id>`; `main` for the
     /// thread's main greenlet.
     pub fn name(&self) -> Cow<'_, str> {
         self.core().name()
@@ -618,18 +385,18 @@ impl GreenletRef {
     /// Links run in registration order; linking to a dead greenlet runs `f`
     /// at the next loop turn. A panicking link does not stop later links.
     pub fn link(&self, f: impl FnOnce(GreenletRef) + 'static) -> LinkId {
-        self.add_link(LinkWhen::Always, LinkAction::Call(Box::new(f)))
+        self.add_link(LinkWhen::Always, call(f))
     }
 
     /// Like [`GreenletRef::link`], only if it ends successfully (returned or
     /// was killed).
     pub fn link_value(&self, f: impl FnOnce(GreenletRef) + 'static) -> LinkId {
-        self.add_link(LinkWhen::Success, LinkAction::Call(Box::new(f)))
+        self.add_link(LinkWhen::Success, call(f))
     }
 
     /// Like [`GreenletRef::link`], only if it panicked.
     pub fn link_exception(&self, f: impl FnOnce(GreenletRef) + 'static) -> LinkId {
-        self.add_link(LinkWhen::Failure, LinkAction::Call(Box::new(f)))
+        self.add_link(LinkWhen::Failure, call(f))
     }
 
     /// Removes a link that has not fired; `true` if it was found.
@@ -651,7 +418,7 @@ impl GreenletRef {
             let id = hub.next_id();
             if self.dead() {
                 if when.fires(self.panicked()) {
-                    fire_link(hub, &self.rec, action);
+                    hub.fire_link(&self.rec, action);
                 }
             } else {
                 self.core().extra().links.push(Link { id, when, action });

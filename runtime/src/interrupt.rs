@@ -8,6 +8,7 @@
 //! forever), or it was asked to block while its thread was unwinding from a
 //! panic.
 
+use std::any::Any;
 use std::cell::Cell;
 use std::fmt;
 use std::io;
@@ -277,5 +278,16 @@ impl Interrupted {
     /// `None` for any other `io::Error`.
     pub fn from_io(err: &io::Error) -> Option<Interrupted> {
         err.get_ref()?.downcast_ref::<Interrupted>().cloned()
+    }
+}
+
+/// The text of a panic payload (`&str` or `String`), or a placeholder.
+pub fn panic_message(p: &(dyn Any + Send)) -> &str {
+    if let Some(s) = p.downcast_ref::<&'static str>() {
+        s
+    } else if let Some(s) = p.downcast_ref::<String>() {
+        s
+    } else {
+        "<non-string panic payload>"
     }
 }

@@ -60,6 +60,7 @@ mod registration;
 mod remote;
 mod sigaction;
 mod sleep;
+mod spawn;
 mod spawn_hooks;
 mod stack;
 mod task;
@@ -81,8 +82,8 @@ pub mod threadpool;
 
 pub use deadline::{deadline_after, deadline_within};
 pub use greenlet::{
-    getcurrent, joinall, killall, panic_message, spawn, spawn_later, spawn_raw, Builder, Greenlet,
-    GreenletError, GreenletExit, GreenletRef, GreenletState, LinkId,
+    getcurrent, joinall, killall, panic_message, Greenlet, GreenletError, GreenletExit,
+    GreenletRef, GreenletState, LinkId,
 };
 pub use hub::{run_info, GreenletInfo};
 pub use interrupt::{BlockedForever, Ended, Interrupted, LinkedExited, TimeoutId};
@@ -90,6 +91,7 @@ pub use link::{spawn_link, spawn_link_exception, spawn_link_value};
 pub use park::{defer_kill, park, Waker};
 pub use registration::{Direction, Registration};
 pub use sleep::{idle, sleep, yield_now};
+pub use spawn::{spawn, spawn_later, spawn_raw, Builder};
 pub use spawn_hooks::{add_spawn_callback, remove_spawn_callback, SpawnCallbackId};
 pub use stack::{StackGuard, DECAY_INTERVAL, DEFAULT_STACK_SIZE, MIN_STACK_SIZE, WARM_STACKS};
 pub use wait::{iwait, wait, Iwait, ReadyWait, Waitable};

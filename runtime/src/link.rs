@@ -37,26 +37,11 @@
 
 use std::io;
 
-use crate::greenlet::{panic_message, spawn, Greenlet, GreenletRef, LinkAction, LinkId, LinkWhen};
+use crate::greenlet::{Greenlet, GreenletRef, LinkId};
 use crate::hub::Hub;
-use crate::interrupt::{Ended, Interrupted, LinkedExited};
-use crate::task::{Outcome, Rec};
-
-/// Interrupts `receiver` with the news of `dead`'s death.
-pub(crate) fn notify(hub: &Hub, dead: &Rec, receiver: Rec) {
-    let core = dead.core();
-    let ended = match core.outcome() {
-        Outcome::Panicked => Ended::Panicked(
-            core.extra_if_any()
-                .and_then(|e| e.panic.as_deref().map(|p| panic_message(p).to_string()))
-                .unwrap_or_else(|| "<payload already taken>".to_string()),
-        ),
-        Outcome::Killed => Ended::Killed,
-        Outcome::Value | Outcome::Pending => Ended::Completed,
-    };
-    let e = LinkedExited::new(core.id, core.name().into_owned(), core.location, ended);
-    hub.interrupt(receiver, Interrupted::LinkedExited(e));
-}
+use crate::interrupt::{Interrupted, LinkedExited};
+use crate::spawn::spawn;
+use crate::task::{LinkAction, LinkWhen};
 
 impl GreenletRef {
     /// Links `receiver` to this greenlet: when this one dies, however it

@@ -26,8 +26,9 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use crate::deadline::deadline_after;
-use crate::greenlet::{spawn, Greenlet, GreenletError, GreenletExit, GreenletRef};
+use crate::greenlet::{Greenlet, GreenletError, GreenletExit, GreenletRef};
 use crate::interrupt::Interrupted;
+use crate::spawn::spawn;
 use crate::sync::{Queue, Semaphore};
 
 pub use crate::pile::GreenPile;

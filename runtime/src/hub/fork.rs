@@ -4,7 +4,6 @@
 use std::io;
 
 use super::Hub;
-use crate::greenlet::on_death_joiners;
 use crate::task::Outcome;
 
 impl Hub {
@@ -44,7 +43,7 @@ impl Hub {
             }
             core.mark_dead(Outcome::Killed);
             self.unregister_live(&rec);
-            on_death_joiners(&rec);
+            self.wake_joiners(&rec);
         }
         self.forget_dead_waits();
     }

@@ -24,7 +24,6 @@ use std::sync::Arc;
 
 use slab::Slab;
 
-use crate::greenlet::on_death;
 use crate::interrupt::{BlockedForever, Interrupted};
 use crate::reactor::Reactor;
 use crate::remote::RemoteShared;
@@ -321,7 +320,7 @@ impl Hub {
         }
         let removed = self.live.borrow_mut().try_remove(core.live_key.get());
         drop(removed);
-        on_death(self, rec);
+        self.on_death(rec);
     }
 
     /// The park of the current greenlet (what the public `park` does).
@@ -657,6 +656,7 @@ fn start_unwind(core: &Core) -> ! {
 }
 
 mod config;
+mod death;
 mod fork;
 mod info;
 mod io;

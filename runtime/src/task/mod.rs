@@ -22,10 +22,12 @@
 use std::cell::Cell;
 use std::ptr;
 
+mod link;
 mod record;
 mod runqueue;
 mod waker;
 
+pub(crate) use link::{Link, LinkAction, LinkWhen};
 pub(crate) use record::{Co, Core, Outcome, Rec, State, WakeReason};
 pub(crate) use runqueue::RunQueue;
 pub use waker::Waker;

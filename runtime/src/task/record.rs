@@ -18,8 +18,7 @@ use std::ptr::NonNull;
 
 use corosensei::{Coroutine, Yielder};
 
-use super::{GreenletExit, Waker};
-use crate::greenlet::Link;
+use super::{GreenletExit, Link, Waker};
 use crate::interrupt::{Interrupted, TimeoutId};
 use crate::stack::Stack;
 use crate::timer::handle::TimerHandle;
