@@ -1,4 +1,4 @@
-//! Greenlets: spawning, handles, results, kill, join and links.
+//! Greenlet handles: results, kill, join and links (spawning is in `spawn.rs`).
 //!
 //! A greenlet is a stackful coroutine on a pooled stack plus a small shared
 //! record (id, name, state, result slot, links, spawn location). It never
