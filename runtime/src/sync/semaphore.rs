@@ -49,6 +49,7 @@ impl SemInner {
     }
 
     /// Gives a permit to the first waiter, or adds it to the count.
+    #[inline]
     fn release_one(&self) {
         match self.waiters.pop() {
             Some((w, ())) => w.wake(),
