@@ -35,8 +35,6 @@ use std::time::{Duration, Instant};
 
 use greenlet_runtime::{deadline_within, Direction, Interrupted, Registration};
 
-use crate::wait::is_own_timeout;
-
 /// The error of an operation on a closed socket: `EBADF`, "Bad file
 /// descriptor".
 pub(crate) fn ebadf() -> io::Error {
@@ -46,6 +44,12 @@ pub(crate) fn ebadf() -> io::Error {
 /// The error of a per-socket timeout: `TimedOut`, "timed out".
 pub(crate) fn timed_out() -> io::Error {
     io::Error::new(io::ErrorKind::TimedOut, "timed out")
+}
+
+/// Is `e` the plain "timed out" of a wait's own deadline (not a `Timeout`
+/// guard's interruption)?
+pub(crate) fn is_own_timeout(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::TimedOut && Interrupted::from_io(e).is_none()
 }
 
 /// std's error for `set_read_timeout(Some(ZERO))` and the like.

@@ -5,7 +5,8 @@ use std::io;
 use std::os::fd::RawFd;
 use std::time::{Duration, Instant};
 
-use crate::wait::{check_open, is_own_timeout, poll_now, EpollWaker};
+use crate::evented::is_own_timeout;
+use crate::wait::{check_open, poll_now, EpollWaker};
 
 /// The fds of `fds` whose `revents` in `pfds` match `mask`.
 fn matching(fds: &[RawFd], pfds: &[libc::pollfd], mask: i16) -> Vec<RawFd> {

@@ -29,7 +29,7 @@ use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
 
-use greenlet_runtime::{Direction, Interrupted, Registration};
+use greenlet_runtime::{Direction, Registration};
 
 use crate::evented::{ebadf, timed_out};
 
@@ -135,7 +135,7 @@ impl EpollWaker {
     ///
     /// # Errors
     /// `TimedOut` ("timed out") at `deadline`; `ResourceBusy` if another
-    /// greenlet waits on it; the `io::Error` of an [`Interrupted`].
+    /// greenlet waits on it; the `io::Error` of an [`Interrupted`](greenlet_runtime::Interrupted).
     pub(crate) fn wait(&self, deadline: Option<Instant>) -> io::Result<()> {
         self.reg.clear_ready(Direction::Read);
         self.reg.wait_until(Direction::Read, deadline)
@@ -145,12 +145,6 @@ impl EpollWaker {
     pub(crate) fn cancel(&self) {
         self.reg.cancel_waiters();
     }
-}
-
-/// Is `e` the plain "timed out" of a wait's own deadline (not a `Timeout`
-/// guard's interruption)?
-pub(crate) fn is_own_timeout(e: &io::Error) -> bool {
-    e.kind() == io::ErrorKind::TimedOut && Interrupted::from_io(e).is_none()
 }
 
 /// A reusable readiness watch of one fd (gevent's `io` watcher): create it
