@@ -8,8 +8,6 @@ use greenlet_runtime::sync::{AsyncError, PutError};
 use greenlet_runtime::threadpool::ThreadError;
 use greenlet_runtime::{GreenletError, Interrupted, TimeoutId};
 
-use crate::guard::format_seconds;
-
 /// A timeout expired and interrupted a wait (the error of
 /// [`with_timeout`](crate::with_timeout)).
 ///
@@ -117,5 +115,15 @@ impl<T> IsTimeout for PutError<T> {
 impl<T: IsTimeout + ?Sized> IsTimeout for &T {
     fn timeout_id(&self) -> Option<TimeoutId> {
         (**self).timeout_id()
+    }
+}
+
+/// "0.5 seconds", "1 second", "2.25 seconds".
+pub(crate) fn format_seconds(d: Duration) -> String {
+    let s = d.as_secs_f64();
+    if s == 1.0 {
+        "1 second".to_string()
+    } else {
+        format!("{s} seconds")
     }
 }

@@ -9,7 +9,7 @@ use greenlet_runtime::timeout_hook::{
 };
 use greenlet_runtime::{deadline_after, getcurrent, GreenletRef, TimeoutId};
 
-use crate::elapsed::IsTimeout;
+use crate::elapsed::{format_seconds, IsTimeout};
 
 /// A timeout: once started, interrupts the waits of the greenlet that
 /// started it when it expires (gevent's `Timeout`).
@@ -166,15 +166,5 @@ impl fmt::Debug for Timeout {
             .field("duration", &self.duration)
             .field("pending", &self.pending())
             .finish()
-    }
-}
-
-/// "0.5 seconds", "1 second", "2.25 seconds".
-pub(crate) fn format_seconds(d: Duration) -> String {
-    let s = d.as_secs_f64();
-    if s == 1.0 {
-        "1 second".to_string()
-    } else {
-        format!("{s} seconds")
     }
 }
