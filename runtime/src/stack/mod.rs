@@ -71,7 +71,7 @@ pub(crate) type Stack = GreenStack;
 /// default). The size costs address space, not memory: pages are committed
 /// when first touched (a parked greenlet holds one or two), and a pooled
 /// stack that ran deep gives back its pages below the top
-/// [`DEEP_WATERMARK`] bytes.
+/// 32 KiB (`DEEP_WATERMARK`).
 pub const DEFAULT_STACK_SIZE: usize = 256 * 1024;
 
 /// How much of a finished greenlet's stack, from the top, may stay resident
