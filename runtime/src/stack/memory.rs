@@ -1,12 +1,43 @@
 //! Raw memory for stacks: one `GreenStack` type over two origins (a slot of a
 //! large slab, or a mapping of its own), and the `mmap`/`madvise` calls.
+//!
+//! The Linux-only calls are gated here, each with its portable fallback:
+//! `MADV_GUARD_INSTALL` (elsewhere: [`guard_install`] answers `Unsupported`
+//! and the pool uses `mprotect`ed guard pages), `MAP_NORESERVE` and
+//! `MADV_NOHUGEPAGE` (elsewhere: not needed, the kernel neither reserves swap
+//! for private anonymous mappings up front nor backs them with huge pages
+//! on its own), and `MADV_DONTNEED` to give pages back (elsewhere
+//! `MADV_FREE`: on macOS `MADV_DONTNEED` does not free anything).
 
 use std::io;
 use std::ptr;
 
 /// `madvise` advice that installs guard markers on a range without creating
 /// a VMA (Linux >= 6.13). Not yet in the `libc` crate.
+#[cfg(target_os = "linux")]
 const MADV_GUARD_INSTALL: libc::c_int = 102;
+
+/// Mapping flags of a stack reservation: address space only, no commitment
+/// (Linux accounts private writable mappings against overcommit otherwise).
+#[cfg(target_os = "linux")]
+const RESERVE_FLAGS: libc::c_int = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE;
+/// FreeBSD removed `MAP_NORESERVE`; neither it nor macOS reserves swap for
+/// an untouched private mapping.
+#[cfg(not(target_os = "linux"))]
+const RESERVE_FLAGS: libc::c_int = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS;
+
+/// Advice that gives a range's pages back while keeping the mapping. Linux:
+/// `MADV_DONTNEED` (immediate; guard markers survive it). macOS ignores
+/// `MADV_DONTNEED` for anonymous memory; `MADV_FREE` lets the kernel take
+/// the pages (a stack's old contents need not survive). Only Linux's
+/// zeroes the pages, which the deep-pages probe
+/// ([`GreenStack::release_deep_pages`]) counts on to see a released stack as
+/// shallow again; elsewhere a deep stack's probe word may survive, costing
+/// one `madvise` each time that stack is pooled.
+#[cfg(target_os = "linux")]
+const RELEASE_ADVICE: libc::c_int = libc::MADV_DONTNEED;
+#[cfg(not(target_os = "linux"))]
+const RELEASE_ADVICE: libc::c_int = libc::MADV_FREE;
 
 /// The system page size.
 pub(crate) fn page_size() -> usize {
@@ -59,19 +90,12 @@ impl GreenStack {
         self.top - self.bottom - page
     }
 
-    /// Gives the stack's pages back to the kernel (the next use faults in
-    /// zeroed pages). Guard markers survive `MADV_DONTNEED`.
+    /// Gives the stack's pages back to the kernel (see [`RELEASE_ADVICE`]).
     pub(crate) fn release_pages(&self, page: usize) {
         let start = self.bottom + page;
         // SAFETY: the range lies inside this stack's own mapping, and no
         // greenlet runs on a pooled stack, so nothing live is discarded.
-        unsafe {
-            libc::madvise(
-                start as *mut libc::c_void,
-                self.top - start,
-                libc::MADV_DONTNEED,
-            )
-        };
+        unsafe { libc::madvise(start as *mut libc::c_void, self.top - start, RELEASE_ADVICE) };
     }
 }
 
@@ -108,13 +132,7 @@ impl GreenStack {
         let start = self.bottom + page;
         // SAFETY: the range lies inside this stack's own mapping above its
         // guard page, and no greenlet runs on a stack being pooled.
-        unsafe {
-            libc::madvise(
-                start as *mut libc::c_void,
-                mark - start,
-                libc::MADV_DONTNEED,
-            )
-        };
+        unsafe { libc::madvise(start as *mut libc::c_void, mark - start, RELEASE_ADVICE) };
     }
 }
 
@@ -155,7 +173,8 @@ unsafe impl corosensei::stack::Stack for GreenStack {
 }
 
 /// Reserves `len` bytes of address space, readable and writable, with no
-/// memory committed (`MAP_NORESERVE`): pages cost memory only once touched.
+/// memory committed ([`RESERVE_FLAGS`]): pages cost memory only once
+/// touched.
 pub(crate) fn reserve(len: usize) -> io::Result<usize> {
     // SAFETY: an anonymous private mapping at an address of the kernel's
     // choosing affects no existing memory.
@@ -164,7 +183,7 @@ pub(crate) fn reserve(len: usize) -> io::Result<usize> {
             ptr::null_mut(),
             len,
             libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+            RESERVE_FLAGS,
             -1,
             0,
         )
@@ -172,10 +191,7 @@ pub(crate) fn reserve(len: usize) -> io::Result<usize> {
     if p == libc::MAP_FAILED {
         return Err(io::Error::last_os_error());
     }
-    // Never back stacks with transparent huge pages: a 2 MiB page would make
-    // ~30 stacks fully resident when each needs only its top page or two.
-    // SAFETY: advice on our own fresh mapping; failure only costs memory.
-    unsafe { libc::madvise(p, len, libc::MADV_NOHUGEPAGE) };
+    no_huge_pages(p, len);
     Ok(p as usize)
 }
 
@@ -192,6 +208,19 @@ pub(crate) fn trim_heap() {
     }
 }
 
+/// Never back stacks with transparent huge pages: a 2 MiB page would make
+/// ~30 stacks fully resident when each needs only its top page or two.
+/// Linux only: FreeBSD promotes to superpages only fully populated
+/// reservations, and macOS has no transparent huge pages.
+#[cfg(target_os = "linux")]
+fn no_huge_pages(p: *mut libc::c_void, len: usize) {
+    // SAFETY: advice on our own fresh mapping; failure only costs memory.
+    unsafe { libc::madvise(p, len, libc::MADV_NOHUGEPAGE) };
+}
+
+#[cfg(not(target_os = "linux"))]
+fn no_huge_pages(_: *mut libc::c_void, _: usize) {}
+
 /// Unmaps a range made by [`reserve`].
 ///
 /// # Safety
@@ -201,17 +230,57 @@ pub(crate) unsafe fn unmap(addr: usize, len: usize) {
     unsafe { libc::munmap(addr as *mut libc::c_void, len) };
 }
 
-/// Installs a guard marker on one page (no new VMA). `EINVAL` means the
-/// kernel is older than 6.13.
+/// Installs a guard marker on one page (no new VMA). `Unsupported` means
+/// the pool must use `mprotect`ed guard pages instead: a kernel older than
+/// 6.13 (`EINVAL`), an `madvise` that claims success but guards nothing
+/// (qemu-user answers every `madvise` with 0), or not Linux.
+#[cfg(target_os = "linux")]
 pub(crate) fn guard_install(addr: usize, page: usize) -> io::Result<()> {
     // SAFETY: the page belongs to a slab region of ours that no greenlet
     // uses yet; guarding it only makes accesses fault.
     let r = unsafe { libc::madvise(addr as *mut libc::c_void, page, MADV_GUARD_INSTALL) };
-    if r == 0 {
+    if r != 0 {
+        let e = io::Error::last_os_error();
+        return Err(match e.raw_os_error() {
+            Some(libc::EINVAL) => io::ErrorKind::Unsupported.into(),
+            _ => e,
+        });
+    }
+    if guards_work(addr) {
         Ok(())
     } else {
-        Err(io::Error::last_os_error())
+        Err(io::ErrorKind::Unsupported.into())
     }
+}
+
+/// Whether the guard just installed on the page at `addr` really faults,
+/// checked once per process: the kernel must refuse to write a result there
+/// (`EFAULT`). An emulator that ignores `madvise` lets the write through.
+#[cfg(target_os = "linux")]
+fn guards_work(addr: usize) -> bool {
+    use std::sync::atomic::{AtomicU8, Ordering};
+    // 0: not probed yet, 1: guards work, 2: they do not.
+    static PROBED: AtomicU8 = AtomicU8::new(0);
+    match PROBED.load(Ordering::Relaxed) {
+        1 => return true,
+        2 => return false,
+        _ => {}
+    }
+    // The raw syscall, not libc's `clock_gettime`, which may write from
+    // the vDSO in user space (and would fault on a working guard).
+    // SAFETY: the kernel either writes a timespec into our own page (no
+    // guard: the slot's guard page is still unused memory) or fails with
+    // EFAULT; nothing else is touched.
+    let r = unsafe { libc::syscall(libc::SYS_clock_gettime, libc::CLOCK_MONOTONIC, addr) };
+    let works = r != 0 && io::Error::last_os_error().raw_os_error() == Some(libc::EFAULT);
+    PROBED.store(if works { 1 } else { 2 }, Ordering::Relaxed);
+    works
+}
+
+/// No guard markers outside Linux: the pool uses `mprotect`ed guard pages.
+#[cfg(not(target_os = "linux"))]
+pub(crate) fn guard_install(_addr: usize, _page: usize) -> io::Result<()> {
+    Err(io::ErrorKind::Unsupported.into())
 }
 
 /// The fallback: a mapping of its own with an `mprotect`ed guard page (two

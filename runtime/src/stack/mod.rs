@@ -8,8 +8,10 @@
 //! slabs (64 slots at first, doubling up to 16384 per slab), and each guard
 //! page is installed with `madvise(MADV_GUARD_INSTALL)` (Linux >= 6.13),
 //! which adds no map: a million greenlets cost about 70 maps. On older
-//! kernels (`EINVAL`), or when forced (`GREENLET_STACK_GUARD=mprotect`, or
-//! [`set_stack_guard`](crate::hub::set_stack_guard)), each stack is its own mapping with an `mprotect`ed
+//! kernels (`EINVAL`), where the guard does not take (qemu-user), on other
+//! systems, or when forced (`GREENLET_STACK_GUARD=mprotect`, or
+//! [`set_stack_guard`](crate::hub::set_stack_guard)), each stack is its own
+//! mapping with an `mprotect`ed
 //! guard page.
 //!
 //! Finished greenlets return their stacks to the pool (no syscall). Memory
@@ -111,7 +113,8 @@ fn probe_deep(size: usize) -> bool {
 #[non_exhaustive]
 pub enum StackGuard {
     /// Slab stacks with `madvise(MADV_GUARD_INSTALL)` guard pages, falling
-    /// back to `Mprotect` on kernels that answer `EINVAL` (older than 6.13).
+    /// back to `Mprotect` on kernels that answer `EINVAL` (older than 6.13),
+    /// where the guard does not take (qemu-user), and outside Linux.
     Auto,
     /// Each stack is its own mapping with an `mprotect`ed guard page: two
     /// memory maps per stack, so `vm.max_map_count` bounds live greenlets.
@@ -420,8 +423,9 @@ impl StackPool {
         let bottom = self.carve_next;
         match guard_install(bottom, self.page) {
             Ok(()) => {}
-            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
-                // Kernel older than 6.13: per-stack mprotect from now on.
+            Err(e) if e.kind() == io::ErrorKind::Unsupported => {
+                // Kernel older than 6.13, or not Linux: per-stack mprotect
+                // from now on.
                 self.guard = StackGuard::Mprotect;
                 return self.map_own(self.default_size);
             }
