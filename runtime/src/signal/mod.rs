@@ -42,6 +42,25 @@ fn invalid(signum: libc::c_int, why: &str) -> io::Error {
     )
 }
 
+/// The highest signal number of this system.
+#[cfg(target_os = "linux")]
+fn max_signal() -> libc::c_int {
+    libc::SIGRTMAX()
+}
+
+/// FreeBSD's real-time signals end at 126 (`SIGRTMAX` of `<signal.h>`; not
+/// in the `libc` crate).
+#[cfg(target_os = "freebsd")]
+fn max_signal() -> libc::c_int {
+    126
+}
+
+/// No real-time signals elsewhere (macOS has `NSIG` 32): the classic ones.
+#[cfg(not(any(target_os = "linux", target_os = "freebsd")))]
+fn max_signal() -> libc::c_int {
+    31
+}
+
 /// Runs `handler` in a new greenlet on this hub each time signal `signum`
 /// arrives, until the returned handle is cancelled or dropped.
 ///
@@ -51,7 +70,7 @@ fn invalid(signum: libc::c_int, why: &str) -> io::Error {
 /// or numbers out of range; the `sigaction` error otherwise. There is no
 /// limit on the number of registrations.
 pub fn signal(signum: libc::c_int, handler: impl Fn() + 'static) -> io::Result<SignalHandler> {
-    if !(1..libc::SIGRTMAX()).contains(&signum) {
+    if !(1..=max_signal()).contains(&signum) {
         return Err(invalid(signum, "not a signal number"));
     }
     if [
