@@ -47,6 +47,23 @@
 //! ```
 #![deny(missing_docs)]
 
+// Greenlet is built on Unix primitives (signals, `mmap`'d stacks, `fork`,
+// readiness polling on file descriptors). Elsewhere the crate is this one
+// error: everything below is `#[cfg(unix)]` (by `unix_only!`), so a Windows
+// user reads one sentence, not a page of missing `libc` items.
+#[cfg(not(unix))]
+compile_error!(
+    "greenlet supports Unix systems only (Linux today; see the README's \"Platforms\" section)"
+);
+
+/// Marks each item `#[cfg(unix)]`.
+macro_rules! unix_only {
+    ($($item:item)*) => {
+        $(#[cfg(unix)] $item)*
+    };
+}
+
+unix_only! {
 mod deadline;
 mod epoll;
 mod greenlet;
@@ -95,3 +112,4 @@ pub use spawn::{spawn, spawn_later, spawn_raw, Builder};
 pub use spawn_hooks::{add_spawn_callback, remove_spawn_callback, SpawnCallbackId};
 pub use stack::{StackGuard, DECAY_INTERVAL, DEFAULT_STACK_SIZE, MIN_STACK_SIZE, WARM_STACKS};
 pub use wait::{iwait, wait, Iwait, ReadyWait, Waitable};
+}
