@@ -24,21 +24,36 @@
 //! `micro-child <impl> <row> <scale>` (one micro figure); and
 //! for profiling, `micro-loop <bench> <seconds>` (one greenlet
 //! micro-benchmark in a loop, under `perf record`).
+//!
+//! Linux only: its baselines are a raw epoll server, it pins processes to
+//! CPUs (`sched_setaffinity`) and reads `/proc`. Elsewhere it builds (so
+//! the workspace checks on every supported target) and says so when run.
 
+#[cfg(target_os = "linux")]
 mod echo;
+#[cfg(target_os = "linux")]
 mod memory;
+#[cfg(target_os = "linux")]
 mod micro;
+#[cfg(target_os = "linux")]
 mod sys;
+#[cfg(target_os = "linux")]
 mod table;
 
+#[cfg(target_os = "linux")]
 use std::io::Write as _;
+#[cfg(target_os = "linux")]
 use std::path::PathBuf;
+#[cfg(target_os = "linux")]
 use std::time::Instant;
 
+#[cfg(target_os = "linux")]
 use table::Table;
 
+#[cfg(target_os = "linux")]
 const USAGE: &str = "usage: greenlet-bench all|micro|echo|memory [--out FILE] [--quick]";
 
+#[cfg(target_os = "linux")]
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
@@ -160,6 +175,7 @@ fn main() {
 
 /// The commit of the working tree the bench was run from (with "+dirty" if
 /// it has changes), or "unknown".
+#[cfg(target_os = "linux")]
 fn git_rev() -> String {
     let dir = env!("CARGO_MANIFEST_DIR");
     let run = |args: &[&str]| {
@@ -186,4 +202,13 @@ fn git_rev() -> String {
         }
         None => "unknown".into(),
     }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn main() {
+    eprintln!(
+        "greenlet-bench runs on Linux only: its baselines are a raw epoll server, \
+         CPU pinning (sched_setaffinity) and /proc figures"
+    );
+    std::process::exit(2);
 }

@@ -298,9 +298,10 @@ fn nameinfo_blocking(addr: SocketAddr, flags: i32) -> io::Result<(String, String
             sa.as_ptr().cast(),
             sa.len(),
             host.as_mut_ptr(),
-            host.len() as libc::socklen_t,
+            // `socklen_t` on Linux and macOS, `size_t` on FreeBSD.
+            host.len() as _,
             serv.as_mut_ptr(),
-            serv.len() as libc::socklen_t,
+            serv.len() as _,
             flags,
         )
     };

@@ -92,6 +92,7 @@ mod evented;
 mod select;
 mod server;
 mod socket;
+mod sys;
 mod tcp;
 #[cfg(feature = "tls")]
 pub mod tls;

@@ -560,13 +560,41 @@ thread_local! {
     static THREAD_SERVER: RefCell<Option<StreamServer>> = const { RefCell::new(None) };
 }
 
-/// A listener bound with `SO_REUSEPORT`, so several threads can each accept
-/// on the same address (the kernel spreads connections among them).
-fn reuseport_listener(addr: SocketAddr, backlog: u32) -> io::Result<std::net::TcpListener> {
+/// One listener per thread of [`StreamServer::threads`], all on `addr`
+/// (its port if 0 was asked for), so that the kernel spreads connections
+/// among the threads: `SO_REUSEPORT` listeners on Linux, `SO_REUSEPORT_LB`
+/// ones on FreeBSD. Elsewhere `SO_REUSEPORT` only lets sockets share a port
+/// (macOS gives each connection to one of them), so the threads share one
+/// listener: clones of one fd, each hub accepting from the same queue.
+fn thread_listeners(
+    addr: SocketAddr,
+    n: usize,
+    backlog: u32,
+) -> io::Result<Vec<std::net::TcpListener>> {
+    let first = balanced_listener(addr, backlog)?;
+    let addr = first.local_addr()?;
+    let mut all = Vec::with_capacity(n);
+    for _ in 1..n {
+        all.push(if cfg!(any(target_os = "linux", target_os = "freebsd")) {
+            balanced_listener(addr, backlog)?
+        } else {
+            first.try_clone()?
+        });
+    }
+    all.insert(0, first);
+    Ok(all)
+}
+
+/// A listener that shares `addr` with others of its kind, the kernel
+/// balancing connections among them where it can (see [`thread_listeners`]).
+fn balanced_listener(addr: SocketAddr, backlog: u32) -> io::Result<std::net::TcpListener> {
     let domain = socket2::Domain::for_address(addr);
     let s = socket2::Socket::new(domain, socket2::Type::STREAM, None)?;
     s.set_reuse_address(true)?;
+    #[cfg(target_os = "linux")]
     s.set_reuse_port(true)?;
+    #[cfg(target_os = "freebsd")]
+    s.set_reuse_port_lb(true)?;
     s.bind(&addr.into())?;
     let l: std::net::TcpListener = s.into();
     listen(l.as_raw_fd(), backlog)?;
@@ -575,7 +603,8 @@ fn reuseport_listener(addr: SocketAddr, backlog: u32) -> io::Result<std::net::Tc
 
 impl StreamServer {
     /// Serves `addr` on `n` OS threads, each with its own hub and its own
-    /// `SO_REUSEPORT` listener: a hub per core. `handler` is shared by all
+    /// `SO_REUSEPORT` listener (Linux; `SO_REUSEPORT_LB` on FreeBSD; one
+    /// shared listener where the kernel does not balance): a hub per core. `handler` is shared by all
     /// threads, so it must be `Send + Sync`; each connection still runs in a
     /// greenlet of the thread that accepted it.
     ///
@@ -627,16 +656,11 @@ impl StreamServer {
             .to_socket_addrs()?
             .next()
             .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no address to bind"))?;
-        let first = reuseport_listener(addr, backlog)?;
-        let addr = first.local_addr()?; // the real port if 0 was asked for
+        let listeners = thread_listeners(addr, n.max(1), backlog)?;
+        let addr = listeners[0].local_addr()?; // the real port if 0 was asked for
         let handler = std::sync::Arc::new(handler);
-        let mut first = Some(first);
-        let mut threads = Vec::with_capacity(n);
-        for _ in 0..n.max(1) {
-            let std_listener = match first.take() {
-                Some(l) => l,
-                None => reuseport_listener(addr, backlog)?,
-            };
+        let mut threads = Vec::with_capacity(listeners.len());
+        for std_listener in listeners {
             let h = handler.clone();
             threads.push(greenlet_runtime::hub::spawn_thread(
                 move || -> io::Result<u64> {

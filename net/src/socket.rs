@@ -10,6 +10,7 @@ use std::time::Duration;
 use socket2::{Domain, Protocol, SockAddr, SockRef, Type};
 
 use crate::evented::{zero_timeout, Evented};
+use crate::sys::SEND_FLAGS;
 use crate::tcp::{connect_evented, TcpListener, TcpStream};
 use crate::udp::UdpSocket;
 use crate::unix_datagram::UnixDatagram;
@@ -67,7 +68,7 @@ impl Socket {
     /// # Errors
     /// OS errors (`EAFNOSUPPORT`, `EMFILE`, ...).
     pub fn new(domain: Domain, ty: Type, protocol: Option<Protocol>) -> io::Result<Socket> {
-        let s = socket2::Socket::new(domain, ty.nonblocking(), protocol)?;
+        let s = crate::sys::socket(domain, ty, protocol)?;
         Ok(Socket::wrap(s, ty == Type::STREAM))
     }
 
@@ -80,7 +81,7 @@ impl Socket {
         ty: Type,
         protocol: Option<Protocol>,
     ) -> io::Result<(Socket, Socket)> {
-        let (a, b) = socket2::Socket::pair(domain, ty.nonblocking(), protocol)?;
+        let (a, b) = crate::sys::pair(domain, ty, protocol)?;
         let stream = ty == Type::STREAM;
         Ok((Socket::wrap(a, stream), Socket::wrap(b, stream)))
     }
@@ -156,10 +157,9 @@ impl Socket {
     /// # Errors
     /// As `TcpListener::accept`.
     pub fn accept(&self) -> io::Result<(Socket, SockAddr)> {
-        let (s, addr) = self.io.read(
-            |s| s.accept4(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC),
-            |_| false,
-        )?;
+        let (s, addr) = self
+            .io
+            .read(|s| crate::sys::accept(SockRef::from(s)), |_| false)?;
         Ok((Socket::wrap(s, self.stream), addr))
     }
 
@@ -287,8 +287,10 @@ impl Write for &Socket {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let len = buf.len();
         let stream = self.stream;
-        self.io
-            .write(|mut s| Write::write(&mut s, buf), |&n| stream && n < len)
+        self.io.write(
+            |s| s.send_with_flags(buf, SEND_FLAGS),
+            |&n| stream && n < len,
+        )
     }
 
     fn flush(&mut self) -> io::Result<()> {

@@ -8,7 +8,7 @@ use std::net::{self, Shutdown, SocketAddr};
 use std::os::fd::AsRawFd;
 use std::time::Duration;
 
-use socket2::{Domain, Protocol, SockAddr, SockRef, Socket, Type};
+use socket2::{Domain, Protocol, SockAddr, SockRef, Type};
 
 use crate::addr::{each_addr, ToSocketAddrs};
 use crate::evented::{zero_timeout, Evented};
@@ -104,10 +104,9 @@ impl TcpListener {
     /// `EBADF` error "File descriptor was closed in another greenlet" if
     /// closed while waiting; `EBADF` if closed; OS errors (`EMFILE`, ...).
     pub fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
-        let (sock, addr) = self.io.read(
-            |l| SockRef::from(l).accept4(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC),
-            |_| false,
-        )?;
+        let (sock, addr) = self
+            .io
+            .read(|l| crate::sys::accept(SockRef::from(l)), |_| false)?;
         let addr = addr.as_socket().ok_or_else(|| {
             io::Error::new(
                 io::ErrorKind::InvalidData,
@@ -234,9 +233,9 @@ pub(crate) fn connect_tcp(
     timeout: Option<Duration>,
     source: Option<SocketAddr>,
 ) -> io::Result<TcpStream> {
-    let sock = Socket::new(
+    let sock = crate::sys::socket(
         Domain::for_address(*addr),
-        Type::STREAM.nonblocking(),
+        Type::STREAM,
         Some(Protocol::TCP),
     )?;
     if let Some(src) = source {

@@ -1,11 +1,10 @@
 //! [`UnixListener`] and [`UnixStream`]: `std::os::unix::net`'s stream
 //! types, cooperative.
 
-use std::ffi::OsStr;
 use std::io;
 use std::net::Shutdown;
+#[cfg(any(target_os = "linux", target_os = "android"))]
 use std::os::linux::net::SocketAddrExt;
-use std::os::unix::ffi::OsStrExt;
 use std::os::unix::net::{self, SocketAddr};
 use std::path::Path;
 use std::time::Duration;
@@ -73,11 +72,14 @@ pub(crate) fn to_sockaddr(addr: &SocketAddr) -> io::Result<SockAddr> {
     if let Some(path) = addr.as_pathname() {
         return SockAddr::unix(path);
     }
+    // Abstract names (a leading NUL) exist on Linux only.
+    #[cfg(any(target_os = "linux", target_os = "android"))]
     if let Some(name) = addr.as_abstract_name() {
+        use std::os::unix::ffi::OsStrExt;
         let mut bytes = Vec::with_capacity(name.len() + 1);
         bytes.push(0);
         bytes.extend_from_slice(name);
-        return SockAddr::unix(OsStr::from_bytes(&bytes));
+        return SockAddr::unix(std::ffi::OsStr::from_bytes(&bytes));
     }
     Err(io::Error::new(
         io::ErrorKind::InvalidInput,
@@ -85,14 +87,14 @@ pub(crate) fn to_sockaddr(addr: &SocketAddr) -> io::Result<SockAddr> {
     ))
 }
 
-/// A new non-blocking Unix socket of type `ty` (one syscall).
+/// A new non-blocking Unix socket of type `ty` (one syscall on Linux).
 pub(crate) fn new_unix(ty: Type) -> io::Result<Socket> {
-    Socket::new(Domain::UNIX, ty.nonblocking(), None)
+    crate::sys::socket(Domain::UNIX, ty, None)
 }
 
-/// A connected non-blocking pair of type `ty` (one syscall).
+/// A connected non-blocking pair of type `ty` (one syscall on Linux).
 pub(crate) fn unix_pair(ty: Type) -> io::Result<(Socket, Socket)> {
-    Socket::pair(Domain::UNIX, ty.nonblocking(), None)
+    crate::sys::pair(Domain::UNIX, ty, None)
 }
 
 /// Connects a Unix stream cooperatively. A full backlog makes Linux answer
