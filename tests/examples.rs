@@ -6,6 +6,7 @@ use std::process::{Child, ChildStdout, Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::Duration;
 
+mod common;
 #[cfg(feature = "tls")]
 mod self_signed;
 
@@ -42,7 +43,7 @@ fn example(name: &str) -> Command {
             program.display()
         );
     }
-    Command::new(program)
+    common::target_command(program)
 }
 
 /// Whether `program` exists and is newer than every source file it was

@@ -2,16 +2,15 @@
 //! child process with `GREENLET_MAX_BLOCKING_MS` set (the variable turns the
 //! monitor on for every hub of the process) and the capturing test logger
 //! installed, and checks there what was logged.
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 mod capture_log;
+mod common;
 
 /// Runs the ignored test `name` in a child process and checks that it
 /// passed.
 fn child(name: &str, limit_ms: &str) {
-    let exe = std::env::current_exe().unwrap();
-    let out = Command::new(exe)
+    let out = common::this_test_binary()
         .args(["--ignored", "--exact", "--nocapture", name])
         .env("GREENLET_MAX_BLOCKING_MS", limit_ms)
         .output()

@@ -1,21 +1,21 @@
 //! fork, reinit and shutdown.
 use std::cell::RefCell;
 use std::io::{Read, Write};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use greenlet::net::{TcpListener, TcpStream};
 
 mod capture_log;
+mod common;
 use greenlet::{fork, shutdown, sleep, spawn, yield_now, Builder, Fork, Timeout};
 
 /// Runs the ignored test `name` of this file in a process of its own (a
 /// fork must not copy the harness's other test threads' hubs) and asserts
 /// that it passed.
 fn assert_child_passes(name: &str) -> String {
-    let exe = std::env::current_exe().unwrap();
-    let mut child = Command::new(exe)
+    let mut child = common::this_test_binary()
         .args([
             "--ignored",
             "--exact",

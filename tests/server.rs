@@ -1,8 +1,10 @@
 //! StreamServer and DatagramServer.
+
+mod common;
+
 use std::cell::Cell;
 use std::io::{Read, Write};
 use std::net::SocketAddr;
-use std::process::Command;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -174,8 +176,7 @@ fn serve_forever_returns_after_stop_and_pool_limits_concurrency() {
 
 #[test]
 fn accept_survives_emfile_and_serves_again() {
-    let exe = std::env::current_exe().unwrap();
-    let out = Command::new(exe)
+    let out = common::this_test_binary()
         .args(["--ignored", "--exact", "--nocapture", "child_emfile"])
         .output()
         .unwrap();
