@@ -13,77 +13,66 @@ use std::io;
 
 use socket2::{Domain, Protocol, SockAddr, SockRef, Socket, Type};
 
-pub(crate) use imp::{accept, pair, socket};
-
-/// Kernels with `SOCK_NONBLOCK`/`SOCK_CLOEXEC` on `socket`, `socketpair` and
-/// `accept4`: one syscall each.
-#[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
-mod imp {
-    use super::*;
-
-    /// A new non-blocking, close-on-exec socket.
-    pub(crate) fn socket(
-        domain: Domain,
-        ty: Type,
-        protocol: Option<Protocol>,
-    ) -> io::Result<Socket> {
-        Socket::new(domain, ty.nonblocking(), protocol)
-    }
-
-    /// A connected non-blocking, close-on-exec pair.
-    pub(crate) fn pair(
-        domain: Domain,
-        ty: Type,
-        protocol: Option<Protocol>,
-    ) -> io::Result<(Socket, Socket)> {
-        Socket::pair(domain, ty.nonblocking(), protocol)
-    }
-
-    /// Accepts a connection as a non-blocking, close-on-exec socket.
-    pub(crate) fn accept(listener: SockRef<'_>) -> io::Result<(Socket, SockAddr)> {
-        listener.accept4(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC)
-    }
+/// A new non-blocking, close-on-exec socket (socket2 sets close-on-exec,
+/// and `SO_NOSIGPIPE` on Apple systems).
+pub(crate) fn socket(domain: Domain, ty: Type, protocol: Option<Protocol>) -> io::Result<Socket> {
+    let s = Socket::new(domain, nonblocking(ty), protocol)?;
+    set_nonblocking(&s)?;
+    Ok(s)
 }
 
-/// Everything else (macOS): the flags are set by separate `fcntl`s.
-#[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
-mod imp {
-    use super::*;
+/// A connected non-blocking, close-on-exec pair.
+pub(crate) fn pair(
+    domain: Domain,
+    ty: Type,
+    protocol: Option<Protocol>,
+) -> io::Result<(Socket, Socket)> {
+    let (a, b) = Socket::pair(domain, nonblocking(ty), protocol)?;
+    set_nonblocking(&a)?;
+    set_nonblocking(&b)?;
+    Ok((a, b))
+}
 
-    /// A new non-blocking, close-on-exec socket (socket2 sets close-on-exec
-    /// and, on Apple systems, `SO_NOSIGPIPE`).
-    pub(crate) fn socket(
-        domain: Domain,
-        ty: Type,
-        protocol: Option<Protocol>,
-    ) -> io::Result<Socket> {
-        let s = Socket::new(domain, ty, protocol)?;
-        s.set_nonblocking(true)?;
-        Ok(s)
-    }
-
-    /// A connected non-blocking, close-on-exec pair.
-    pub(crate) fn pair(
-        domain: Domain,
-        ty: Type,
-        protocol: Option<Protocol>,
-    ) -> io::Result<(Socket, Socket)> {
-        let (a, b) = Socket::pair(domain, ty, protocol)?;
-        a.set_nonblocking(true)?;
-        b.set_nonblocking(true)?;
-        Ok((a, b))
-    }
-
-    /// Accepts a connection as a non-blocking, close-on-exec socket with no
-    /// `SIGPIPE` (the listener may come from std, which does not set
-    /// `SO_NOSIGPIPE` for the accepted socket to inherit).
-    pub(crate) fn accept(listener: SockRef<'_>) -> io::Result<(Socket, SockAddr)> {
+/// Accepts a connection as a non-blocking, close-on-exec socket with no
+/// `SIGPIPE`.
+pub(crate) fn accept(listener: SockRef<'_>) -> io::Result<(Socket, SockAddr)> {
+    #[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
+    return listener.accept4(libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC);
+    #[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
+    {
         let (s, addr) = listener.accept()?;
-        s.set_nonblocking(true)?;
+        set_nonblocking(&s)?;
+        // The listener may come from std, which does not set `SO_NOSIGPIPE`
+        // for the accepted socket to inherit.
         #[cfg(target_vendor = "apple")]
         s.set_nosigpipe(true)?;
         Ok((s, addr))
     }
+}
+
+/// `ty` with `SOCK_NONBLOCK | SOCK_CLOEXEC` where the kernel takes them at
+/// creation (Linux, FreeBSD): one syscall.
+#[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
+fn nonblocking(ty: Type) -> Type {
+    ty.nonblocking()
+}
+
+/// Elsewhere (macOS) `ty` as it is; [`set_nonblocking`] follows.
+#[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
+fn nonblocking(ty: Type) -> Type {
+    ty
+}
+
+/// Nothing to do where [`nonblocking`] set the flag at creation.
+#[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
+fn set_nonblocking(_: &Socket) -> io::Result<()> {
+    Ok(())
+}
+
+/// `O_NONBLOCK` by `fcntl`, where the kernel has no `SOCK_NONBLOCK`.
+#[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
+fn set_nonblocking(s: &Socket) -> io::Result<()> {
+    s.set_nonblocking(true)
 }
 
 /// Flags for every `send` on a socket: `MSG_NOSIGNAL` where the kernel has
