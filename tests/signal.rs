@@ -91,7 +91,14 @@ fn a_cancelled_handler_no_longer_runs_and_the_hub_can_report_deadlock() {
 
 #[test]
 fn uncatchable_and_fault_signals_are_errors() {
-    for sig in [libc::SIGKILL, libc::SIGSTOP, libc::SIGSEGV, 0, 1000] {
+    for sig in [
+        libc::SIGKILL,
+        libc::SIGSTOP,
+        libc::SIGSEGV,
+        0,
+        libc::SIGRTMAX() + 1,
+        1000,
+    ] {
         let e = signal(sig, || ()).unwrap_err();
         assert_eq!(e.kind(), std::io::ErrorKind::InvalidInput, "{sig}: {e}");
     }
@@ -153,4 +160,12 @@ fn hundreds_of_registrations_all_run() {
     t.join().unwrap();
     assert_eq!(runs.get(), 300);
     drop(handlers);
+}
+
+#[test]
+fn real_time_signals_up_to_sigrtmax_can_be_handled() {
+    for sig in [libc::SIGRTMIN(), libc::SIGRTMAX()] {
+        let h = signal(sig, || ()).unwrap_or_else(|e| panic!("{sig}: {e}"));
+        h.cancel();
+    }
 }

@@ -604,9 +604,9 @@ fn balanced_listener(addr: SocketAddr, backlog: u32) -> io::Result<std::net::Tcp
 impl StreamServer {
     /// Serves `addr` on `n` OS threads, each with its own hub and its own
     /// `SO_REUSEPORT` listener (Linux; `SO_REUSEPORT_LB` on FreeBSD; one
-    /// shared listener where the kernel does not balance): a hub per core. `handler` is shared by all
-    /// threads, so it must be `Send + Sync`; each connection still runs in a
-    /// greenlet of the thread that accepted it.
+    /// shared listener where the kernel does not balance): a hub per core.
+    /// `handler` is shared by all threads, so it must be `Send + Sync`; each
+    /// connection still runs in a greenlet of the thread that accepted it.
     ///
     /// ```
     /// use greenlet_net::StreamServer;
