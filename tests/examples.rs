@@ -97,12 +97,25 @@ fn build_examples(profile_dir: &Path) {
         "tests/examples.rs: building the example programs, which this cargo command did not build"
     );
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let out = Command::new(cargo)
-        .args(["build", "--quiet", "--examples", "--package", "greenlet"])
+    let mut cmd = Command::new(cargo);
+    cmd.args(["build", "--quiet", "--examples", "--package", "greenlet"])
         .arg("--manifest-path")
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml"))
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml"));
+    // target/<profile>, or target/<triple>/<profile> when testing for
+    // another target (aarch64 under qemu in CI): then build for it too, or
+    // the host's programs would replace the target's. Cargo marks the
+    // target directory itself with a CACHEDIR.TAG.
+    let mut target_dir = profile_dir.parent().unwrap();
+    if let Some(outer) = target_dir
+        .parent()
+        .filter(|d| d.join("CACHEDIR.TAG").exists())
+    {
+        cmd.arg("--target").arg(target_dir.file_name().unwrap());
+        target_dir = outer;
+    }
+    let out = cmd
         .arg("--target-dir")
-        .arg(profile_dir.parent().unwrap())
+        .arg(target_dir)
         .args(["--profile", profile])
         .args(["--features", &features.join(",")])
         .output()
