@@ -365,7 +365,9 @@ fn dns_mass_resolve_resolves_local_names_through_a_pool() {
 
 #[test]
 fn threadpool_example_keeps_the_hub_running() {
-    let out = run("threadpool", &["--jobs", "3", "--millis", "100"]);
+    // Jobs of 300 ms for a 10 ms ticker: 3 ticks hold even under qemu on a
+    // loaded machine (100 ms jobs gave 2 there); a blocked hub gives 0.
+    let out = run("threadpool", &["--jobs", "3", "--millis", "300"]);
     let text = String::from_utf8_lossy(&out.stdout);
     let ticks: u32 = text
         .split("ticked ")
