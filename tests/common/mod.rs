@@ -24,6 +24,13 @@ pub fn qemu() -> Option<String> {
     runner().filter(|r| r.contains("qemu"))
 }
 
+/// Says on stderr, past the test harness's capture (so it shows when the
+/// test passes), that `what` was skipped and why.
+pub fn skipped(what: &str, why: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "SKIPPED {what}: {why}");
+}
+
 /// A command that runs `program`, a binary built for the target, through the
 /// runner if there is one.
 pub fn target_command(program: impl AsRef<OsStr>) -> Command {
