@@ -44,10 +44,24 @@ static READERS: AtomicUsize = AtomicUsize::new(0);
 /// release. Also serialises every change to `TABLE`.
 static SAVED: Mutex<Option<HashMap<libc::c_int, (libc::sigaction, usize)>>> = Mutex::new(None);
 
+/// This thread's `errno`: `__errno_location` on Linux, `__error` on macOS
+/// and FreeBSD.
+#[cfg(target_os = "linux")]
+fn errno_ptr() -> *mut libc::c_int {
+    // SAFETY: no preconditions; async-signal-safe.
+    unsafe { libc::__errno_location() }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn errno_ptr() -> *mut libc::c_int {
+    // SAFETY: no preconditions; async-signal-safe.
+    unsafe { libc::__error() }
+}
+
 extern "C" fn on_signal(sig: libc::c_int) {
-    // SAFETY: `__errno_location` is this thread's errno; the handler must
-    // leave it as it found it (the `write` below may change it).
-    let errno = unsafe { *libc::__errno_location() };
+    // SAFETY: `errno_ptr` is this thread's errno; the handler must leave it
+    // as it found it (the `write` below may change it).
+    let errno = unsafe { *errno_ptr() };
     READERS.fetch_add(1, SeqCst);
     let table = TABLE.load(SeqCst);
     if !table.is_null() {
@@ -69,7 +83,7 @@ extern "C" fn on_signal(sig: libc::c_int) {
     }
     READERS.fetch_sub(1, SeqCst);
     // SAFETY: as above.
-    unsafe { *libc::__errno_location() = errno };
+    unsafe { *errno_ptr() = errno };
 }
 
 /// Returns once every signal handler that may have read a pointer
