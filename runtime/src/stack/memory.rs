@@ -29,7 +29,7 @@ const RESERVE_FLAGS: libc::c_int = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS;
 /// Advice that gives a range's pages back while keeping the mapping. Linux:
 /// `MADV_DONTNEED` (immediate; guard markers survive it). macOS ignores
 /// `MADV_DONTNEED` for anonymous memory; `MADV_FREE` lets the kernel take
-/// the pages (a stack's old contents need not survive). Only Linux's
+/// the pages (a stack's old contents need not survive). Only Linux's advice
 /// zeroes the pages, which the deep-pages probe
 /// ([`GreenStack::release_deep_pages`]) counts on to see a released stack as
 /// shallow again; elsewhere a deep stack's probe word may survive, costing
