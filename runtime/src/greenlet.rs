@@ -30,7 +30,6 @@ use crate::deadline::{deadline_after, deadline_within};
 use crate::hub::{Hub, TimerGuard};
 use crate::interrupt::{BlockedForever, Interrupted};
 use crate::park::park;
-use crate::task::Waker;
 use crate::task::{Core, Link, LinkAction, LinkWhen, Outcome, Rec, State};
 use crate::timer::TimerAction;
 
@@ -243,7 +242,7 @@ impl GreenletRef {
 
     /// Id, unique among the greenlets of this thread; the main greenlet is 0.
     pub fn id(&self) -> u64 {
-        self.core().id
+        self.core().id()
     }
 
     /// The name given to the [`Builder`](crate::Builder), or `Greenlet-<id>`; `main` for the
@@ -254,7 +253,7 @@ impl GreenletRef {
 
     /// Where it was spawned (`#[track_caller]` of the spawn call).
     pub fn spawned_at(&self) -> &'static Location<'static> {
-        self.core().location
+        self.core().location()
     }
 
     /// The current state.
@@ -303,10 +302,10 @@ impl GreenletRef {
         self.check_not_self("join")?;
         let core = self.core();
         let r = park(&format_args!("join of {}", core.describe()), |w| {
-            core.joiners.borrow_mut().push(w)
+            core.push_joiner(w)
         });
         if r.is_err() {
-            self.forget_stale_joiners();
+            self.core().forget_stale_joiners();
         }
         r
     }
@@ -327,25 +326,13 @@ impl GreenletRef {
             if let Some(d) = deadline {
                 timer.arm(d, TimerAction::Wake(w.clone()));
             }
-            core.joiners.borrow_mut().push(w);
+            core.push_joiner(w);
         });
         drop(timer);
         if !self.dead() {
-            self.forget_stale_joiners();
+            self.core().forget_stale_joiners();
         }
         r.map(|()| self.dead())
-    }
-
-    fn forget_stale_joiners(&self) {
-        let stale: Vec<Waker> = {
-            let mut j = self.core().joiners.borrow_mut();
-            let (stale, live) = std::mem::take(&mut *j)
-                .into_iter()
-                .partition(Waker::is_stale);
-            *j = live;
-            stale
-        };
-        drop(stale);
     }
 
     fn check_not_self(&self, what: &str) -> Result<(), Interrupted> {

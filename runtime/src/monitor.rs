@@ -55,12 +55,12 @@ impl Watched {
 
     /// A switch into `core` (called by the hub when monitoring).
     pub(crate) fn running(&self, core: &Core) {
-        self.running_id.store(core.id, Ordering::Relaxed);
+        self.running_id.store(core.id(), Ordering::Relaxed);
         self.running_at
-            .store(core.location as *const _ as *mut _, Ordering::Relaxed);
+            .store(core.location() as *const _ as *mut _, Ordering::Relaxed);
         if let Some(name) = core.given_name() {
-            if !core.name_published.replace(true) {
-                self.names.lock().insert(core.id, name.to_string());
+            if core.publish_name() {
+                self.names.lock().insert(core.id(), name.to_string());
             }
         }
         self.bump();
@@ -77,8 +77,8 @@ impl Watched {
 
     /// A named greenlet died: forget its name.
     pub(crate) fn forget(&self, core: &Core) {
-        if core.name_published.get() {
-            self.names.lock().remove(&core.id);
+        if core.name_published() {
+            self.names.lock().remove(&core.id());
         }
     }
 }

@@ -25,11 +25,11 @@
 //! park(&"the signal", |w| *slot.borrow_mut() = Some(w)).unwrap();
 //! ```
 
-use std::cell::Cell;
 use std::fmt;
 
 use crate::hub::Hub;
 use crate::interrupt::Interrupted;
+use crate::task::Rec;
 
 pub use crate::task::Waker;
 
@@ -117,14 +117,14 @@ pub fn park(what: &dyn fmt::Display, register: impl FnOnce(Waker)) -> Result<(),
 /// assert!(g.killed());
 /// ```
 pub fn defer_kill<R>(f: impl FnOnce() -> R) -> R {
-    struct Restore<'a>(&'a Cell<bool>, bool);
-    impl Drop for Restore<'_> {
+    struct Restore(Rec, bool);
+    impl Drop for Restore {
         fn drop(&mut self) {
-            self.0.set(self.1);
+            self.0.core().set_kill_deferred(self.1);
         }
     }
     let rec = Hub::with(Hub::current);
-    let flag = &rec.core().kill_deferred;
-    let _restore = Restore(flag, flag.replace(true));
+    let before = rec.core().set_kill_deferred(true);
+    let _restore = Restore(rec, before);
     f()
 }

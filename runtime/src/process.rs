@@ -92,7 +92,7 @@ pub fn reinit() -> io::Result<()> {
 /// still closed.
 pub fn shutdown() -> io::Result<()> {
     let all = Hub::with(|hub| {
-        if !hub.current().core().is_main {
+        if !hub.current().core().is_main() {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
                 "shutdown() must be called from the thread's main greenlet",

@@ -352,8 +352,7 @@ mod tests {
         if parked {
             rec.core().mark_parked();
         }
-        let seq = rec.core().park_seq();
-        Waker { rec, seq }
+        Waker::for_park(rec)
     }
 
     #[test]

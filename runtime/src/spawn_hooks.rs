@@ -31,11 +31,8 @@ impl GreenletRef {
         // its result) alive as long as any greenlet it spawned, and a chain
         // of greenlets each spawning the next would keep them all; gevent
         // keeps a weak reference for the same reason.
-        if core.spawner_id == u64::MAX {
-            return None;
-        }
-        let key = core.spawner_key as usize;
-        let rec = Hub::with(|hub| hub.live_by_key(key, core.spawner_id))?;
+        let (key, id) = core.spawner()?;
+        let rec = Hub::with(|hub| hub.live_by_key(key, id))?;
         Some(GreenletRef { rec })
     }
 }

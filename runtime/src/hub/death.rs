@@ -10,7 +10,7 @@ use crate::task::{LinkAction, Outcome, Rec};
 impl Hub {
     /// Wakes the joiners of a greenlet that just died.
     pub(crate) fn wake_joiners(&self, rec: &Rec) {
-        let joiners = std::mem::take(&mut *rec.core().joiners.borrow_mut());
+        let joiners = rec.core().take_joiners();
         for w in joiners {
             w.wake();
         }
@@ -67,7 +67,7 @@ impl Hub {
             Outcome::Killed => Ended::Killed,
             Outcome::Value | Outcome::Pending => Ended::Completed,
         };
-        let e = LinkedExited::new(core.id, core.name().into_owned(), core.location, ended);
+        let e = LinkedExited::new(core.id(), core.name().into_owned(), core.location(), ended);
         self.interrupt(receiver, Interrupted::LinkedExited(e));
     }
 }

@@ -27,7 +27,7 @@ impl Hub {
         let me = self.current();
         let scheduler = self.scheduler_core();
         for rec in self.live_snapshot() {
-            if rec.ptr_eq(&me) || rec.core().is_main {
+            if rec.ptr_eq(&me) || rec.core().is_main() {
                 continue;
             }
             let core = rec.core();

@@ -15,10 +15,10 @@ impl Hub {
             .map(|(_, rec)| {
                 let core = rec.core();
                 GreenletInfo {
-                    id: core.id,
+                    id: core.id(),
                     name: core.name().into_owned(),
                     state: core.public_state(),
-                    spawned_at: core.location,
+                    spawned_at: core.location(),
                 }
             })
             .collect()

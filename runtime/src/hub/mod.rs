@@ -245,7 +245,7 @@ impl Hub {
     }
 
     pub(crate) fn unregister_live(&self, rec: &Rec) {
-        let removed = self.live.borrow_mut().try_remove(rec.core().live_key.get());
+        let removed = self.live.borrow_mut().try_remove(rec.core().live_key());
         drop(removed);
     }
 
@@ -281,12 +281,12 @@ impl Hub {
             return Some(self.main.clone());
         }
         let live = self.live.borrow();
-        live.get(key).filter(|r| r.core().id == id).cloned()
+        live.get(key).filter(|r| r.core().id() == id).cloned()
     }
 
     pub(crate) fn register_live(&self, rec: &Rec) {
         let key = self.live.borrow_mut().insert(rec.clone());
-        rec.core().live_key.set(key);
+        rec.core().set_live_key(key);
     }
 
     /// Puts a greenlet at the back of the ready queue.
@@ -318,7 +318,7 @@ impl Hub {
         if let Some(w) = &*self.monitor.borrow() {
             w.forget(core);
         }
-        let removed = self.live.borrow_mut().try_remove(core.live_key.get());
+        let removed = self.live.borrow_mut().try_remove(core.live_key());
         drop(removed);
         self.on_death(rec);
     }
@@ -337,7 +337,7 @@ impl Hub {
         // itself can move into the waker below.)
         let core: &Core = unsafe { &*core };
         if let Err(e) = enter_wait(core) {
-            if e == Interrupted::Killed && !core.is_main {
+            if e == Interrupted::Killed && !core.is_main() {
                 // Killed below a C-ABI frame, told so (`Killed`), and
                 // blocking below one again instead of returning to its own
                 // code (a loop that ignores the error): it can neither
@@ -348,17 +348,14 @@ impl Hub {
             return Err(e);
         }
         if self.closing.get() {
-            if !core.is_main {
+            if !core.is_main() {
                 self.back_to_teardown(core);
             }
             return Err(Interrupted::LoopExit(BlockedForever::new(format!(
                 "{what} (the hub is shutting down)"
             ))));
         }
-        register(Waker {
-            rec,
-            seq: core.park_seq(),
-        });
+        register(Waker::for_park(rec));
         core.mark_parked();
         self.switch_out(core, what);
         // Taken before a kill unwinds from here: `Waker::wake` relies on the
@@ -372,9 +369,7 @@ impl Hub {
             // Below a C frame the link's details cannot reach the greenlet's
             // code: the call fails, and the interruption is kept for the
             // next park outside `defer_kill`.
-            WakeReason::Interrupted(e @ Interrupted::LinkedExited(_))
-                if core.kill_deferred.get() =>
-            {
+            WakeReason::Interrupted(e @ Interrupted::LinkedExited(_)) if core.kill_deferred() => {
                 core.push_pending(e.clone());
                 Err(e)
             }
@@ -391,7 +386,7 @@ impl Hub {
         let rec = self.current();
         self.finish(&rec, Outcome::Killed);
         drop(rec);
-        let y = core.yielder.get();
+        let y = core.yielder();
         // SAFETY: a spawned greenlet (not the main one) running on its own
         // stack, where its yielder lives (set when its body first ran).
         unsafe { (*y).suspend(()) };
@@ -437,19 +432,19 @@ impl Hub {
         }
         let rec = self.current();
         let core = rec.core();
-        if core.kill_requested() && core.kill_deferred.get() {
+        if core.kill_requested() && core.kill_deferred() {
             return; // killed below a C-ABI frame: leave at once
         }
         core.clear_unwinding();
         if self.closing.get() {
-            if !core.is_main {
+            if !core.is_main() {
                 self.back_to_teardown(core);
             }
             return;
         }
         self.schedule(rec.clone());
         self.switch_out(core, &"yield_now");
-        if core.kill_requested() && !core.kill_deferred.get() {
+        if core.kill_requested() && !core.kill_deferred() {
             start_unwind(core);
         }
     }
@@ -465,7 +460,7 @@ impl Hub {
             self.finish(rec, Outcome::Killed);
             return;
         }
-        if self.is_current(rec) && !core.kill_deferred.get() {
+        if self.is_current(rec) && !core.kill_deferred() {
             start_unwind(core);
         }
         core.request_kill();
@@ -486,7 +481,7 @@ impl Hub {
         }
         core.mark_ended();
         rec.body().discard();
-        if let Some(stack) = core.stack.take() {
+        if let Some(stack) = core.take_stack() {
             self.stacks.borrow_mut().put(stack);
         }
     }
@@ -504,7 +499,7 @@ impl Hub {
             for rec in recs {
                 // Drained: its death must not remove a later entry that
                 // reused the key.
-                rec.core().live_key.set(usize::MAX);
+                rec.core().set_live_key(usize::MAX);
                 self.end_at_teardown(&rec);
             }
         }
@@ -578,14 +573,14 @@ impl Hub {
     /// resumed.
     fn back_to_teardown(&self, core: &Core) {
         core.mark_parked();
-        let y = core.yielder.get();
+        let y = core.yielder();
         // SAFETY: set by the coroutine body when it first ran; the yielder
         // lives on this greenlet's stack, and we are running on that stack
         // (a non-main greenlet runs only inside its coroutine).
         unsafe { (*y).suspend(()) };
         // Below a C-ABI frame (`defer_kill`) it must not unwind: its call
         // fails, and its next blocking call ends it (`abandon`).
-        if core.kill_requested() && !core.kill_deferred.get() {
+        if core.kill_requested() && !core.kill_deferred() {
             start_unwind(core);
         }
     }
@@ -598,15 +593,15 @@ impl Hub {
         // handler runs on this thread while the faulting greenlet is stopped
         // mid-instruction, and reads only plain fields.
         let core = unsafe { &*self.current.get() };
-        let guard = core.guard_page.get();
+        let guard = core.guard_page();
         let page = crate::stack::page_size_cached();
         if guard == 0 || addr < guard || addr >= guard + page {
             return None;
         }
         Some(Overflowed {
-            id: core.id,
+            id: core.id(),
             name: core.given_name(),
-            stack_size: core.stack_size.get(),
+            stack_size: core.stack_size(),
         })
     }
 }
@@ -628,7 +623,7 @@ fn enter_wait(core: &Core) -> Result<(), Interrupted> {
         // A kill deferred by `defer_kill` lands at the next blocking call.
         return kill_or_defer(core);
     }
-    let pending = if core.kill_deferred.get() {
+    let pending = if core.kill_deferred() {
         core.take_pending_timeout()
     } else {
         core.take_pending()
@@ -643,7 +638,7 @@ fn enter_wait(core: &Core) -> Result<(), Interrupted> {
 /// or inside `defer_kill` fails the wait with `Killed` and leaves the kill
 /// requested for the next blocking point outside.
 fn kill_or_defer(core: &Core) -> Result<(), Interrupted> {
-    if core.kill_deferred.get() {
+    if core.kill_deferred() {
         return Err(Interrupted::Killed);
     }
     start_unwind(core)

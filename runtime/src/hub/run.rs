@@ -28,11 +28,11 @@ impl Hub {
     /// hub; one resumed by such a greenlet suspends back to it.
     #[inline]
     pub(super) fn switch_out(&self, core: &Core, what: &dyn fmt::Display) {
-        if core.is_main {
+        if core.is_main() {
             self.run_loop(what);
             core.continue_running();
         } else if !self.scheduler.get().is_null() || !self.run_here(core) {
-            let y = core.yielder.get();
+            let y = core.yielder();
             // SAFETY: set by the coroutine body when it first ran; the
             // yielder lives on this greenlet's stack, and we are running on
             // that stack now.
@@ -56,7 +56,7 @@ impl Hub {
         // to the hub.
         let probe = 0u8;
         let sp = std::hint::black_box(&probe) as *const u8 as usize;
-        if sp.saturating_sub(me.guard_page.get()) < SCHEDULER_ROOM {
+        if sp.saturating_sub(me.guard_page()) < SCHEDULER_ROOM {
             return false;
         }
         self.scheduler.set(me);
@@ -74,7 +74,7 @@ impl Hub {
                 continue;
             };
             // SAFETY: the queue's record keeps the core alive.
-            if unsafe { &*front }.is_main {
+            if unsafe { &*front }.is_main() {
                 break false;
             }
             let g = self.next_in_batch(left).expect("front() was Some");
@@ -114,7 +114,7 @@ impl Hub {
             let Some(g) = self.next_in_batch(left) else {
                 continue;
             };
-            if g.core().is_main {
+            if g.core().is_main() {
                 if self.monitoring.get() {
                     self.monitor_running(g.core());
                 }
@@ -188,15 +188,14 @@ impl Hub {
     #[cold]
     fn launch(&self, g: &Rec, slot: &mut Option<crate::task::Co>) -> bool {
         let core = g.core();
-        let Some(stack) = core.stack.take() else {
+        let Some(stack) = core.take_stack() else {
             return false;
         };
         let (stack, page) = {
             let mut pool = self.stacks.borrow_mut();
             (pool.swap_hot(stack), pool.page())
         };
-        core.stack_size.set(stack.usable(page));
-        core.guard_page.set(stack.bottom);
+        core.set_stack_bounds(stack.usable(page), stack.bottom);
         match g.body().launch(core, stack) {
             Ok(co) => {
                 *slot = Some(co);

@@ -44,11 +44,8 @@ impl Hub {
         let mut core = Core::new(id, name, location, false);
         // The spawner, weakly (see `GreenletRef::spawning_greenlet`): the
         // greenlet running now.
-        let me = self.current_core();
-        core.spawner_id = me.id;
-        // Live-table keys are below the number of live greenlets.
-        core.spawner_key = u32::try_from(me.live_key.get()).unwrap_or(u32::MAX);
-        core.stack.set(Some(stack));
+        core.set_spawner(self.current_core());
+        core.reserve_stack(stack);
         let (rec, value) = Rec::spawned(core, f);
         self.register_live(&rec);
         match start {

@@ -355,7 +355,7 @@ impl RLock {
     /// # Errors
     /// [`Interrupted`] if the wait was interrupted.
     pub fn lock(&self) -> Result<LockGuard<'_>, Interrupted> {
-        let me = Hub::with(|hub| hub.current().core().id);
+        let me = Hub::with(|hub| hub.current().core().id());
         let i = &self.inner;
         if i.owner.get() != Some(me) {
             i.sem.acquire()?;

@@ -126,7 +126,7 @@ impl<S, F: FnOnce()> Drop for LostGuard<'_, S, F> {
         let me = crate::hub::Hub::with(crate::hub::Hub::current);
         let removed = {
             let mut q = self.list.q.borrow_mut();
-            let i = q.iter().position(|(w, _)| w.rec.ptr_eq(&me));
+            let i = q.iter().position(|(w, _)| w.record().ptr_eq(&me));
             i.and_then(|i| q.remove(i))
         };
         if removed.is_none() {

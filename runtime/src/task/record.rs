@@ -61,14 +61,14 @@ pub(crate) struct Core {
     /// vtable half of it is what lets a thin [`Rec`] reach the body and
     /// free the record.
     this: Cell<*const AnyRecord>,
-    pub(crate) id: u64,
+    id: u64,
     name: Option<Box<str>>,
-    pub(crate) location: &'static Location<'static>,
+    location: &'static Location<'static>,
     /// The greenlet that spawned this one, weakly (see `spawn_hooks.rs`):
     /// its id, and its key in the live table (two fields, so the key packs
     /// with the other small ones); both `MAX` for nobody.
-    pub(crate) spawner_id: u64,
-    pub(crate) spawner_key: u32,
+    spawner_id: u64,
+    spawner_key: u32,
     state: Cell<State>,
     started: Cell<bool>,
     /// The coroutine: `None` before the first run (it is built then, so a
@@ -77,9 +77,9 @@ pub(crate) struct Core {
     co: UnsafeCell<Option<Co>>,
     /// The stack reserved at spawn, until the first run takes a stack (this
     /// one, or a warmer one from the pool in exchange).
-    pub(crate) stack: Cell<Option<Stack>>,
+    stack: Cell<Option<Stack>>,
     /// Set by the coroutine body on its first run; valid while `co` lives.
-    pub(crate) yielder: Cell<*const Yielder<(), ()>>,
+    yielder: Cell<*const Yielder<(), ()>>,
     /// Sequence number of the current (or next) park; wakers carry it.
     park_seq: Cell<u32>,
     wake_reason: Cell<WakeReason>,
@@ -94,17 +94,17 @@ pub(crate) struct Core {
     /// Inside [`crate::defer_kill`]: a kill makes `park` fail with
     /// `Interrupted::Killed` instead of unwinding, and stays requested.
     /// (Set and restored by `defer_kill`'s scope, not a state transition.)
-    pub(crate) kill_deferred: Cell<bool>,
+    kill_deferred: Cell<bool>,
     outcome: Cell<Outcome>,
-    pub(crate) joiners: RefCell<Vec<Waker>>,
-    pub(crate) live_key: Cell<usize>,
+    joiners: RefCell<Vec<Waker>>,
+    live_key: Cell<usize>,
     /// Usable bytes of its stack (for overflow reports).
-    pub(crate) stack_size: Cell<usize>,
+    stack_size: Cell<usize>,
     /// Address of its stack's guard page (0 for the main greenlet).
-    pub(crate) guard_page: Cell<usize>,
+    guard_page: Cell<usize>,
     /// Its name was given to the blocking monitor.
-    pub(crate) name_published: Cell<bool>,
-    pub(crate) is_main: bool,
+    name_published: Cell<bool>,
+    is_main: bool,
 }
 
 impl Core {
@@ -145,6 +145,148 @@ impl Core {
             name_published: Cell::new(false),
             is_main,
         }
+    }
+
+    // Plain data, fixed at spawn.
+
+    #[inline]
+    pub(crate) fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// Where it was spawned.
+    #[inline]
+    pub(crate) fn location(&self) -> &'static Location<'static> {
+        self.location
+    }
+
+    /// Whether it is its thread's main greenlet (runs on the thread's stack).
+    #[inline]
+    pub(crate) fn is_main(&self) -> bool {
+        self.is_main
+    }
+
+    /// Records `spawner` (the greenlet running at spawn) weakly.
+    #[inline]
+    pub(crate) fn set_spawner(&mut self, spawner: &Core) {
+        self.spawner_id = spawner.id;
+        // Live-table keys are below the number of live greenlets.
+        self.spawner_key = u32::try_from(spawner.live_key.get()).unwrap_or(u32::MAX);
+    }
+
+    /// Its spawner's key in the live table and id, if it had one; the
+    /// caller checks the id against what the key holds now.
+    pub(crate) fn spawner(&self) -> Option<(usize, u64)> {
+        (self.spawner_id != u64::MAX).then_some((self.spawner_key as usize, self.spawner_id))
+    }
+
+    // Its place in the hub's live table.
+
+    /// Its key in the live table (`usize::MAX` when not in it).
+    #[inline]
+    pub(crate) fn live_key(&self) -> usize {
+        self.live_key.get()
+    }
+
+    /// Entered the live table at `key` (`usize::MAX`: left it).
+    #[inline]
+    pub(crate) fn set_live_key(&self, key: usize) {
+        self.live_key.set(key);
+    }
+
+    // Its stack.
+
+    /// Keeps the stack reserved at spawn until the first run.
+    #[inline]
+    pub(crate) fn reserve_stack(&self, stack: Stack) {
+        self.stack.set(Some(stack));
+    }
+
+    /// The stack reserved at spawn, if still kept (first run, teardown).
+    #[inline]
+    pub(crate) fn take_stack(&self) -> Option<Stack> {
+        self.stack.take()
+    }
+
+    /// The stack it runs on: `usable` bytes above the guard page at `guard`.
+    #[inline]
+    pub(crate) fn set_stack_bounds(&self, usable: usize, guard: usize) {
+        self.stack_size.set(usable);
+        self.guard_page.set(guard);
+    }
+
+    /// Usable bytes of its stack (for overflow reports).
+    #[inline]
+    pub(crate) fn stack_size(&self) -> usize {
+        self.stack_size.get()
+    }
+
+    /// Address of its stack's guard page (0 for the main greenlet).
+    #[inline]
+    pub(crate) fn guard_page(&self) -> usize {
+        self.guard_page.get()
+    }
+
+    /// Its coroutine's yielder: null before its first run.
+    #[inline]
+    pub(crate) fn yielder(&self) -> *const Yielder<(), ()> {
+        self.yielder.get()
+    }
+
+    // Kills inside `defer_kill`.
+
+    /// Whether it is inside [`crate::defer_kill`].
+    #[inline]
+    pub(crate) fn kill_deferred(&self) -> bool {
+        self.kill_deferred.get()
+    }
+
+    /// Enters (`true`) or leaves a `defer_kill` scope; returns whether it
+    /// was inside one before, for the scope to restore.
+    #[inline]
+    pub(crate) fn set_kill_deferred(&self, deferred: bool) -> bool {
+        self.kill_deferred.replace(deferred)
+    }
+
+    // Its joiners.
+
+    /// `w` is woken when it dies.
+    #[inline]
+    pub(crate) fn push_joiner(&self, w: Waker) {
+        self.joiners.borrow_mut().push(w);
+    }
+
+    /// The joiners to wake at its death.
+    #[inline]
+    pub(crate) fn take_joiners(&self) -> Vec<Waker> {
+        std::mem::take(&mut *self.joiners.borrow_mut())
+    }
+
+    /// Drops the joiners whose wait already ended (timed out, interrupted).
+    pub(crate) fn forget_stale_joiners(&self) {
+        let stale: Vec<Waker> = {
+            let mut j = self.joiners.borrow_mut();
+            let (stale, live) = std::mem::take(&mut *j)
+                .into_iter()
+                .partition(Waker::is_stale);
+            *j = live;
+            stale
+        };
+        // Dropped outside the borrow: dropping a waker may free a record.
+        drop(stale);
+    }
+
+    /// Its name is to be given to the blocking monitor: true the first
+    /// time only.
+    #[inline]
+    pub(crate) fn publish_name(&self) -> bool {
+        !self.name_published.replace(true)
+    }
+
+    /// Its name was given to the blocking monitor.
+    #[inline]
+    pub(crate) fn name_published(&self) -> bool {
+        self.name_published.get()
     }
 
     // The lifecycle: every change of state is one of these.

@@ -164,14 +164,14 @@ mod tests {
                 next_in += 1;
             }
             for _ in 0..(30 << round) {
-                assert_eq!(q.pop_front().unwrap().core().id, next_out);
+                assert_eq!(q.pop_front().unwrap().core().id(), next_out);
                 next_out += 1;
             }
             assert_eq!(q.len() as u64, next_in - next_out);
         }
         let rest = q.take_all();
         assert_eq!(rest.len() as u64, next_in - next_out);
-        assert!(rest.iter().map(|r| r.core().id).eq(next_out..next_in));
+        assert!(rest.iter().map(|r| r.core().id()).eq(next_out..next_in));
         assert!(q.is_empty() && q.pop_front().is_none());
     }
 

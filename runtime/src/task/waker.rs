@@ -17,11 +17,24 @@ use crate::interrupt::Interrupted;
 /// never leave their hub's thread (use `Remote` to cross threads).
 #[derive(Clone)]
 pub struct Waker {
-    pub(crate) rec: Rec,
-    pub(crate) seq: u32,
+    rec: Rec,
+    seq: u32,
 }
 
 impl Waker {
+    /// A waker of the park `rec` is about to enter (or is in).
+    #[inline]
+    pub(crate) fn for_park(rec: Rec) -> Waker {
+        let seq = rec.core().park_seq();
+        Waker { rec, seq }
+    }
+
+    /// The record of the greenlet it wakes.
+    #[inline]
+    pub(crate) fn record(&self) -> &Rec {
+        &self.rec
+    }
+
     /// Ends the park this waker was made for, if it has not ended yet: the
     /// greenlet is scheduled and its `park` returns `Ok(())`. Never switches.
     #[inline]
@@ -71,7 +84,7 @@ impl Waker {
 impl fmt::Debug for Waker {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Waker")
-            .field("greenlet", &self.rec.core().id)
+            .field("greenlet", &self.rec.core().id())
             .field("seq", &self.seq)
             .finish()
     }

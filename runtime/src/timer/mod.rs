@@ -37,7 +37,7 @@ impl TimerAction {
     /// nothing else, which `Timers::cancel_to_record` relies on.
     fn record(&self) -> &Rec {
         match self {
-            TimerAction::Wake(w) => &w.rec,
+            TimerAction::Wake(w) => w.record(),
             TimerAction::Interrupt(r, _) | TimerAction::Start(r) => r,
         }
     }
