@@ -22,13 +22,15 @@
 use std::cell::Cell;
 use std::ptr;
 
+mod core;
 mod link;
 mod record;
 mod runqueue;
 mod waker;
 
+pub(crate) use self::core::{Co, Core, Outcome, State, WakeReason};
 pub(crate) use link::{Link, LinkAction, LinkWhen};
-pub(crate) use record::{Co, Core, Outcome, Rec, State, WakeReason};
+pub(crate) use record::Rec;
 pub(crate) use runqueue::RunQueue;
 pub use waker::Waker;
 

@@ -10,7 +10,8 @@
 use std::cell::{Cell, UnsafeCell};
 use std::mem::MaybeUninit;
 
-use super::record::{Core, Rec, State};
+use super::core::{Core, State};
+use super::record::Rec;
 
 pub(crate) struct RunQueue {
     /// `len` initialised entries start at `head`, wrapping at the end.

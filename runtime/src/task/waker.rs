@@ -7,7 +7,8 @@
 
 use std::fmt;
 
-use super::record::{Rec, WakeReason};
+use super::core::WakeReason;
+use super::record::Rec;
 use crate::interrupt::Interrupted;
 
 /// Wakes one park of one greenlet. Cheap to clone (a reference count).

@@ -1,0 +1,557 @@
+//! The greenlet core: the untyped part of a greenlet record, what the hub
+//! knows of one greenlet (id, name, state, the coroutine, joiners...), and
+//! its lifecycle. Its fields are private to the task kernel: the rest of
+//! the runtime reads plain data through getters and changes the rest
+//! through transition methods named after what it does.
+
+use std::any::Any;
+use std::borrow::Cow;
+use std::cell::{Cell, RefCell, RefMut, UnsafeCell};
+use std::panic::Location;
+
+use corosensei::{Coroutine, Yielder};
+
+use super::record::{AnyRecord, MainBody, Record};
+use super::{Link, Waker};
+use crate::interrupt::{Interrupted, TimeoutId};
+use crate::stack::Stack;
+use crate::timer::handle::TimerHandle;
+
+/// A greenlet's coroutine; it returns how the greenlet ended.
+pub(crate) type Co = Coroutine<(), (), Outcome, Stack>;
+
+/// Internal scheduling state. `Scheduled` means "in the ready queue".
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum State {
+    Delayed,
+    Scheduled,
+    Running,
+    Parked,
+    Dead,
+}
+
+/// How a greenlet ended, or that it has not.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    Pending,
+    Value,
+    Killed,
+    Panicked,
+}
+
+/// Why a parked greenlet was scheduled.
+#[derive(Debug, Default)]
+pub(crate) enum WakeReason {
+    #[default]
+    Woken,
+    Interrupted(Interrupted),
+}
+
+/// The shared record of one greenlet (the untyped part).
+pub(crate) struct Core {
+    /// Strong references ([`Rec`](super::Rec)s) to the record; it is freed at zero.
+    pub(super) refs: Cell<usize>,
+    /// The whole record this core heads (set once it is on the heap): the
+    /// vtable half of it is what lets a thin [`Rec`](super::Rec) reach the body and
+    /// free the record.
+    pub(super) this: Cell<*const AnyRecord>,
+    id: u64,
+    name: Option<Box<str>>,
+    location: &'static Location<'static>,
+    /// The greenlet that spawned this one, weakly (see `spawn_hooks.rs`):
+    /// its id, and its key in the live table (two fields, so the key packs
+    /// with the other small ones); both `MAX` for nobody.
+    spawner_id: u64,
+    spawner_key: u32,
+    state: Cell<State>,
+    started: Cell<bool>,
+    /// The coroutine: `None` before the first run (it is built then, so a
+    /// greenlet that has not run touches no stack memory) and once finished.
+    /// Resumed in place by the hub; see [`Core::co_slot`].
+    co: UnsafeCell<Option<Co>>,
+    /// The stack reserved at spawn, until the first run takes a stack (this
+    /// one, or a warmer one from the pool in exchange).
+    stack: Cell<Option<Stack>>,
+    /// Set by the coroutine body on its first run; valid while `co` lives.
+    yielder: Cell<*const Yielder<(), ()>>,
+    /// Sequence number of the current (or next) park; wakers carry it.
+    park_seq: Cell<u32>,
+    wake_reason: Cell<WakeReason>,
+    /// What most greenlets never need, allocated on first use: the record
+    /// is written at spawn and read at every switch, so its size is memory
+    /// traffic (100k live greenlets do not fit in the caches).
+    extra: RefCell<Option<Box<Extra>>>,
+    kill_requested: Cell<bool>,
+    /// Between the start of a kill's unwind and the end of it (or its being
+    /// caught); a second kill meanwhile does nothing.
+    unwinding: Cell<bool>,
+    /// Inside [`crate::defer_kill`]: a kill makes `park` fail with
+    /// `Interrupted::Killed` instead of unwinding, and stays requested.
+    /// (Set and restored by `defer_kill`'s scope, not a state transition.)
+    kill_deferred: Cell<bool>,
+    outcome: Cell<Outcome>,
+    joiners: RefCell<Vec<Waker>>,
+    live_key: Cell<usize>,
+    /// Usable bytes of its stack (for overflow reports).
+    stack_size: Cell<usize>,
+    /// Address of its stack's guard page (0 for the main greenlet).
+    guard_page: Cell<usize>,
+    /// Its name was given to the blocking monitor.
+    name_published: Cell<bool>,
+    is_main: bool,
+}
+
+impl Core {
+    pub(crate) fn new(
+        id: u64,
+        name: Option<Box<str>>,
+        location: &'static Location<'static>,
+        is_main: bool,
+    ) -> Core {
+        Core {
+            refs: Cell::new(0),
+            this: Cell::new(std::ptr::null::<Record<MainBody>>() as *const AnyRecord),
+            id,
+            name,
+            location,
+            spawner_id: u64::MAX,
+            spawner_key: u32::MAX,
+            state: Cell::new(if is_main {
+                State::Running
+            } else {
+                State::Scheduled
+            }),
+            started: Cell::new(is_main),
+            co: UnsafeCell::new(None),
+            stack: Cell::new(None),
+            yielder: Cell::new(std::ptr::null()),
+            park_seq: Cell::new(0),
+            wake_reason: Cell::new(WakeReason::Woken),
+            extra: RefCell::new(None),
+            kill_requested: Cell::new(false),
+            unwinding: Cell::new(false),
+            kill_deferred: Cell::new(false),
+            outcome: Cell::new(Outcome::Pending),
+            joiners: RefCell::new(Vec::new()),
+            live_key: Cell::new(usize::MAX),
+            stack_size: Cell::new(0),
+            guard_page: Cell::new(0),
+            name_published: Cell::new(false),
+            is_main,
+        }
+    }
+
+    // Plain data, fixed at spawn.
+
+    #[inline]
+    pub(crate) fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// Where it was spawned.
+    #[inline]
+    pub(crate) fn location(&self) -> &'static Location<'static> {
+        self.location
+    }
+
+    /// Whether it is its thread's main greenlet (runs on the thread's stack).
+    #[inline]
+    pub(crate) fn is_main(&self) -> bool {
+        self.is_main
+    }
+
+    /// Records `spawner` (the greenlet running at spawn) weakly.
+    #[inline]
+    pub(crate) fn set_spawner(&mut self, spawner: &Core) {
+        self.spawner_id = spawner.id;
+        // Live-table keys are below the number of live greenlets.
+        self.spawner_key = u32::try_from(spawner.live_key.get()).unwrap_or(u32::MAX);
+    }
+
+    /// Its spawner's key in the live table and id, if it had one; the
+    /// caller checks the id against what the key holds now.
+    pub(crate) fn spawner(&self) -> Option<(usize, u64)> {
+        (self.spawner_id != u64::MAX).then_some((self.spawner_key as usize, self.spawner_id))
+    }
+
+    // Its place in the hub's live table.
+
+    /// Its key in the live table (`usize::MAX` when not in it).
+    #[inline]
+    pub(crate) fn live_key(&self) -> usize {
+        self.live_key.get()
+    }
+
+    /// Entered the live table at `key` (`usize::MAX`: left it).
+    #[inline]
+    pub(crate) fn set_live_key(&self, key: usize) {
+        self.live_key.set(key);
+    }
+
+    // Its stack.
+
+    /// Keeps the stack reserved at spawn until the first run.
+    #[inline]
+    pub(crate) fn reserve_stack(&self, stack: Stack) {
+        self.stack.set(Some(stack));
+    }
+
+    /// The stack reserved at spawn, if still kept (first run, teardown).
+    #[inline]
+    pub(crate) fn take_stack(&self) -> Option<Stack> {
+        self.stack.take()
+    }
+
+    /// The stack it runs on: `usable` bytes above the guard page at `guard`.
+    #[inline]
+    pub(crate) fn set_stack_bounds(&self, usable: usize, guard: usize) {
+        self.stack_size.set(usable);
+        self.guard_page.set(guard);
+    }
+
+    /// Usable bytes of its stack (for overflow reports).
+    #[inline]
+    pub(crate) fn stack_size(&self) -> usize {
+        self.stack_size.get()
+    }
+
+    /// Address of its stack's guard page (0 for the main greenlet).
+    #[inline]
+    pub(crate) fn guard_page(&self) -> usize {
+        self.guard_page.get()
+    }
+
+    /// Set by the coroutine body on its first run.
+    pub(super) fn set_yielder(&self, yielder: *const Yielder<(), ()>) {
+        self.yielder.set(yielder);
+    }
+
+    /// Its coroutine's yielder: null before its first run.
+    #[inline]
+    pub(crate) fn yielder(&self) -> *const Yielder<(), ()> {
+        self.yielder.get()
+    }
+
+    // Kills inside `defer_kill`.
+
+    /// Whether it is inside [`crate::defer_kill`].
+    #[inline]
+    pub(crate) fn kill_deferred(&self) -> bool {
+        self.kill_deferred.get()
+    }
+
+    /// Enters (`true`) or leaves a `defer_kill` scope; returns whether it
+    /// was inside one before, for the scope to restore.
+    #[inline]
+    pub(crate) fn set_kill_deferred(&self, deferred: bool) -> bool {
+        self.kill_deferred.replace(deferred)
+    }
+
+    // Its joiners.
+
+    /// `w` is woken when it dies.
+    #[inline]
+    pub(crate) fn push_joiner(&self, w: Waker) {
+        self.joiners.borrow_mut().push(w);
+    }
+
+    /// The joiners to wake at its death.
+    #[inline]
+    pub(crate) fn take_joiners(&self) -> Vec<Waker> {
+        std::mem::take(&mut *self.joiners.borrow_mut())
+    }
+
+    /// Drops the joiners whose wait already ended (timed out, interrupted).
+    pub(crate) fn forget_stale_joiners(&self) {
+        let stale: Vec<Waker> = {
+            let mut j = self.joiners.borrow_mut();
+            let (stale, live) = std::mem::take(&mut *j)
+                .into_iter()
+                .partition(Waker::is_stale);
+            *j = live;
+            stale
+        };
+        // Dropped outside the borrow: dropping a waker may free a record.
+        drop(stale);
+    }
+
+    /// Its name is to be given to the blocking monitor: true the first
+    /// time only.
+    #[inline]
+    pub(crate) fn publish_name(&self) -> bool {
+        !self.name_published.replace(true)
+    }
+
+    /// Its name was given to the blocking monitor.
+    #[inline]
+    pub(crate) fn name_published(&self) -> bool {
+        self.name_published.get()
+    }
+
+    // The lifecycle: every change of state is one of these.
+
+    #[inline]
+    pub(crate) fn state(&self) -> State {
+        self.state.get()
+    }
+
+    #[inline]
+    pub(super) fn set_state(&self, state: State) {
+        self.state.set(state);
+    }
+
+    /// The state as `GreenletRef::state` reports it.
+    pub(crate) fn public_state(&self) -> super::GreenletState {
+        use super::GreenletState as Public;
+        match self.state() {
+            State::Delayed => Public::NotStarted,
+            State::Scheduled if !self.has_started() => Public::NotStarted,
+            State::Scheduled => Public::Ready,
+            State::Running => Public::Running,
+            State::Parked => Public::Parked,
+            State::Dead => Public::Dead,
+        }
+    }
+
+    /// Whether it ever ran (the main greenlet always has).
+    pub(crate) fn has_started(&self) -> bool {
+        self.started.get()
+    }
+
+    /// How it ended, or `Pending`.
+    pub(crate) fn outcome(&self) -> Outcome {
+        self.outcome.get()
+    }
+
+    /// Waits for its `spawn_later` timer before its first turn.
+    pub(crate) fn delay(&self) {
+        self.state.set(State::Delayed);
+    }
+
+    /// Resumed by the loop (perhaps for the first time).
+    #[inline]
+    pub(crate) fn resume(&self) {
+        self.state.set(State::Running);
+        self.started.set(true);
+    }
+
+    /// Its turn came while it runs the loop itself (the main greenlet, or a
+    /// greenlet running the loop on its own stack): no switch was needed.
+    #[inline]
+    pub(crate) fn continue_running(&self) {
+        self.state.set(State::Running);
+    }
+
+    /// The sequence number its next park's wakers carry.
+    #[inline]
+    pub(crate) fn park_seq(&self) -> u32 {
+        self.park_seq.get()
+    }
+
+    /// Suspends in a park: only a waker of this park (or an interruption)
+    /// schedules it again.
+    #[inline]
+    pub(crate) fn mark_parked(&self) {
+        self.state.set(State::Parked);
+    }
+
+    /// Whether it is parked in the park numbered `seq`.
+    #[inline]
+    pub(crate) fn is_parked_at(&self, seq: u32) -> bool {
+        self.park_seq.get() == seq && self.state.get() == State::Parked
+    }
+
+    /// Why the park it is parked in ends, set just before it is scheduled.
+    #[inline]
+    pub(crate) fn set_wake_reason(&self, reason: WakeReason) {
+        self.wake_reason.set(reason);
+    }
+
+    /// Ends a park: later wakers of it are stale. Returns why it ended.
+    #[inline]
+    pub(crate) fn end_park(&self) -> WakeReason {
+        self.park_seq.set(self.park_seq.get().wrapping_add(1));
+        self.wake_reason.take()
+    }
+
+    /// Marks it dead with `outcome`; a kill in progress is over.
+    pub(crate) fn mark_dead(&self, outcome: Outcome) {
+        self.outcome.set(outcome);
+        self.state.set(State::Dead);
+        self.unwinding.set(false);
+        self.kill_requested.set(false);
+    }
+
+    /// Dead without an outcome of its own yet: torn down with its hub, or
+    /// killed before it started (marked first, so that its closure's drop,
+    /// which runs user code, sees it dead).
+    pub(crate) fn mark_ended(&self) {
+        self.state.set(State::Dead);
+    }
+
+    /// Asks it to unwind with `GreenletExit` at its next blocking point.
+    pub(crate) fn request_kill(&self) {
+        self.kill_requested.set(true);
+    }
+
+    #[inline]
+    pub(crate) fn kill_requested(&self) -> bool {
+        self.kill_requested.get()
+    }
+
+    /// Whether a kill's unwind is in progress.
+    pub(crate) fn is_unwinding(&self) -> bool {
+        self.unwinding.get()
+    }
+
+    /// A kill's unwind starts now.
+    pub(crate) fn begin_unwind(&self) {
+        self.kill_requested.set(false);
+        self.unwinding.set(true);
+    }
+
+    /// Not unwinding (any earlier kill's unwind was caught): it may be
+    /// killed again.
+    #[inline]
+    pub(crate) fn clear_unwinding(&self) {
+        self.unwinding.set(false);
+    }
+
+    /// The name given at spawn, if any.
+    pub(crate) fn given_name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+
+    pub(crate) fn name(&self) -> Cow<'_, str> {
+        match &self.name {
+            Some(n) => Cow::Borrowed(n),
+            None if self.is_main => Cow::Borrowed("main"),
+            None => Cow::Owned(format!("Greenlet-{}", self.id)),
+        }
+    }
+
+    /// The rarely used parts, allocated if this is their first use.
+    pub(crate) fn extra(&self) -> RefMut<'_, Extra> {
+        RefMut::map(self.extra.borrow_mut(), |e| {
+            &mut **e.get_or_insert_with(Box::default)
+        })
+    }
+
+    /// The rarely used parts if they were ever used (never allocates).
+    pub(crate) fn extra_if_any(&self) -> Option<RefMut<'_, Extra>> {
+        RefMut::filter_map(self.extra.borrow_mut(), |e| e.as_deref_mut()).ok()
+    }
+
+    /// Keeps an interruption (a fired timeout, a linked greenlet's death)
+    /// for the greenlet's next wait, after those already kept.
+    pub(crate) fn push_pending(&self, e: Interrupted) {
+        self.extra().pending.push(e);
+    }
+
+    /// Live references to the record (for tests).
+    #[cfg(test)]
+    pub(crate) fn refs(&self) -> usize {
+        self.refs.get()
+    }
+
+    #[inline]
+    pub(super) fn add_ref(&self) {
+        let n = self.refs.get();
+        if n == usize::MAX {
+            // As `Rc` does: only reachable by leaking references on purpose.
+            std::process::abort();
+        }
+        self.refs.set(n + 1);
+    }
+
+    /// The oldest undelivered interruption, if any. Checked by every park,
+    /// so the empty case is inline and the rest out of line.
+    #[inline]
+    pub(crate) fn take_pending(&self) -> Option<Interrupted> {
+        if self.extra.borrow().is_none() {
+            None
+        } else {
+            self.take_pending_slow()
+        }
+    }
+
+    /// The oldest undelivered timeout, other interruptions staying kept:
+    /// inside `defer_kill`, whose caller (a C function) cannot pass a linked
+    /// greenlet's death on, those wait for the next park outside.
+    #[cold]
+    pub(crate) fn take_pending_timeout(&self) -> Option<Interrupted> {
+        let mut e = self.extra_if_any()?;
+        let i = e
+            .pending
+            .iter()
+            .position(|p| matches!(p, Interrupted::Timeout(_)))?;
+        Some(e.pending.remove(i))
+    }
+
+    #[cold]
+    fn take_pending_slow(&self) -> Option<Interrupted> {
+        let mut e = self.extra_if_any()?;
+        (!e.pending.is_empty()).then(|| e.pending.remove(0))
+    }
+
+    /// The coroutine slot, for the hub to build, resume and retire the
+    /// coroutine in place (moving it out and back for every resume would
+    /// copy it twice per switch).
+    ///
+    /// # Safety
+    /// No other reference to the slot may be alive: only the loop
+    /// (`run_one`, which holds it across a resume) and code that runs while
+    /// this greenlet is not being resumed (`kill` of a greenlet that never
+    /// ran, teardown, fork) use it, and none of them can run inside
+    /// `run_one`'s use for the same greenlet: a running greenlet has started,
+    /// so `kill` does not touch its slot; teardown runs on the main
+    /// greenlet, which only runs when no greenlet is resumed; and fork skips
+    /// the greenlets being resumed (its caller, and the one running the
+    /// loop below it).
+    #[allow(clippy::mut_from_ref)]
+    #[inline]
+    pub(crate) unsafe fn co_slot(&self) -> &mut Option<Co> {
+        // SAFETY: exclusive by the caller's contract above.
+        unsafe { &mut *self.co.get() }
+    }
+
+    /// Takes the coroutine out (teardown, fork).
+    pub(crate) fn take_co(&self) -> Option<Co> {
+        // SAFETY: teardown and fork call this only for greenlets that are
+        // not being resumed (see `co_slot`).
+        unsafe { self.co_slot() }.take()
+    }
+
+    /// Drops a fired, undelivered timeout; `true` if it was pending.
+    pub(crate) fn discard_pending(&self, id: TimeoutId) -> bool {
+        let Some(mut e) = self.extra_if_any() else {
+            return false;
+        };
+        let before = e.pending.len();
+        e.pending.retain(|p| p.timeout_id() != Some(id));
+        e.pending.len() != before
+    }
+
+    /// Where a greenlet is, for messages: "Greenlet-7 spawned at src/x.rs:1:2".
+    pub(crate) fn describe(&self) -> String {
+        if self.is_main {
+            "the main greenlet".to_string()
+        } else {
+            format!("{} spawned at {}", self.name(), self.location)
+        }
+    }
+}
+
+/// The parts of a record most greenlets never use (see `Core::extra`).
+#[derive(Default)]
+pub(crate) struct Extra {
+    /// Interruptions that came while this greenlet was not parked (fired
+    /// timeouts, deaths of linked greenlets); delivered, oldest first, by
+    /// its next waits.
+    pub(crate) pending: Vec<Interrupted>,
+    /// The payload of its panic, until taken.
+    pub(crate) panic: Option<Box<dyn Any + Send>>,
+    pub(crate) links: Vec<Link>,
+    /// The timer that starts a `spawn_later` greenlet.
+    pub(crate) start_timer: Option<TimerHandle>,
+}
