@@ -21,10 +21,9 @@
 use std::cell::{Cell, RefCell};
 use std::ffi::c_int;
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, RawFd};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use greenlet_runtime::{defer_kill, Interrupted, Registration};
@@ -103,7 +102,7 @@ pub(crate) fn close(fd: RawFd) -> c_int {
             // Greenlets wait on it: they get EBADF; the last one closes.
             slot.closed.set(true);
             slot.reg.cancel_waiters();
-            if let Some(p) = placeholder() {
+            if let Some(p) = greenlet_net::closed_fd_placeholder().map(|p| p.as_raw_fd()) {
                 // SAFETY: both fds are open; dup3 atomically makes `fd`
                 // refer to the placeholder, releasing the socket.
                 if unsafe { real::dup3(p, fd, libc::O_CLOEXEC) } == fd {
@@ -123,23 +122,6 @@ pub(crate) fn replacing(newfd: RawFd) {
     if let Some(slot) = retire(newfd) {
         slot.reg.cancel_waiters();
     }
-}
-
-/// A process-wide fd on which I/O fails with `EBADF` (an `O_PATH` fd of
-/// `/`), dup'ed over a closed fd that greenlets still wait on.
-fn placeholder() -> Option<RawFd> {
-    static DEAD: OnceLock<Option<OwnedFd>> = OnceLock::new();
-    DEAD.get_or_init(|| {
-        use std::os::unix::fs::OpenOptionsExt;
-        std::fs::File::options()
-            .read(true)
-            .custom_flags(libc::O_PATH)
-            .open("/")
-            .ok()
-            .map(OwnedFd::from)
-    })
-    .as_ref()
-    .map(|f| f.as_raw_fd())
 }
 
 /// The kept registration of `fd`, made if needed; `None` when it cannot be

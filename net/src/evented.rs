@@ -65,9 +65,13 @@ pub(crate) fn is_cancelled(e: &io::Error) -> bool {
     matches!(Interrupted::from_io(e), Some(Interrupted::Cancelled))
 }
 
-/// A process-wide fd on which every I/O operation fails with `EBADF`,
-/// dup'ed over the fd of a closed socket.
-fn placeholder() -> Option<BorrowedFd<'static>> {
+/// A process-wide fd on which every I/O operation fails with `EBADF` (an
+/// `O_PATH` fd of `/`), dup'ed over the fd of a socket closed while
+/// greenlets still wait on it, so its number stays taken until they have
+/// seen the close. `None` when it cannot be opened (then callers close for
+/// real). Shared with greenlet-monkey's `close` hook; not for users.
+#[doc(hidden)]
+pub fn closed_fd_placeholder() -> Option<BorrowedFd<'static>> {
     static DEAD: OnceLock<Option<OwnedFd>> = OnceLock::new();
     DEAD.get_or_init(|| {
         File::options()
@@ -311,7 +315,7 @@ impl<S: AsRawFd> Evented<S> {
             drop(s.reg.take());
         }
         let fd = sys.sock.as_raw_fd();
-        let replaced = placeholder().is_some_and(|p| {
+        let replaced = closed_fd_placeholder().is_some_and(|p| {
             // SAFETY: `fd` is open and owned by `sys.sock`; `dup3` atomically
             // makes it refer to the placeholder, releasing the socket (it
             // closes if no other fd refers to it) without freeing the number.

@@ -109,6 +109,8 @@ pub use dns::{
     AddrInfo, Hints, AI_ADDRCONFIG, AI_ALL, AI_CANONNAME, AI_NUMERICHOST, AI_NUMERICSERV,
     AI_PASSIVE, AI_V4MAPPED, NI_DGRAM, NI_NAMEREQD, NI_NOFQDN, NI_NUMERICHOST, NI_NUMERICSERV,
 };
+#[doc(hidden)]
+pub use evented::closed_fd_placeholder;
 pub use select::select;
 pub use server::{
     Datagram, DatagramServer, StreamServer, ThreadedServer, DEFAULT_BACKLOG, MAX_BACKOFF,
