@@ -6,9 +6,9 @@ use std::process::{Child, ChildStdout, Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::Duration;
 
-mod common;
 #[cfg(feature = "tls")]
 mod self_signed;
+mod support;
 
 /// The root crate's features this test binary was built with; examples
 /// this file builds get the same. (A new feature that examples need goes
@@ -43,7 +43,7 @@ fn example(name: &str) -> Command {
             program.display()
         );
     }
-    common::target_command(program)
+    support::target_command(program)
 }
 
 /// Whether `program` exists and is newer than every source file it was

@@ -7,7 +7,7 @@
 
 use std::time::{Duration, Instant};
 
-mod common;
+mod support;
 
 fn rss_bytes() -> usize {
     let statm = std::fs::read_to_string("/proc/self/statm").unwrap();
@@ -19,8 +19,8 @@ fn rss_bytes() -> usize {
 #[test]
 fn rss_returns_after_a_burst_of_spawn_and_exit_greenlets() {
     const COUNT: usize = 200_000;
-    if let Some(runner) = common::qemu() {
-        common::skipped(
+    if let Some(runner) = support::qemu() {
+        support::skipped(
             "rss_returns_after_a_burst_of_spawn_and_exit_greenlets",
             &format!(
                 "under `{runner}`, qemu-user ignores madvise, so stacks get mprotect guard pages \

@@ -5,12 +5,12 @@
 use std::time::{Duration, Instant};
 
 mod capture_log;
-mod common;
+mod support;
 
 /// Runs the ignored test `name` in a child process and checks that it
 /// passed.
 fn child(name: &str, limit_ms: &str) {
-    let out = common::this_test_binary()
+    let out = support::this_test_binary()
         .args(["--ignored", "--exact", "--nocapture", name])
         .env("GREENLET_MAX_BLOCKING_MS", limit_ms)
         .output()

@@ -8,14 +8,14 @@ use std::time::{Duration, Instant};
 use greenlet::net::{TcpListener, TcpStream};
 
 mod capture_log;
-mod common;
+mod support;
 use greenlet::{fork, shutdown, sleep, spawn, yield_now, Builder, Fork, Timeout};
 
 /// Runs the ignored test `name` of this file in a process of its own (a
 /// fork must not copy the harness's other test threads' hubs) and asserts
 /// that it passed.
 fn assert_child_passes(name: &str) -> String {
-    let mut child = common::this_test_binary()
+    let mut child = support::this_test_binary()
         .args([
             "--ignored",
             "--exact",

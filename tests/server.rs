@@ -1,6 +1,6 @@
 //! StreamServer and DatagramServer.
 
-mod common;
+mod support;
 
 use std::cell::Cell;
 use std::io::{Read, Write};
@@ -15,20 +15,6 @@ use greenlet::pool::Pool;
 use greenlet::{sleep, threadpool};
 
 mod capture_log;
-
-fn echo(mut conn: TcpStream, _peer: SocketAddr) {
-    let mut buf = [0u8; 4096];
-    loop {
-        match conn.read(&mut buf) {
-            Ok(0) | Err(_) => return,
-            Ok(n) => {
-                if conn.write_all(&buf[..n]).is_err() {
-                    return;
-                }
-            }
-        }
-    }
-}
 
 /// `conns` std connections from one OS thread, each exchanging `msgs`
 /// messages with byte-exact checks; all connections are open at once.
@@ -56,7 +42,7 @@ fn std_clients(addr: SocketAddr, tag: usize, conns: usize, msgs: usize) -> usize
 
 #[test]
 fn thousand_concurrent_std_clients_get_exact_echoes() {
-    let server = StreamServer::bind("127.0.0.1:0", echo).unwrap();
+    let server = StreamServer::bind("127.0.0.1:0", support::echo).unwrap();
     server.start().unwrap();
     let addr = server.local_addr().unwrap();
     let jobs: Vec<_> = (0..10)
@@ -143,7 +129,7 @@ fn serve_forever_returns_after_stop_and_pool_limits_concurrency() {
     let (p, pk) = (pool.clone(), peak.clone());
     let server = StreamServer::bind("127.0.0.1:0", move |conn, peer| {
         pk.set(pk.get().max(p.len()));
-        echo(conn, peer)
+        support::echo(conn, peer)
     })
     .unwrap()
     .pool(pool);
@@ -176,7 +162,7 @@ fn serve_forever_returns_after_stop_and_pool_limits_concurrency() {
 
 #[test]
 fn accept_survives_emfile_and_serves_again() {
-    let out = common::this_test_binary()
+    let out = support::this_test_binary()
         .args(["--ignored", "--exact", "--nocapture", "child_emfile"])
         .output()
         .unwrap();
@@ -192,7 +178,7 @@ fn accept_survives_emfile_and_serves_again() {
 #[ignore = "run in its own process by accept_survives_emfile_and_serves_again"]
 fn child_emfile() {
     capture_log::install();
-    let server = StreamServer::bind("127.0.0.1:0", echo).unwrap();
+    let server = StreamServer::bind("127.0.0.1:0", support::echo).unwrap();
     server.start().unwrap();
     let addr = server.local_addr().unwrap();
     // Client sockets are made first: connecting needs no new descriptor.
@@ -266,7 +252,7 @@ fn datagram_server_replies_to_each_datagram() {
 
 #[test]
 fn concurrent_stops_from_two_greenlets_are_safe() {
-    let server = StreamServer::bind("127.0.0.1:0", echo).unwrap();
+    let server = StreamServer::bind("127.0.0.1:0", support::echo).unwrap();
     server.start().unwrap();
     let (a, b) = (server.clone(), server.clone());
     let g1 = greenlet::spawn(move || a.stop(None));
@@ -299,7 +285,7 @@ fn the_default_backlog_queues_a_burst_of_connections() {
         .and_then(|s| s.trim().parse().ok())
         .unwrap_or(4096);
     let want = 300.min(somaxconn);
-    let server = StreamServer::bind("127.0.0.1:0", echo).unwrap();
+    let server = StreamServer::bind("127.0.0.1:0", support::echo).unwrap();
     let conns = connect_until_full(server.local_addr().unwrap(), want);
     assert_eq!(conns.len(), want);
 }
@@ -310,7 +296,7 @@ fn the_default_backlog_queues_a_burst_of_connections() {
 /// tried (the default backlog would take all 40).
 #[test]
 fn backlog_sets_the_listen_queue() {
-    let server = StreamServer::bind("127.0.0.1:0", echo)
+    let server = StreamServer::bind("127.0.0.1:0", support::echo)
         .unwrap()
         .backlog(8)
         .unwrap();

@@ -7,7 +7,7 @@
 //! `#[ignore]`d `child_*` test, so tests running in parallel threads do not
 //! disturb the figures.
 
-mod common;
+mod support;
 
 use std::cell::RefCell;
 use std::hint::black_box;
@@ -19,7 +19,7 @@ use greenlet::{park, spawn, Builder, Waker};
 
 /// Runs the ignored test `name` alone in a child process.
 fn run_child(name: &str, envs: &[(&str, &str)]) -> Output {
-    let mut cmd = common::this_test_binary();
+    let mut cmd = support::this_test_binary();
     cmd.args([
         "--ignored",
         "--exact",
@@ -98,12 +98,12 @@ fn park_wake_join(n: usize) {
 
 #[test]
 fn hundred_thousand_parked_greenlets_add_few_memory_maps() {
-    if let Some(runner) = common::qemu() {
+    if let Some(runner) = support::qemu() {
         // The pool must notice and fall back (else overflows would go
         // unreported: an_overflowing_greenlet_is_reported_by_name_and_aborts
         // checks that under qemu too); what cannot hold is the map count.
         assert_child_ok("child_guard_falls_back_under_qemu", &[]);
-        common::skipped(
+        support::skipped(
             "hundred_thousand_parked_greenlets_add_few_memory_maps (the map count)",
             &format!(
                 "under `{runner}`, qemu-user answers every madvise with 0 without doing it, so \

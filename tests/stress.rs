@@ -14,6 +14,8 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use greenlet::net::{StreamServer, TcpStream};
+
+mod support;
 use greenlet::{sleep, spawn, with_timeout, Greenlet, GreenletError, GreenletRef};
 
 /// Clients per round, messages per client, largest message.
@@ -50,20 +52,6 @@ fn rss_bytes() -> usize {
     let pages: usize = statm.split_whitespace().nth(1).unwrap().parse().unwrap();
     // SAFETY: sysconf only reads a system value.
     pages * unsafe { libc::sysconf(libc::_SC_PAGESIZE) } as usize
-}
-
-fn echo(mut conn: TcpStream, _peer: SocketAddr) {
-    let mut buf = vec![0u8; 64 << 10];
-    loop {
-        match conn.read(&mut buf) {
-            Ok(0) | Err(_) => return,
-            Ok(n) => {
-                if conn.write_all(&buf[..n]).is_err() {
-                    return;
-                }
-            }
-        }
-    }
 }
 
 #[derive(Default)]
@@ -154,7 +142,7 @@ fn echo_under_kills_and_timeouts_leaks_no_fd_and_no_memory() {
     println!("stress seed {seed}");
     let rng = Rng(Rc::new(Cell::new(seed)));
     let counts = Rc::new(Counts::default());
-    let server = StreamServer::bind("127.0.0.1:0", echo).unwrap();
+    let server = StreamServer::bind("127.0.0.1:0", support::echo).unwrap();
     server.start().unwrap();
     let addr = server.local_addr().unwrap();
 

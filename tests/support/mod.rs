@@ -1,13 +1,42 @@
 //! Fixtures shared by the integration tests (`mod support;` in a test
-//! file). Only what two or more test files need lives here.
+//! file). Only what two or more test files need lives here: a yielding
+//! spinner, and running a binary built for the target the way cargo runs
+//! the tests themselves.
+//!
+//! `.ci/run` tests aarch64 builds on an x86-64 machine under qemu-user: cargo
+//! starts each test binary through the runner, but a test that starts a
+//! binary itself (its own executable for a crash in a child, an example)
+//! must do the same, as the kernel cannot execute it directly. `.ci/run`
+//! names the runner in `GREENLET_TEST_RUNNER`; unset, binaries run directly.
 
 #![allow(dead_code)] // each test file uses its own part of it
 
 use std::cell::Cell;
+use std::ffi::OsStr;
+use std::io::{Read, Write};
+use std::net::SocketAddr;
+use std::process::Command;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
+use greenlet::net::TcpStream;
 use greenlet::{spawn, yield_now, Greenlet};
+
+/// A `StreamServer` handler that echoes every byte back until the peer
+/// closes or an error ends the connection.
+pub fn echo(mut conn: TcpStream, _peer: SocketAddr) {
+    let mut buf = vec![0u8; 64 << 10];
+    loop {
+        match conn.read(&mut buf) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => {
+                if conn.write_all(&buf[..n]).is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
 
 /// Spawns a greenlet that yields in a loop until `stop` is set, for at most
 /// `limit` (bounded, so whatever it would starve fails the test instead of
@@ -22,4 +51,43 @@ pub fn spinner(stop: Rc<Cell<bool>>, limit: Duration) -> Greenlet<u64> {
         }
         spins
     })
+}
+
+/// The runner command (program and arguments), if the tests run under one.
+pub fn runner() -> Option<String> {
+    std::env::var("GREENLET_TEST_RUNNER")
+        .ok()
+        .filter(|r| !r.trim().is_empty())
+}
+
+/// The runner if it is qemu-user, for the few checks that cannot hold
+/// under an emulator; a test that skips one says why on stderr.
+pub fn qemu() -> Option<String> {
+    runner().filter(|r| r.contains("qemu"))
+}
+
+/// Says on stderr, past the test harness's capture (so it shows when the
+/// test passes), that `what` was skipped and why.
+pub fn skipped(what: &str, why: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "SKIPPED {what}: {why}");
+}
+
+/// A command that runs `program`, a binary built for the target, through the
+/// runner if there is one.
+pub fn target_command(program: impl AsRef<OsStr>) -> Command {
+    match runner() {
+        Some(r) => {
+            let mut words = r.split_whitespace();
+            let mut cmd = Command::new(words.next().expect("non-empty runner"));
+            cmd.args(words).arg(program);
+            cmd
+        }
+        None => Command::new(program),
+    }
+}
+
+/// This test binary, run again (through the runner if there is one).
+pub fn this_test_binary() -> Command {
+    target_command(std::env::current_exe().expect("test binary path"))
 }
