@@ -60,13 +60,15 @@ fn serve_threads(bind: &str, n: usize, quiet: bool) {
         eprintln!("cannot listen on {bind}: {e}");
         std::process::exit(1)
     });
+    // The handler goes in before the ready line: the worker hubs already
+    // serve, and whoever reads that line may signal at once.
+    let stop = greenlet::sync::Event::new();
+    let s = stop.clone();
+    let _signals = common::on_terminate(move || s.set());
     println!(
         "echo server listening on {} ({n} threads, a hub each); Ctrl-C to stop",
         server.local_addr()
     );
-    let stop = greenlet::sync::Event::new();
-    let s = stop.clone();
-    let _signals = common::on_terminate(move || s.set());
     stop.wait().expect("wait for a signal");
     println!("stopping");
     server.stop();
@@ -111,8 +113,6 @@ fn main() {
     } else {
         "no connection limit".to_string()
     };
-    println!("echo server listening on {addr} ({limit}); Ctrl-C to stop");
-
     let s = server.clone();
     let _signals = common::on_terminate(move || {
         if max_conns > 0 {
@@ -122,6 +122,7 @@ fn main() {
         }
         let _ = s.stop(Some(Duration::from_secs(2)));
     });
+    println!("echo server listening on {addr} ({limit}); Ctrl-C to stop");
     if let Err(e) = server.serve_forever() {
         eprintln!("server failed: {e}");
         std::process::exit(1);

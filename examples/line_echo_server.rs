@@ -61,14 +61,14 @@ fn main() {
         eprintln!("cannot listen on {bind}: {e}");
         std::process::exit(1)
     });
-    println!(
-        "Starting echo server on {}",
-        server.local_addr().expect("bound")
-    );
     let s = server.clone();
     let _signals = common::on_terminate(move || {
         let _ = s.stop(None);
     });
+    println!(
+        "Starting echo server on {}",
+        server.local_addr().expect("bound")
+    );
     server.serve_forever().expect("serve");
     println!("stopped after {} connections", server.accepted());
 }

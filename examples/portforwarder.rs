@@ -74,15 +74,15 @@ fn main() {
             std::process::exit(1)
         })
         .max_connections(10_000);
-    println!(
-        "forwarding {} -> {to}; Ctrl-C to stop",
-        server.local_addr().expect("bound")
-    );
     let s = server.clone();
     let _signals = common::on_terminate(move || {
         println!("stopping");
         let _ = s.stop(Some(Duration::from_secs(1)));
     });
+    println!(
+        "forwarding {} -> {to}; Ctrl-C to stop",
+        server.local_addr().expect("bound")
+    );
     server.serve_forever().expect("serve");
     println!("stopped after {} connections", server.accepted());
 }

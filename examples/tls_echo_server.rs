@@ -79,16 +79,16 @@ fn main() {
         eprintln!("cannot listen on {bind}: {e}");
         std::process::exit(1)
     });
-    println!(
-        "tls echo server on {} (certificate {}); Ctrl-C to stop",
-        server.local_addr().expect("bound"),
-        cert.display()
-    );
     let s = server.clone();
     let _signals = common::on_terminate(move || {
         println!("stopping");
         let _ = s.stop(None);
     });
+    println!(
+        "tls echo server on {} (certificate {}); Ctrl-C to stop",
+        server.local_addr().expect("bound"),
+        cert.display()
+    );
     server.serve_forever().expect("serve");
     println!("stopped after {} connections", server.accepted());
 }

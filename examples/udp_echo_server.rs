@@ -26,14 +26,14 @@ fn main() {
         eprintln!("cannot bind {bind}: {e}");
         std::process::exit(1)
     });
-    println!(
-        "udp echo server on {}; Ctrl-C to stop",
-        server.local_addr().expect("bound")
-    );
     let s = server.clone();
     let _signals = common::on_terminate(move || {
         let _ = s.stop(None);
     });
+    println!(
+        "udp echo server on {}; Ctrl-C to stop",
+        server.local_addr().expect("bound")
+    );
     server.serve_forever().expect("serve");
     println!("stopped");
 }

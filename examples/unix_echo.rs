@@ -62,9 +62,9 @@ fn main() {
     match args.positional(0).unwrap_or("demo") {
         "server" => {
             let listener = Rc::new(bind(&path));
-            println!("unix echo server on {}; Ctrl-C to stop", path.display());
             let l = listener.clone();
             let _signals = common::on_terminate(move || l.close());
+            println!("unix echo server on {}; Ctrl-C to stop", path.display());
             let handlers = Group::new();
             serve(&listener, &handlers);
             println!("stopping: closing {} connections", handlers.len());
