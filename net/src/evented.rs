@@ -7,9 +7,11 @@
 //! `WouldBlock`, which clears the readiness flag; the reactor's next edge
 //! sets it again. A short read (fewer bytes than asked, on a stream socket)
 //! clears read readiness too, so the next read parks without a syscall
-//! that would return `EAGAIN`; likewise a short write. The registration is
-//! made lazily, the first time readiness must be recorded, and never
-//! changed afterwards: no `epoll_ctl` per operation, no allocation.
+//! that would return `EAGAIN`, where the reactor can tell that the read
+//! side has not ended (Linux; elsewhere the next read finds out); likewise
+//! a short write. The registration is made lazily, the first time
+//! readiness must be recorded, and never changed afterwards: no
+//! registration syscall per operation, no allocation.
 //!
 //! # Closing while others wait
 //! The fd and its registration live in an `Rc<Sys>`; an operation holds a
@@ -120,6 +122,14 @@ impl<S: AsRawFd> Sys<S> {
     #[inline]
     fn clear(&self, dir: Direction) -> io::Result<()> {
         self.registration()?.clear_ready(dir);
+        Ok(())
+    }
+
+    /// After a short read or write: see
+    /// [`Registration::clear_ready_after_short`].
+    #[inline]
+    fn clear_after_short(&self, dir: Direction) -> io::Result<()> {
+        self.registration()?.clear_ready_after_short(dir);
         Ok(())
     }
 
@@ -252,7 +262,7 @@ impl<S: AsRawFd> Evented<S> {
                         if short(&r) {
                             // Best effort: without it the next operation
                             // costs one `EAGAIN` syscall.
-                            let _ = sys.clear(dir);
+                            let _ = sys.clear_after_short(dir);
                         }
                         return Ok(r);
                     }

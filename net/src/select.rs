@@ -6,7 +6,7 @@ use std::os::fd::RawFd;
 use std::time::{Duration, Instant};
 
 use crate::evented::is_own_timeout;
-use crate::wait::{check_open, poll_now, EpollWaker};
+use crate::wait::{check_open, poll_now, FdWaker};
 
 /// The fds of `fds` whose `revents` in `pfds` match `mask`.
 fn matching(fds: &[RawFd], pfds: &[libc::pollfd], mask: i16) -> Vec<RawFd> {
@@ -92,7 +92,7 @@ pub fn select(
             return Ok((Vec::new(), Vec::new()));
         }
         if waker.is_none() {
-            waker = Some(EpollWaker::new(pfds.iter().map(|p| (p.fd, p.events)))?);
+            waker = Some(FdWaker::new(pfds.iter().map(|p| (p.fd, p.events)))?);
         }
         match waker.as_ref().map(|w| w.wait(deadline)) {
             Some(Err(e)) if is_own_timeout(&e) => return Ok((Vec::new(), Vec::new())),

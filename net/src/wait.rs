@@ -5,11 +5,12 @@
 //! These report *level* readiness, as `select(2)` would: a wait returns at
 //! once while the fd is readable (or writable). A readiness check is one
 //! `poll(2)` with a zero timeout; only when the fd is not ready does the
-//! greenlet park, on a small level-triggered epoll instance that holds the
-//! fd and is itself registered with the hub's reactor. That instance is
-//! ours: the fd is never added to the hub's own epoll, so the sockets of
-//! this crate (which are) can be waited on too, and a foreign fd that is
-//! closed later can never disturb another registration.
+//! greenlet park, on the hub's own reactor, through a registration of a
+//! duplicate of the fd (`F_DUPFD_CLOEXEC`) made for the wait. The
+//! duplicate is ours: the sockets of this crate, whose own fds are
+//! registered already, can be waited on too, and a foreign fd that is
+//! closed later can never disturb another registration (the duplicate is
+//! deregistered before it is closed).
 //!
 //! ```
 //! use greenlet_net::{wait_read, UnixStream};
@@ -77,57 +78,51 @@ pub(crate) fn check_open(pfds: &[libc::pollfd]) -> io::Result<()> {
     Ok(())
 }
 
-/// A wake-up source for a set of fds: a level-triggered epoll instance
-/// holding them, registered (edge-triggered) with the hub's reactor. Any
-/// event on one of the fds makes the instance readable, which wakes the
-/// parked greenlet. Field order: the registration is dropped first.
-pub(crate) struct EpollWaker {
-    reg: Registration,
-    _epoll: OwnedFd,
+/// A wake-up source for a set of fds: each fd duplicated and the
+/// duplicate registered with the hub's reactor (edge-triggered), so an edge
+/// in a watched direction of any of them wakes the parked greenlet.
+pub(crate) struct FdWaker {
+    /// Each registration with the directions it is watched for. Dropped
+    /// before `_dups` (field order): each fd is deregistered while it is
+    /// still open.
+    regs: Vec<(Registration, &'static [Direction])>,
+    _dups: Vec<OwnedFd>,
 }
 
-impl EpollWaker {
+impl FdWaker {
     /// Watches `fds` (fd, `poll` events). A regular file (which epoll
     /// refuses: it is always ready) is skipped.
     ///
     /// # Errors
     /// `EBADF` for an fd that is not open; OS errors (`EMFILE`, ...).
-    pub(crate) fn new(fds: impl IntoIterator<Item = (RawFd, i16)>) -> io::Result<EpollWaker> {
-        // SAFETY: plain syscall; the result is checked below.
-        let ep = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
-        if ep < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: `ep` is a new fd that nothing else owns.
-        let epoll = unsafe { OwnedFd::from_raw_fd(ep) };
+    pub(crate) fn new(fds: impl IntoIterator<Item = (RawFd, i16)>) -> io::Result<FdWaker> {
+        let mut regs = Vec::new();
+        let mut dups = Vec::new();
         for (fd, events) in fds {
-            let mut mask = 0u32;
-            if events & libc::POLLIN != 0 {
-                mask |= libc::EPOLLIN as u32;
+            let dirs: &'static [Direction] =
+                match (events & libc::POLLIN != 0, events & libc::POLLOUT != 0) {
+                    (true, true) => &[Direction::Read, Direction::Write],
+                    (true, false) => &[Direction::Read],
+                    (false, true) => &[Direction::Write],
+                    (false, false) => continue,
+                };
+            // SAFETY: plain syscall; the kernel checks `fd`.
+            let dup = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
+            if dup < 0 {
+                return Err(io::Error::last_os_error());
             }
-            if events & libc::POLLOUT != 0 {
-                mask |= libc::EPOLLOUT as u32;
+            // SAFETY: a new fd that nothing else owns.
+            let dup = unsafe { OwnedFd::from_raw_fd(dup) };
+            // SAFETY: `dup` is kept open in `_dups` until after the
+            // registration is dropped (field order).
+            match unsafe { Registration::new(dup.as_raw_fd()) } {
+                Ok(reg) => regs.push((reg, dirs)),
+                Err(e) if e.raw_os_error() == Some(libc::EPERM) => continue,
+                Err(e) => return Err(e),
             }
-            let mut ev = libc::epoll_event {
-                events: mask,
-                u64: fd as u64,
-            };
-            // SAFETY: `epoll` is open; `ev` is a valid event. epoll does not
-            // keep `fd` alive nor require it to outlive the instance: a
-            // closed fd simply leaves the set.
-            let rc =
-                unsafe { libc::epoll_ctl(epoll.as_raw_fd(), libc::EPOLL_CTL_ADD, fd, &mut ev) };
-            if rc < 0 {
-                let e = io::Error::last_os_error();
-                if e.raw_os_error() != Some(libc::EPERM) {
-                    return Err(e);
-                }
-            }
+            dups.push(dup);
         }
-        // SAFETY: `epoll` is owned by the value returned and dropped after
-        // `reg` (field order).
-        let reg = unsafe { Registration::new(epoll.as_raw_fd()) }?;
-        Ok(EpollWaker { reg, _epoll: epoll })
+        Ok(FdWaker { regs, _dups: dups })
     }
 
     /// Waits until one of the fds may have become ready (spurious wake-ups
@@ -137,13 +132,28 @@ impl EpollWaker {
     /// `TimedOut` ("timed out") at `deadline`; `ResourceBusy` if another
     /// greenlet waits on it; the `io::Error` of an [`Interrupted`](greenlet_runtime::Interrupted).
     pub(crate) fn wait(&self, deadline: Option<Instant>) -> io::Result<()> {
-        self.reg.clear_ready(Direction::Read);
-        self.reg.wait_until(Direction::Read, deadline)
+        let waits: Vec<(&Registration, Direction)> = self
+            .regs
+            .iter()
+            .flat_map(|(reg, dirs)| dirs.iter().map(move |&dir| (reg, dir)))
+            .collect();
+        if waits.is_empty() {
+            // Only regular files, which are always ready: a check finds
+            // them so; nothing to park on.
+            return Ok(());
+        }
+        // The check just found none ready: only an edge after it counts.
+        for &(reg, dir) in &waits {
+            reg.clear_ready(dir);
+        }
+        Registration::wait_any(&waits, deadline)
     }
 
     /// Fails the parked greenlet (if any) with `Interrupted::Cancelled`.
     pub(crate) fn cancel(&self) {
-        self.reg.cancel_waiters();
+        for (reg, _) in &self.regs {
+            reg.cancel_waiters();
+        }
     }
 }
 
@@ -170,7 +180,7 @@ impl EpollWaker {
 /// canceller.join().unwrap();
 /// ```
 pub struct Watcher {
-    waker: EpollWaker,
+    waker: FdWaker,
     fd: RawFd,
     interest: Interest,
     waiting: Cell<bool>,
@@ -194,7 +204,7 @@ impl Watcher {
     /// `EBADF` if `fd` is not open; OS errors (`EMFILE`).
     pub fn new(fd: RawFd, interest: Interest) -> io::Result<Watcher> {
         Ok(Watcher {
-            waker: EpollWaker::new([(fd, interest.poll_events())])?,
+            waker: FdWaker::new([(fd, interest.poll_events())])?,
             fd,
             interest,
             waiting: Cell::new(false),

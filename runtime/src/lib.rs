@@ -65,6 +65,7 @@ macro_rules! unix_only {
 
 unix_only! {
 mod deadline;
+#[cfg(target_os = "linux")]
 mod epoll;
 mod greenlet;
 mod interrupt;

@@ -14,9 +14,9 @@
 //! serve in children, fork first and start servers after, in each child;
 //! sockets made before the fork keep working there.
 //!
-//! The child's hub gets a new `epoll` instance and notifier with every
-//! registered fd added again (the parent's are shared with the child and
-//! are left alone), the remote queue forgets the parent's jobs, and the
+//! The child's hub gets a new poller with every registered fd added again
+//! (the parent's epoll instance and notifier are shared with the child and
+//! are left alone; on kqueue systems the child has none), the remote queue forgets the parent's jobs, and the
 //! thread pool forgets its workers (threads do not survive `fork`).
 
 use std::io;
@@ -75,7 +75,8 @@ pub fn fork() -> io::Result<Fork> {
 /// reset. Greenlets are left as they are.
 ///
 /// # Errors
-/// The error of creating the new `epoll` instance or eventfd.
+/// The error of creating the new poller (`polling::Poller::new`: the
+/// epoll or kqueue instance, or its notifier), e.g. `EMFILE`.
 pub fn reinit() -> io::Result<()> {
     Hub::with(Hub::after_fork)
 }

@@ -1,29 +1,81 @@
-//! The reactor: readiness of file descriptors, on `epoll` (see `epoll.rs`).
+//! The reactor: readiness of file descriptors, on one `polling::Poller`
+//! per hub.
 //!
 //! Each fd is registered once, edge-triggered, for read and write, as a
 //! [`Source`]: per direction a readiness flag and at most one waiter. I/O
 //! is try-first: an operation runs its non-blocking syscall and parks only
 //! on `WouldBlock`, which consumes the readiness flag; the next edge sets
-//! it again. `epoll_wait` runs at most once per loop turn, never per
-//! operation, and no `epoll_ctl` happens after registration.
+//! it again. The poller is waited on at most once per loop turn, never per
+//! operation, and no registration changes after it is made.
+//!
+//! Two ways to wait, one poller: on Linux the fast path (`epoll.rs`) calls
+//! `epoll_wait` on the poller's own epoll instance (one syscall instead of
+//! `Poller::wait`'s five) and registers with `EPOLLRDHUP`; elsewhere, or
+//! with `GREENLET_REACTOR=polling`, everything goes through `polling`'s API
+//! (CI runs the test suite both ways). Cross-thread wake-ups are
+//! `Poller::notify` either way.
 //!
 //! Plain state: the hub owns the reactor; a `Registration` (the handle)
 //! holds its source, so asking about readiness is a field read.
 
-use std::cell::{Cell, RefCell};
+use std::cell::{Cell, Ref, RefCell};
 use std::io;
-use std::os::fd::RawFd;
+use std::num::NonZeroUsize;
+use std::os::fd::{BorrowedFd, RawFd};
 use std::rc::Rc;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+use polling::{Event, Events, PollMode, Poller};
 use slab::Slab;
 
-use crate::epoll::{Epoll, Notifier, Ready, NOTIFY_KEY};
 use crate::task::Waker;
 
-/// Capacity of the events buffer filled by one `epoll_wait`.
+/// Capacity of the events buffer filled by one wait.
 const EVENTS: usize = 1024;
+
+/// The environment variable that selects the reactor's backend on Linux:
+/// `polling` (everything through the `polling` crate's API) or `epoll`
+/// (the default: the fast path of `epoll.rs`). Elsewhere only `polling`
+/// exists and the variable is ignored.
+pub(crate) const REACTOR_ENV: &str = "GREENLET_REACTOR";
+
+/// Whether hubs use the Linux fast path (read once per process).
+fn fast_path() -> bool {
+    static FAST: OnceLock<bool> = OnceLock::new();
+    *FAST.get_or_init(|| {
+        let choice = std::env::var(REACTOR_ENV).unwrap_or_default();
+        match choice.as_str() {
+            "" | "epoll" => cfg!(target_os = "linux"),
+            "polling" => false,
+            other => {
+                log::warn!(
+                    "{REACTOR_ENV}={other:?} is not a reactor backend (\"epoll\" or \"polling\"); using the default"
+                );
+                cfg!(target_os = "linux")
+            }
+        }
+    })
+}
+
+/// Readiness reported for one key by a wait.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Ready {
+    pub(crate) key: u64,
+    pub(crate) readable: bool,
+    pub(crate) writable: bool,
+    /// The read side is finished for good (peer's FIN or hang-up): reads
+    /// never block again.
+    pub(crate) read_closed: bool,
+    /// Hung up: writes never block again.
+    pub(crate) write_closed: bool,
+    /// The backend would have reported the end of the read side in this
+    /// event (`EPOLLRDHUP`): if `read_closed` is false, the read side is
+    /// still open. False for events that came through `polling`'s API,
+    /// which cannot ask for `EPOLLRDHUP` and on kqueue folds `EV_EOF` into
+    /// readiness.
+    pub(crate) end_known: bool,
+}
 
 /// A direction of readiness: what an I/O operation waits for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -98,6 +150,9 @@ pub(crate) struct Source {
     /// Its hub was shut down: waits on it fail instead (the socket must be
     /// made again for the new hub).
     hub_gone: Cell<bool>,
+    /// The last read edge said whether the read side had ended (see
+    /// [`Ready::end_known`]), so a short read may clear read readiness.
+    read_end_known: Cell<bool>,
     dirs: [DirState; 2],
 }
 
@@ -128,6 +183,18 @@ impl Source {
         d.ready.set(d.closed.get());
     }
 
+    /// After a short read (write) on a stream socket: forgets `dir`'s
+    /// readiness where that is safe. A short read may have taken the data
+    /// that came with the peer's FIN in one edge; no later edge would come,
+    /// so read readiness is kept (and the next read finds the end, or
+    /// `EAGAIN`) unless the edge said the read side was still open.
+    #[inline]
+    pub(crate) fn clear_ready_after_short(&self, dir: Direction) {
+        if dir == Direction::Write || self.read_end_known.get() {
+            self.clear_ready(dir);
+        }
+    }
+
     /// Whether another greenlet waits for `dir`.
     pub(crate) fn is_busy(&self, dir: Direction) -> bool {
         self.dirs[dir as usize].busy()
@@ -146,45 +213,68 @@ impl Source {
 
 pub(crate) struct Reactor {
     /// Replaced in a forked child (`reinit`): the parent's epoll instance
-    /// and eventfd are shared with it and must not be touched.
-    epoll: RefCell<Epoll>,
-    notifier: RefCell<Arc<Notifier>>,
+    /// and notifier are shared with it and must not be touched.
+    poller: RefCell<Arc<Poller>>,
+    /// Waits with `epoll.rs` instead of `Poller::wait` (Linux).
+    fast: bool,
     sources: RefCell<Slab<Rc<Source>>>,
-    /// The `epoll_wait` buffer and the decoded events (kept to reuse their
+    /// The wait buffers and the decoded events (kept to reuse their
     /// allocations).
-    events: RefCell<(Vec<libc::epoll_event>, Vec<Ready>)>,
+    events: RefCell<Buffers>,
     /// Waiters parked in `sources` (for the deadlock check). Counted only
     /// where a waiter is put in or taken out: `set_waiter`, `take_waiter`
     /// and `take_all_waiters`.
     waiters: Cell<usize>,
 }
 
+struct Buffers {
+    /// For `Poller::wait`.
+    events: Events,
+    /// For the fast path's `epoll_wait`.
+    #[cfg(target_os = "linux")]
+    raw: Vec<libc::epoll_event>,
+    ready: Vec<Ready>,
+}
+
 impl Reactor {
     pub(crate) fn new() -> io::Result<Reactor> {
-        let epoll = Epoll::new()?;
-        let notifier = Arc::new(Notifier::new(&epoll)?);
+        let fast = fast_path();
         Ok(Reactor {
-            epoll: RefCell::new(epoll),
-            notifier: RefCell::new(notifier),
+            poller: RefCell::new(Arc::new(Poller::new()?)),
+            fast,
             sources: RefCell::new(Slab::new()),
-            events: RefCell::new((
-                vec![libc::epoll_event { events: 0, u64: 0 }; EVENTS],
-                Vec::with_capacity(EVENTS),
-            )),
+            events: RefCell::new(Buffers {
+                events: Events::with_capacity(NonZeroUsize::new(EVENTS).expect("not zero")),
+                #[cfg(target_os = "linux")]
+                raw: if fast {
+                    crate::epoll::buffer(EVENTS)
+                } else {
+                    Vec::new()
+                },
+                ready: Vec::with_capacity(EVENTS),
+            }),
             waiters: Cell::new(0),
         })
     }
 
-    /// Wakes this reactor's poll from any thread.
-    pub(crate) fn notifier(&self) -> Arc<Notifier> {
-        self.notifier.borrow().clone()
+    /// The poller, for waking this reactor's wait from any thread
+    /// (`Poller::notify`).
+    pub(crate) fn notifier(&self) -> Arc<Poller> {
+        self.poller.borrow().clone()
+    }
+
+    /// Whether no fd is registered: a poll could only report a notify,
+    /// which the hub learns from its queues' own flags.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.sources.borrow().is_empty()
     }
 
     /// Registers `fd`; it starts ready both ways, so the first operation
     /// tries its syscall.
     ///
     /// # Errors
-    /// The error of `epoll_ctl` (`EBADF`, `EPERM` for a regular file).
+    /// The error of the registration (`EBADF`; `EPERM` for a regular file
+    /// on Linux; `EEXIST` if the fd is registered already).
     pub(crate) fn register(&self, fd: RawFd) -> io::Result<Rc<Source>> {
         let mut sources = self.sources.borrow_mut();
         let entry = sources.vacant_entry();
@@ -193,11 +283,24 @@ impl Reactor {
             key: entry.key(),
             attached: Cell::new(true),
             hub_gone: Cell::new(false),
+            read_end_known: Cell::new(self.fast),
             dirs: [DirState::ready(), DirState::ready()],
         });
-        self.epoll.borrow().add(fd, source.key as u64)?;
+        self.add(&self.poller.borrow(), fd, source.key)?;
         entry.insert(source.clone());
         Ok(source)
+    }
+
+    /// Adds `fd` to `poller`, edge-triggered, both directions.
+    fn add(&self, poller: &Poller, fd: RawFd, key: usize) -> io::Result<()> {
+        #[cfg(target_os = "linux")]
+        if self.fast {
+            use std::os::fd::AsRawFd;
+            return crate::epoll::add(poller.as_raw_fd(), fd, key as u64);
+        }
+        // SAFETY: the `Registration` contract keeps `fd` open until it is
+        // deleted (`deregister`), or until the reactor is dropped with it.
+        unsafe { poller.add_with_mode(fd, Event::all(key).with_interrupt(), PollMode::Edge) }
     }
 
     /// Deregisters `source` and returns its waiters (to be failed by the
@@ -207,9 +310,10 @@ impl Reactor {
             return [None, None];
         }
         let removed = self.sources.borrow_mut().try_remove(source.key);
-        // The fd is still open (the `Registration` contract), so this
-        // deletes our registration and nobody else's.
-        let _ = self.epoll.borrow().delete(source.fd);
+        // SAFETY: the fd is still open (the `Registration` contract), so
+        // this deletes our registration and nobody else's.
+        let fd = unsafe { BorrowedFd::borrow_raw(source.fd) };
+        let _ = self.poller.borrow().delete(fd);
         let waiters = source.detach();
         self.count_out(&waiters);
         drop(removed);
@@ -243,18 +347,21 @@ impl Reactor {
         self.waiters.set(self.waiters.get() - n);
     }
 
-    /// In a forked child: a new epoll instance and notifier, with every
-    /// registered fd added again. Returns the new notifier.
-    pub(crate) fn reinit(&self) -> io::Result<Arc<Notifier>> {
-        let epoll = Epoll::new()?;
-        let notifier = Arc::new(Notifier::new(&epoll)?);
+    /// In a forked child: a new poller, with every registered fd added
+    /// again. Returns it (for the remote queue and signal handlers).
+    pub(crate) fn reinit(&self) -> io::Result<Arc<Poller>> {
+        let poller = Arc::new(Poller::new()?);
         for (key, s) in self.sources.borrow().iter() {
             // A source whose fd was closed meanwhile just fails here.
-            let _ = epoll.add(s.fd, key as u64);
+            let _ = self.add(&poller, s.fd, key);
         }
-        *self.epoll.borrow_mut() = epoll; // closes our copy of the old one
-        *self.notifier.borrow_mut() = notifier.clone();
-        Ok(notifier)
+        let old = std::mem::replace(&mut *self.poller.borrow_mut(), poller.clone());
+        // Never dropped: `Poller`'s drop deletes its notifier from the
+        // epoll instance, which the child shares with the parent (the
+        // parent would never be woken again). This keeps its three fds
+        // open in the child.
+        std::mem::forget(old);
+        Ok(poller)
     }
 
     pub(crate) fn waiters(&self) -> usize {
@@ -280,22 +387,23 @@ impl Reactor {
 
     /// Waits for readiness (or a notify) up to `timeout` and wakes waiters.
     pub(crate) fn poll(&self, timeout: Option<Duration>) {
-        let mut ev = self.events.borrow_mut();
-        let (buf, ready) = &mut *ev;
-        ready.clear();
-        if let Err(e) = self.epoll.borrow().wait(buf, timeout, ready) {
+        let mut bufs = self.events.borrow_mut();
+        let bufs = &mut *bufs;
+        bufs.ready.clear();
+        let poller = self.poller.borrow();
+        if let Err(e) = self.wait(&poller, bufs, timeout) {
             log::error!("polling for I/O readiness failed: {e}");
             return;
         }
-        for r in ready.iter() {
-            if r.key == NOTIFY_KEY {
-                self.notifier.borrow().clear();
-                continue;
-            }
+        drop(poller);
+        for r in bufs.ready.iter() {
             let source = match self.sources.borrow().get(r.key as usize) {
                 Some(s) => s.clone(),
                 None => continue,
             };
+            if r.readable {
+                source.read_end_known.set(r.end_known);
+            }
             let edges = [
                 (Direction::Read, r.readable, r.read_closed),
                 (Direction::Write, r.writable, r.write_closed),
@@ -312,6 +420,45 @@ impl Reactor {
                 }
             }
         }
+    }
+
+    /// Fills `bufs.ready` with what one wait reports.
+    fn wait(&self, poller: &Ref<'_, Arc<Poller>>, bufs: &mut Buffers, timeout: Option<Duration>) -> io::Result<()> {
+        #[cfg(target_os = "linux")]
+        if self.fast {
+            use std::os::fd::AsRawFd;
+            crate::epoll::wait(poller.as_raw_fd(), &mut bufs.raw, timeout, &mut bufs.ready)?;
+            let notified = bufs.ready.len();
+            bufs.ready.retain(|r| r.key != crate::epoll::NOTIFY_KEY);
+            if bufs.ready.len() == notified {
+                return Ok(());
+            }
+            // Let `polling` drain and re-arm its notifier (and reset its
+            // flag, so the next `notify` writes again). This may report
+            // edges too, without the read side's end.
+            return Self::wait_polling(poller, bufs, Some(Duration::ZERO));
+        }
+        Self::wait_polling(poller, bufs, timeout)
+    }
+
+    /// One `Poller::wait`, appended to `bufs.ready`.
+    fn wait_polling(poller: &Poller, bufs: &mut Buffers, timeout: Option<Duration>) -> io::Result<()> {
+        bufs.events.clear();
+        poller.wait(&mut bufs.events, timeout)?;
+        for ev in bufs.events.iter() {
+            // Hung up (epoll, poll); kqueue reports no such thing, and
+            // reads and writes then find the end themselves.
+            let hup = ev.is_interrupt();
+            bufs.ready.push(Ready {
+                key: ev.key as u64,
+                readable: ev.readable,
+                writable: ev.writable,
+                read_closed: hup,
+                write_closed: hup,
+                end_known: false,
+            });
+        }
+        Ok(())
     }
 
     /// Detaches every source (the hub is going away): their registrations

@@ -70,8 +70,9 @@ impl Registration {
     /// unrelated file whose registration this one would then delete.
     ///
     /// # Errors
-    /// The error of `epoll_ctl`, e.g. `EBADF` for an fd that is not open, or
-    /// `EPERM` for a regular file (which is always ready; do not register).
+    /// The error of the poller's registration, e.g. `EBADF` for an fd that
+    /// is not open, `EPERM` for a regular file on Linux (which is always
+    /// ready; do not register), `EEXIST` if this fd is registered already.
     pub unsafe fn new(fd: RawFd) -> io::Result<Registration> {
         let source = Hub::with(|hub| hub.register_fd(fd))?;
         Ok(Registration { source })
@@ -97,6 +98,18 @@ impl Registration {
     #[inline]
     pub fn clear_ready(&self, dir: Direction) {
         self.source.clear_ready(dir)
+    }
+
+    /// After a short read (fewer bytes than asked) or short write on a
+    /// stream socket: forgets `dir`'s readiness if no further edge can be
+    /// missed, so the next operation parks without a syscall that would
+    /// return `EAGAIN`. Read readiness is kept unless the reactor's last
+    /// read edge said the read side was still open (Linux: `EPOLLRDHUP`):
+    /// the data just read may have come with the peer's FIN in one edge,
+    /// and then only the next read can find the end.
+    #[inline]
+    pub fn clear_ready_after_short(&self, dir: Direction) {
+        self.source.clear_ready_after_short(dir)
     }
 
     /// Whether the last known read readiness is "ready".
@@ -150,32 +163,53 @@ impl Registration {
     pub fn wait_until(&self, dir: Direction, deadline: Option<Instant>) -> io::Result<()> {
         let s = &*self.source;
         if s.is_orphaned() {
-            return Err(io::Error::new(
-                io::ErrorKind::NotConnected,
-                format!(
-                    "fd {} was registered with a hub that has been shut down; make the socket again",
-                    s.fd()
-                ),
-            ));
+            return Err(s.orphaned());
         }
         loop {
             if s.is_ready(dir) {
                 return Ok(());
             }
             if s.is_busy(dir) {
-                return Err(io::Error::new(
-                    io::ErrorKind::ResourceBusy,
-                    format!(
-                        "another greenlet is already waiting to {} fd {}",
-                        dir.verb(),
-                        s.fd()
-                    ),
-                ));
+                return Err(s.busy(dir));
             }
             if deadline.is_some_and(|d| Instant::now() >= d) {
                 return Err(timed_out());
             }
             Hub::with(|hub| hub.park_io(s, dir, deadline))?;
+        }
+    }
+
+    /// Waits until one of `waits` (a registration and a direction each) is
+    /// ready (returns at once if one is known to be), or until `deadline`:
+    /// `select` over registrations. Every registration must belong to this
+    /// thread's hub.
+    ///
+    /// # Errors
+    /// As [`Registration::wait_until`]: `TimedOut` at `deadline`,
+    /// `ResourceBusy` if another greenlet already waits for one of them,
+    /// `NotConnected` if their hub has shut down, the `io::Error` of an
+    /// [`Interrupted`]; `InvalidInput` for an empty `waits` (it would wait
+    /// forever).
+    pub fn wait_any(waits: &[(&Registration, Direction)], deadline: Option<Instant>) -> io::Result<()> {
+        if waits.is_empty() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "a wait for any of no registrations would wait forever",
+            ));
+        }
+        let sources: Vec<(&Source, Direction)> =
+            waits.iter().map(|(r, dir)| (&*r.source, *dir)).collect();
+        loop {
+            for &(s, dir) in &sources {
+                s.check_waitable(dir)?;
+            }
+            if sources.iter().any(|&(s, dir)| s.is_ready(dir)) {
+                return Ok(());
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Err(timed_out());
+            }
+            Hub::with(|hub| hub.park_io_any(&sources, deadline))?;
         }
     }
 
@@ -258,6 +292,41 @@ impl Registration {
         for w in waiters.into_iter().flatten() {
             w.interrupt(reason.clone());
         }
+    }
+}
+
+impl Source {
+    /// The error of a wait that cannot park here: its hub is gone, or
+    /// another greenlet waits for `dir`.
+    fn check_waitable(&self, dir: Direction) -> io::Result<()> {
+        if self.is_orphaned() {
+            return Err(self.orphaned());
+        }
+        if !self.is_ready(dir) && self.is_busy(dir) {
+            return Err(self.busy(dir));
+        }
+        Ok(())
+    }
+
+    fn orphaned(&self) -> io::Error {
+        io::Error::new(
+            io::ErrorKind::NotConnected,
+            format!(
+                "fd {} was registered with a hub that has been shut down; make the socket again",
+                self.fd()
+            ),
+        )
+    }
+
+    fn busy(&self, dir: Direction) -> io::Error {
+        io::Error::new(
+            io::ErrorKind::ResourceBusy,
+            format!(
+                "another greenlet is already waiting to {} fd {}",
+                dir.verb(),
+                self.fd()
+            ),
+        )
     }
 }
 

@@ -1,7 +1,7 @@
 //! [`Remote`]: a `Send + Sync` handle to a hub, for other threads.
 //!
 //! Greenlets never cross threads; work does. `Remote::spawn` queues a `Send`
-//! closure for the hub and wakes its poll (an eventfd); the hub runs
+//! closure for the hub and wakes its poll (`Poller::notify`); the hub runs
 //! it in a new greenlet at its next loop turn.
 //!
 //! ```
@@ -30,7 +30,7 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
-use crate::epoll::Notifier;
+use polling::Poller;
 
 pub(crate) type Job = Box<dyn FnOnce() + Send>;
 
@@ -39,8 +39,9 @@ pub(crate) struct RemoteShared {
     /// Set when `queue.jobs` is non-empty; lets the hub skip the lock on
     /// every turn.
     queued: AtomicBool,
-    /// Replaced in a forked child (the parent's eventfd is shared).
-    poller: Mutex<Arc<Notifier>>,
+    /// The hub's poller, for `notify`; replaced in a forked child (the
+    /// parent's notifier is shared).
+    poller: Mutex<Arc<Poller>>,
 }
 
 struct Queue {
@@ -64,7 +65,7 @@ impl Queue {
 }
 
 impl RemoteShared {
-    pub(crate) fn new(poller: Arc<Notifier>) -> RemoteShared {
+    pub(crate) fn new(poller: Arc<Poller>) -> RemoteShared {
         RemoteShared {
             queue: Mutex::new(Queue {
                 jobs: Vec::new(),
@@ -77,8 +78,11 @@ impl RemoteShared {
         }
     }
 
-    /// SeqCst (here, in `take_jobs` and `send`): paired with the notifier's
-    /// `pending` flag, see `Notifier::clear`.
+    /// SeqCst (here, in `take_jobs` and `send`): a store-then-load on each
+    /// side with the poller's own `notified` flag (`Poller::notify` skips
+    /// its write while a notification is pending; the hub reads this flag
+    /// after its wait has reset that one), which weaker orderings let both
+    /// sides miss.
     pub(crate) fn has_work(&self) -> bool {
         self.queued.load(Ordering::SeqCst)
     }
@@ -112,12 +116,12 @@ impl RemoteShared {
         Ok(())
     }
 
-    /// In a forked child: wake through the child's new notifier, and forget
+    /// In a forked child: wake through the child's new poller, and forget
     /// the jobs queued in the parent (they are the parent's to run).
     /// The `Remote` handles counted so far are forgotten too: all but the
     /// forking thread are gone, and with them whatever handles they held.
-    pub(crate) fn after_fork(&self, notifier: Arc<Notifier>) {
-        *self.poller.lock() = notifier;
+    pub(crate) fn after_fork(&self, poller: Arc<Poller>) {
+        *self.poller.lock() = poller;
         let jobs = {
             let mut q = self.queue.lock();
             q.handles = 0;

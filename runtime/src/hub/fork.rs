@@ -11,8 +11,8 @@ impl Hub {
     /// fd registered again, the remote queue, signal delivery and the
     /// thread pool reset (see `process::reinit`).
     pub(crate) fn after_fork(&self) -> io::Result<()> {
-        let notifier = self.reactor.reinit()?;
-        self.remote.after_fork(notifier);
+        let poller = self.reactor.reinit()?;
+        self.remote.after_fork(poller);
         self.retarget_signals();
         crate::threadpool::after_fork();
         // The thread-pool jobs counted were the parent's; only signal

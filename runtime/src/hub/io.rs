@@ -47,6 +47,44 @@ impl Hub {
             },
         )
     }
+
+    /// Parks the current greenlet until one of `waits` (a source and a
+    /// direction each) may be ready or `deadline` passes (then `Ok`: the
+    /// caller looks again). One waker serves every slot; the others are
+    /// taken back when the wait ends.
+    pub(crate) fn park_io_any(
+        &self,
+        waits: &[(&Source, Direction)],
+        deadline: Option<Instant>,
+    ) -> Result<(), Interrupted> {
+        let mut timer = TimerGuard::new();
+        let _slots: Vec<WaiterSlot<'_>> = waits
+            .iter()
+            .map(|&(source, dir)| WaiterSlot { source, dir })
+            .collect();
+        let fds = FdList(waits);
+        self.park(&format_args!("readiness of {fds}"), |w| {
+            if let Some(d) = deadline {
+                timer.arm(d, TimerAction::Wake(w.clone()));
+            }
+            for &(source, dir) in waits {
+                self.reactor.set_waiter(source, dir, w.clone());
+            }
+        })
+    }
+}
+
+/// "read of fd 3, write of fd 4", for the deadlock message.
+struct FdList<'a>(&'a [(&'a Source, Direction)]);
+
+impl std::fmt::Display for FdList<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, (source, dir)) in self.0.iter().enumerate() {
+            let sep = if i == 0 { "" } else { ", " };
+            write!(f, "{sep}{} of fd {}", dir.verb(), source.fd())?;
+        }
+        Ok(())
+    }
 }
 
 /// Removes a waiter's own (stale) waker from its source when its wait

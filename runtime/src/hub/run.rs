@@ -223,7 +223,12 @@ impl Hub {
         self.runs_since_poll.set(0);
         let idlers = !self.idlers.borrow().is_empty();
         if !self.ready.is_empty() || idlers {
-            self.reactor.poll(Some(Duration::ZERO));
+            // With no fd registered a poll could only drain a notify,
+            // and remote work and signals are seen by their own flags
+            // (the notify then ends the next blocking poll at once).
+            if !self.reactor.is_empty() {
+                self.reactor.poll(Some(Duration::ZERO));
+            }
         } else {
             let next = self.timers.borrow_mut().next_deadline();
             let timeout = next.map(|d| d.saturating_duration_since(Instant::now()));

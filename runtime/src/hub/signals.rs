@@ -31,7 +31,7 @@ impl Hub {
     }
 
     /// At teardown: releases every registration of this hub, so none
-    /// outlives it (each held the hub's eventfd open) and the dispositions
+    /// outlives it (each held the hub's poller open) and the dispositions
     /// are restored.
     pub(crate) fn release_signals(&self) {
         let all = self.signals.borrow_mut().take_all();

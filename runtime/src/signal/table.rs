@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
-use crate::epoll::Notifier;
+use polling::Poller;
 
 /// One registration, as the signal handler sees it. Owned by its hub's
 /// `Registered` entry; freed (with its reference to the hub's notifier)
@@ -23,7 +23,7 @@ struct Target {
     count: AtomicUsize,
     /// The hub's "some signal arrived" flag.
     hub_flag: Arc<AtomicBool>,
-    notifier: Arc<Notifier>,
+    notifier: Arc<Poller>,
 }
 
 /// The published registrations: a slot per registration, grown by
@@ -76,7 +76,7 @@ extern "C" fn on_signal(sig: libc::c_int) {
             let t = unsafe { &*p };
             if t.signum == sig {
                 t.count.fetch_add(1, SeqCst);
-                t.hub_flag.store(true, SeqCst); // see `Notifier::clear`
+                t.hub_flag.store(true, SeqCst); // before the notify: see `RemoteShared::has_work`
                 let _ = t.notifier.notify();
             }
         }
@@ -212,7 +212,7 @@ impl HubSignals {
         &mut self,
         signum: libc::c_int,
         handler: Rc<dyn Fn()>,
-        notifier: Arc<Notifier>,
+        notifier: Arc<Poller>,
     ) -> io::Result<u64> {
         let target = Box::into_raw(Box::new(Target {
             signum,
@@ -261,8 +261,8 @@ impl HubSignals {
     }
 
     /// In a forked child: points the registrations at the new `notifier`
-    /// (the old eventfd is shared with the parent).
-    pub(crate) fn retarget(&mut self, notifier: &Arc<Notifier>) {
+    /// (the old poller is shared with the parent).
+    pub(crate) fn retarget(&mut self, notifier: &Arc<Poller>) {
         let _saved = SAVED.lock();
         let table = TABLE.load(SeqCst);
         for r in &mut self.handlers {
