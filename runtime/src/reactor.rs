@@ -237,8 +237,15 @@ struct Buffers {
 }
 
 impl Reactor {
+    /// A reactor on the backend `GREENLET_REACTOR` selects.
     pub(crate) fn new() -> io::Result<Reactor> {
-        let fast = fast_path();
+        Reactor::with_fast_path(fast_path())
+    }
+
+    /// A reactor that waits with `epoll.rs` (`fast`, Linux only) or with
+    /// `Poller::wait`.
+    fn with_fast_path(fast: bool) -> io::Result<Reactor> {
+        let fast = fast && cfg!(target_os = "linux");
         Ok(Reactor {
             poller: RefCell::new(Arc::new(Poller::new()?)),
             fast,
@@ -493,6 +500,15 @@ mod tests {
         unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) }
     }
 
+    /// A reactor of each backend this OS has.
+    fn reactors() -> Vec<Reactor> {
+        let mut all = vec![Reactor::with_fast_path(false).unwrap()];
+        if cfg!(target_os = "linux") {
+            all.push(Reactor::with_fast_path(true).unwrap());
+        }
+        all
+    }
+
     /// A waker of a greenlet record (never run) that is `parked` or not.
     fn waker(parked: bool) -> Waker {
         let rec = Rec::idle(1);
@@ -504,69 +520,127 @@ mod tests {
 
     #[test]
     fn an_edge_sets_readiness_and_takes_the_waiter() {
-        let r = Reactor::new().unwrap();
-        let (rd, wr) = pipe();
-        let s = r.register(rd.as_raw_fd()).unwrap();
-        assert!(s.is_ready(Direction::Read) && s.is_ready(Direction::Write));
-        s.clear_ready(Direction::Read);
-        assert!(!s.is_ready(Direction::Read));
-        r.set_waiter(&s, Direction::Read, waker(true));
-        assert!(s.is_busy(Direction::Read));
-        assert_eq!(r.waiters(), 1);
-        // SAFETY: writes one byte from a valid buffer to our pipe.
-        let n = unsafe { libc::write(wr.as_raw_fd(), b"x".as_ptr().cast(), 1) };
-        assert_eq!(n, 1);
-        r.poll(Some(Duration::from_secs(5)));
-        assert!(s.is_ready(Direction::Read));
-        assert!(!s.is_busy(Direction::Read));
-        assert_eq!(r.waiters(), 0);
-        assert_eq!(r.deregister(&s).iter().flatten().count(), 0);
+        for r in reactors() {
+            let (rd, wr) = pipe();
+            let s = r.register(rd.as_raw_fd()).unwrap();
+            assert!(s.is_ready(Direction::Read) && s.is_ready(Direction::Write));
+            s.clear_ready(Direction::Read);
+            assert!(!s.is_ready(Direction::Read));
+            r.set_waiter(&s, Direction::Read, waker(true));
+            assert!(s.is_busy(Direction::Read));
+            assert_eq!(r.waiters(), 1);
+            // SAFETY: writes one byte from a valid buffer to our pipe.
+            let n = unsafe { libc::write(wr.as_raw_fd(), b"x".as_ptr().cast(), 1) };
+            assert_eq!(n, 1);
+            r.poll(Some(Duration::from_secs(5)));
+            assert!(s.is_ready(Direction::Read));
+            assert!(!s.is_busy(Direction::Read));
+            assert_eq!(r.waiters(), 0);
+            assert_eq!(r.deregister(&s).iter().flatten().count(), 0);
+        }
     }
 
     #[test]
     fn a_side_that_ended_stays_ready() {
-        let r = Reactor::new().unwrap();
-        let (rd, wr) = pipe();
-        let s = r.register(rd.as_raw_fd()).unwrap();
-        s.clear_ready(Direction::Read);
-        drop(wr); // hang-up: reads return 0 from now on
-        r.poll(Some(Duration::from_secs(5)));
-        s.clear_ready(Direction::Read);
-        assert!(
-            s.is_ready(Direction::Read),
-            "no edge would ever wake a reader"
-        );
-        r.deregister(&s);
+        for r in reactors() {
+            let (rd, wr) = pipe();
+            let s = r.register(rd.as_raw_fd()).unwrap();
+            s.clear_ready(Direction::Read);
+            drop(wr); // hang-up: reads return 0 from now on
+            r.poll(Some(Duration::from_secs(5)));
+            s.clear_ready(Direction::Read);
+            assert!(
+                s.is_ready(Direction::Read),
+                "no edge would ever wake a reader"
+            );
+            r.deregister(&s);
+        }
     }
 
     #[test]
     fn a_stale_waiter_is_not_busy_and_its_own_wait_takes_it() {
-        let r = Reactor::new().unwrap();
-        let (rd, _wr) = pipe();
-        let s = r.register(rd.as_raw_fd()).unwrap();
-        r.set_waiter(&s, Direction::Write, waker(false));
-        assert!(!s.is_busy(Direction::Write), "its park already ended");
-        assert!(r.take_stale_waiter(&s, Direction::Write).is_some());
-        assert_eq!(r.waiters(), 0);
-        r.set_waiter(&s, Direction::Write, waker(true));
-        assert!(r.take_stale_waiter(&s, Direction::Write).is_none(), "live");
-        assert_eq!(r.take_waiters(&s).iter().flatten().count(), 1);
-        assert_eq!(r.waiters(), 0);
-        r.deregister(&s);
+        for r in reactors() {
+            let (rd, _wr) = pipe();
+            let s = r.register(rd.as_raw_fd()).unwrap();
+            r.set_waiter(&s, Direction::Write, waker(false));
+            assert!(!s.is_busy(Direction::Write), "its park already ended");
+            assert!(r.take_stale_waiter(&s, Direction::Write).is_some());
+            assert_eq!(r.waiters(), 0);
+            r.set_waiter(&s, Direction::Write, waker(true));
+            assert!(r.take_stale_waiter(&s, Direction::Write).is_none(), "live");
+            assert_eq!(r.take_waiters(&s).iter().flatten().count(), 1);
+            assert_eq!(r.waiters(), 0);
+            r.deregister(&s);
+        }
     }
 
     #[test]
     fn a_detached_source_is_ready_for_good_and_gives_up_its_waiters() {
-        let r = Reactor::new().unwrap();
-        let (rd, _wr) = pipe();
-        let s = r.register(rd.as_raw_fd()).unwrap();
-        s.clear_ready(Direction::Read);
-        r.set_waiter(&s, Direction::Read, waker(true));
-        r.detach_all();
-        assert!(!s.is_attached());
-        assert_eq!(r.waiters(), 0);
-        s.clear_ready(Direction::Read);
-        assert!(s.is_ready(Direction::Read) && s.is_ready(Direction::Write));
-        assert_eq!(r.deregister(&s).iter().flatten().count(), 0, "already out");
+        for r in reactors() {
+            let (rd, _wr) = pipe();
+            let s = r.register(rd.as_raw_fd()).unwrap();
+            s.clear_ready(Direction::Read);
+            r.set_waiter(&s, Direction::Read, waker(true));
+            r.detach_all();
+            assert!(!s.is_attached());
+            assert_eq!(r.waiters(), 0);
+            s.clear_ready(Direction::Read);
+            assert!(s.is_ready(Direction::Read) && s.is_ready(Direction::Write));
+            assert_eq!(r.deregister(&s).iter().flatten().count(), 0, "already out");
+        }
+    }
+
+    #[test]
+    fn a_notify_from_another_thread_ends_a_blocking_poll_every_time() {
+        for r in reactors() {
+            let (rd, _wr) = pipe();
+            let s = r.register(rd.as_raw_fd()).unwrap();
+            for _ in 0..3 {
+                let poller = r.notifier();
+                let t = std::thread::spawn(move || {
+                    std::thread::sleep(Duration::from_millis(20));
+                    poller.notify().unwrap();
+                });
+                let start = std::time::Instant::now();
+                r.poll(Some(Duration::from_secs(60)));
+                assert!(
+                    start.elapsed() < Duration::from_secs(30),
+                    "the notify did not end the poll (fast path: {})",
+                    r.fast
+                );
+                t.join().unwrap();
+            }
+            r.deregister(&s);
+        }
+    }
+
+    #[test]
+    fn a_short_read_clears_read_readiness_only_where_an_end_would_be_reported() {
+        use std::io::Write;
+        use std::os::unix::net::UnixStream;
+        for r in reactors() {
+            let (mut a, b) = UnixStream::pair().unwrap();
+            b.set_nonblocking(true).unwrap();
+            let s = r.register(b.as_raw_fd()).unwrap();
+            s.clear_ready(Direction::Read);
+            a.write_all(b"data").unwrap();
+            r.poll(Some(Duration::from_secs(5)));
+            s.clear_ready_after_short(Direction::Read);
+            // The fast path's edge said the read side is open; polling's
+            // cannot say, so the next read must look.
+            assert_eq!(s.is_ready(Direction::Read), !r.fast);
+
+            s.clear_ready(Direction::Read);
+            a.write_all(b"more").unwrap();
+            a.shutdown(std::net::Shutdown::Write).unwrap();
+            r.poll(Some(Duration::from_secs(5)));
+            s.clear_ready_after_short(Direction::Read);
+            assert!(
+                s.is_ready(Direction::Read),
+                "data and the end in one edge: a reader must not park (fast path: {})",
+                r.fast
+            );
+            r.deregister(&s);
+        }
     }
 }
