@@ -197,3 +197,93 @@ fn select_is_interrupted_by_a_timeout_guard() {
     let err = select(&[a.as_raw_fd()], &[], None).unwrap_err();
     assert!(t.is(&err), "{err}");
 }
+
+/// Fills `s`'s send buffer (non-blocking writes until `WouldBlock`).
+fn fill(s: &StdUnixStream) {
+    s.set_nonblocking(true).unwrap();
+    let chunk = [0u8; 4096];
+    loop {
+        match (&*s).write(&chunk) {
+            Ok(_) => {}
+            Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+            Err(e) => panic!("filling: {e}"),
+        }
+    }
+}
+
+/// Reads everything `s` has now (non-blocking); returns how many bytes.
+fn drain(s: &StdUnixStream) -> usize {
+    s.set_nonblocking(true).unwrap();
+    let mut buf = [0u8; 4096];
+    let mut n = 0;
+    loop {
+        match (&*s).read(&mut buf) {
+            Ok(0) => return n,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == ErrorKind::WouldBlock => return n,
+            Err(e) => panic!("draining: {e}"),
+        }
+    }
+}
+
+#[test]
+fn a_parked_reader_of_a_crate_socket_and_a_wait_read_on_its_fd_both_wake() {
+    // The socket's own registration holds a parked reader; `wait_read`
+    // registers a duplicate of the same fd with the same hub reactor.
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let c = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+    let (s, _) = l.accept().unwrap();
+    let s = Rc::new(s);
+    let s2 = s.clone();
+    let reader = spawn(move || {
+        let mut one = [0u8; 1];
+        (&*s2).read_exact(&mut one).unwrap();
+        one[0]
+    });
+    let fd = s.as_raw_fd();
+    let waiter = spawn(move || wait_read(fd, Some(Duration::from_secs(30))));
+    yield_now(); // both park
+    assert_eq!(reader.state(), GreenletState::Parked);
+    assert_eq!(waiter.state(), GreenletState::Parked);
+    // Two bytes: whichever runs first, the other still finds one.
+    (&c).write_all(b"ab").unwrap();
+    assert_eq!(reader.get().unwrap(), b'a');
+    waiter.get().unwrap().unwrap();
+    let mut rest = [0u8; 1];
+    (&*s).read_exact(&mut rest).unwrap();
+    assert_eq!(&rest, b"b");
+}
+
+#[test]
+fn select_wakes_on_a_write_edge_among_read_fds() {
+    let (a, b) = std_pair();
+    let (c, _d) = std_pair();
+    fill(&a);
+    let (fa, fc) = (a.as_raw_fd(), c.as_raw_fd());
+    let (r, w) = select(&[fc], &[fa], Some(Duration::ZERO)).unwrap();
+    assert!(r.is_empty() && w.is_empty(), "nothing ready yet");
+    let drainer = spawn(move || drain(&b));
+    let (r, w) = select(&[fc], &[fa], Some(Duration::from_secs(30))).unwrap();
+    assert_eq!((r, w), (vec![], vec![fa]));
+    assert!(drainer.get().unwrap() > 0);
+}
+
+#[test]
+fn wait_readwrite_wakes_on_either_direction() {
+    let (a, b) = std_pair();
+    fill(&a); // not writable, and nothing to read
+    let fa = a.as_raw_fd();
+    let t = wait_readwrite(fa, Some(Duration::from_millis(20)));
+    assert_eq!(t.unwrap_err().kind(), ErrorKind::TimedOut);
+    let writer = spawn(move || {
+        b.set_nonblocking(false).unwrap();
+        (&b).write_all(b"r").unwrap();
+        b
+    });
+    wait_readwrite(fa, Some(Duration::from_secs(30))).unwrap();
+    let _b = writer.get().unwrap();
+    let mut one = [0u8; 1];
+    a.set_nonblocking(false).unwrap();
+    (&a).read_exact(&mut one).unwrap();
+    assert_eq!(&one, b"r");
+}

@@ -90,8 +90,8 @@ pub(crate) struct FdWaker {
 }
 
 impl FdWaker {
-    /// Watches `fds` (fd, `poll` events). A regular file (which epoll
-    /// refuses: it is always ready) is skipped.
+    /// Watches `fds` (fd, `poll` events). A regular file (which Linux's
+    /// epoll refuses: it is always ready) is skipped.
     ///
     /// # Errors
     /// `EBADF` for an fd that is not open; OS errors (`EMFILE`, ...).

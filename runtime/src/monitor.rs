@@ -18,7 +18,7 @@
 //! or any other `log` implementation) to see it; without one it is dropped.
 //!
 //! Cost when on: two atomic stores per switch into a greenlet and one per
-//! loop turn; no syscalls. A hub waiting in `epoll_wait` is idle, not
+//! loop turn; no syscalls. A hub waiting in its poller is idle, not
 //! blocked.
 
 use std::collections::HashMap;
@@ -35,7 +35,7 @@ use crate::task::Core;
 pub(crate) struct Watched {
     /// Bumped by the hub at every switch into a greenlet and every turn.
     progress: AtomicU64,
-    /// The hub is waiting in `epoll_wait` (idle, not blocked).
+    /// The hub is waiting in its poller (idle, not blocked).
     idle: AtomicBool,
     running_id: AtomicU64,
     running_at: AtomicPtr<Location<'static>>,

@@ -21,8 +21,9 @@
 //!
 //! How it works: the process-wide `sigaction` handler only does
 //! async-signal-safe things — it bumps a counter of every registration for
-//! that signal and writes to its hub's eventfd. The hub sees the counters at
-//! its next loop turn and spawns the handlers.
+//! that signal and wakes its hub (`polling::Poller::notify`: an atomic flag
+//! and, unless a wake-up is pending, one `write`). The hub sees the counters
+//! at its next loop turn and spawns the handlers.
 
 use std::cell::Cell;
 use std::fmt;
