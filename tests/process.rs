@@ -60,6 +60,15 @@ fn child_exit(f: impl FnOnce() -> i32) -> ! {
     unsafe { libc::_exit(code) }
 }
 
+/// Whether a thread-pool job, finishing while this hub waits in its
+/// poller, wakes it (through `Poller::notify`) well before `bound`.
+fn notified_within(bound: Duration) -> bool {
+    let t0 = Instant::now();
+    let job = greenlet::threadpool::spawn(|| std::thread::sleep(Duration::from_millis(20)));
+    // Without the wake-up the hub would sleep until the wait's own timer.
+    job.wait_timeout(bound * 3).is_ok_and(|done| done) && t0.elapsed() < bound
+}
+
 #[test]
 #[ignore = "run in its own process by after_fork_the_child_accepts_on_the_parents_listener_and_the_parent_is_unaffected"]
 fn child_fork() {
@@ -94,6 +103,10 @@ fn child_fork() {
             let mut buf = [0u8; 4];
             conn.read_exact(&mut buf).unwrap();
             conn.write_all(&buf).unwrap();
+            // The child's own poller wakes it from another thread.
+            if !notified_within(Duration::from_secs(10)) {
+                return 6;
+            }
             0
         }),
         Fork::Parent { child } => {
@@ -113,7 +126,14 @@ fn child_fork() {
             assert_eq!(r, child);
             assert!(libc::WIFEXITED(status), "child status {status}");
             assert_eq!(libc::WEXITSTATUS(status), 0, "child verdict");
+            // The child replaced its copy of the poller without touching
+            // the epoll instance they shared: the parent is still woken
+            // from other threads (with no timer of its own to wake it).
             background.kill().unwrap();
+            assert!(
+                notified_within(Duration::from_secs(10)),
+                "a thread-pool result did not wake the parent's hub"
+            );
         }
     }
 }

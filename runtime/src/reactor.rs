@@ -609,6 +609,15 @@ mod tests {
                     r.fast
                 );
                 t.join().unwrap();
+                // Drained and re-armed: with nothing pending the next poll
+                // waits out its timeout instead of returning at once.
+                let start = std::time::Instant::now();
+                r.poll(Some(Duration::from_millis(50)));
+                assert!(
+                    start.elapsed() >= Duration::from_millis(45),
+                    "the notification was not drained (fast path: {})",
+                    r.fast
+                );
             }
             r.deregister(&s);
         }
