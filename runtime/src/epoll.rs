@@ -8,7 +8,7 @@
 //! which `polling` has no way to ask for, so the reactor learns that a
 //! read side has ended and a short read may clear readiness (see
 //! `Source::clear_ready_after_short`). The measured difference is in
-//! docs/design.md (departure 11).
+//! docs/design.md (departure 10).
 //!
 //! Everything else stays `polling`'s: the instance is the `Poller`'s, and
 //! cross-thread wake-ups are `Poller::notify`. Its notifier (an eventfd,
