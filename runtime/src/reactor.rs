@@ -18,7 +18,7 @@
 //! Plain state: the hub owns the reactor; a `Registration` (the handle)
 //! holds its source, so asking about readiness is a field read.
 
-use std::cell::{Cell, Ref, RefCell};
+use std::cell::{Cell, RefCell};
 use std::io;
 use std::num::NonZeroUsize;
 use std::os::fd::{BorrowedFd, RawFd};
@@ -50,7 +50,8 @@ fn fast_path() -> bool {
             "polling" => false,
             other => {
                 log::warn!(
-                    "{REACTOR_ENV}={other:?} is not a reactor backend (\"epoll\" or \"polling\"); using the default"
+                    "{REACTOR_ENV}={other:?} is not a reactor backend \
+                     (\"epoll\" or \"polling\"); using the default"
                 );
                 cfg!(target_os = "linux")
             }
@@ -430,7 +431,12 @@ impl Reactor {
     }
 
     /// Fills `bufs.ready` with what one wait reports.
-    fn wait(&self, poller: &Ref<'_, Arc<Poller>>, bufs: &mut Buffers, timeout: Option<Duration>) -> io::Result<()> {
+    fn wait(
+        &self,
+        poller: &Poller,
+        bufs: &mut Buffers,
+        timeout: Option<Duration>,
+    ) -> io::Result<()> {
         #[cfg(target_os = "linux")]
         if self.fast {
             use std::os::fd::AsRawFd;
@@ -449,7 +455,11 @@ impl Reactor {
     }
 
     /// One `Poller::wait`, appended to `bufs.ready`.
-    fn wait_polling(poller: &Poller, bufs: &mut Buffers, timeout: Option<Duration>) -> io::Result<()> {
+    fn wait_polling(
+        poller: &Poller,
+        bufs: &mut Buffers,
+        timeout: Option<Duration>,
+    ) -> io::Result<()> {
         bufs.events.clear();
         poller.wait(&mut bufs.events, timeout)?;
         for ev in bufs.events.iter() {

@@ -190,7 +190,10 @@ impl Registration {
     /// `NotConnected` if their hub has shut down, the `io::Error` of an
     /// [`Interrupted`]; `InvalidInput` for an empty `waits` (it would wait
     /// forever).
-    pub fn wait_any(waits: &[(&Registration, Direction)], deadline: Option<Instant>) -> io::Result<()> {
+    pub fn wait_any(
+        waits: &[(&Registration, Direction)],
+        deadline: Option<Instant>,
+    ) -> io::Result<()> {
         if waits.is_empty() {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
