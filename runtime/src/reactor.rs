@@ -503,9 +503,15 @@ mod tests {
     /// A non-blocking pipe: (read end, write end).
     fn pipe() -> (OwnedFd, OwnedFd) {
         let mut fds = [0; 2];
-        // SAFETY: `fds` has room for the two fds pipe2 writes.
-        let rc = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK | libc::O_CLOEXEC) };
+        // SAFETY: `fds` has room for the two fds pipe writes (`pipe2` is
+        // not on macOS).
+        let rc = unsafe { libc::pipe(fds.as_mut_ptr()) };
         assert_eq!(rc, 0, "{}", io::Error::last_os_error());
+        for fd in fds {
+            // SAFETY: fcntl on a pipe end just made.
+            let rc = unsafe { libc::fcntl(fd, libc::F_SETFL, libc::O_NONBLOCK) };
+            assert_eq!(rc, 0, "{}", io::Error::last_os_error());
+        }
         // SAFETY: both fds are fresh and owned by nothing else.
         unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) }
     }
