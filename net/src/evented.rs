@@ -19,23 +19,24 @@
 //! every operation) can run while another greenlet is parked on the same
 //! socket. `close` fails the waiters with `Interrupted::Cancelled` and makes
 //! the fd dead at once by `dup3`-ing a placeholder over it (an `O_PATH` fd
-//! of `/`, on which I/O fails with `EBADF`): the socket is released now (the
+//! of `/`, on which I/O fails with `EBADF`; on macOS a read-only fd of `/`
+//! by `dup2`, see `sys.rs`): the socket is released now (the
 //! peer sees the close), while the fd *number* stays allocated until the
 //! value is dropped. So a waiter that has not run yet, or a `BorrowedFd`
 //! from `as_fd`, never refers to a number the process may have reused.
 
 use std::cell::{Cell, OnceCell};
 use std::fmt;
-use std::fs::File;
 use std::io;
 use std::net::Shutdown;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, IntoRawFd, OwnedFd, RawFd};
-use std::os::unix::fs::OpenOptionsExt;
 use std::rc::Rc;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use greenlet_runtime::{deadline_within, Direction, Interrupted, Registration};
+
+use crate::sys;
 
 /// The error of an operation on a closed socket: `EBADF`, "Bad file
 /// descriptor".
@@ -68,23 +69,17 @@ pub(crate) fn is_cancelled(e: &io::Error) -> bool {
 }
 
 /// A process-wide fd on which every I/O operation fails with `EBADF` (an
-/// `O_PATH` fd of `/`), dup'ed over the fd of a socket closed while
+/// `O_PATH` fd of `/`; on macOS a read-only directory fd of `/`, on which
+/// I/O fails with `EISDIR`, `EBADF` or `ENOTSOCK`), dup'ed over the fd of a socket closed while
 /// greenlets still wait on it, so its number stays taken until they have
 /// seen the close. `None` when it cannot be opened (then callers close for
 /// real). Shared with greenlet-monkey's `close` hook; not for users.
 #[doc(hidden)]
 pub fn closed_fd_placeholder() -> Option<BorrowedFd<'static>> {
     static DEAD: OnceLock<Option<OwnedFd>> = OnceLock::new();
-    DEAD.get_or_init(|| {
-        File::options()
-            .read(true)
-            .custom_flags(libc::O_PATH)
-            .open("/")
-            .ok()
-            .map(OwnedFd::from)
-    })
-    .as_ref()
-    .map(|fd| fd.as_fd())
+    DEAD.get_or_init(|| sys::open_placeholder().ok())
+        .as_ref()
+        .map(|fd| fd.as_fd())
 }
 
 /// The fd, its registration and what waiters must see when they resume.
@@ -326,10 +321,10 @@ impl<S: AsRawFd> Evented<S> {
         }
         let fd = sys.sock.as_raw_fd();
         let replaced = closed_fd_placeholder().is_some_and(|p| {
-            // SAFETY: `fd` is open and owned by `sys.sock`; `dup3` atomically
-            // makes it refer to the placeholder, releasing the socket (it
-            // closes if no other fd refers to it) without freeing the number.
-            unsafe { libc::dup3(p.as_raw_fd(), fd, libc::O_CLOEXEC) >= 0 }
+            // SAFETY: `fd` is open and owned by `sys.sock`; it is made to
+            // refer to the placeholder, releasing the socket (it closes if
+            // no other fd refers to it) without freeing the number.
+            unsafe { sys::dup_over(p, fd) }.is_ok()
         });
         if !replaced {
             // No placeholder: keep the fd until drop, but end the connection.

@@ -4,12 +4,19 @@
 //! `SIGPIPE` from a write to a closed peer (`MSG_NOSIGNAL` per send, or
 //! `SO_NOSIGPIPE` per socket on Apple systems, which lack the flag).
 //!
+//! The same for the closed-fd placeholder that `close` puts over a socket's
+//! fd: an `O_PATH` fd (Linux, FreeBSD) `dup3`ed over it, else a read-only
+//! fd of the root directory `dup2`ed over it.
+//!
 //! The fallbacks take two or three syscalls and set close-on-exec after the
 //! fact (socket2 does it with `fcntl`): a `fork` + `exec` on another thread
 //! in between could leak the fd into the child. The reactor itself is not
 //! here (it is one piece of code per readiness API).
 
+use std::fs::File;
 use std::io;
+use std::os::fd::{BorrowedFd, OwnedFd, RawFd};
+use std::os::unix::fs::OpenOptionsExt;
 
 use socket2::{Domain, Protocol, SockAddr, SockRef, Socket, Type};
 
@@ -82,3 +89,65 @@ fn set_nonblocking(s: &Socket) -> io::Result<()> {
 pub(crate) const SEND_FLAGS: libc::c_int = libc::MSG_NOSIGNAL;
 #[cfg(target_vendor = "apple")]
 pub(crate) const SEND_FLAGS: libc::c_int = 0;
+
+/// Opens the closed-fd placeholder: `/` opened with `O_PATH`, an fd on which
+/// every I/O call fails with `EBADF` (Linux; FreeBSD >= 13.1).
+#[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
+pub(crate) fn open_placeholder() -> io::Result<OwnedFd> {
+    let f = File::options()
+        .read(true)
+        .custom_flags(libc::O_PATH)
+        .open("/")?;
+    Ok(f.into())
+}
+
+/// Elsewhere (macOS has no `O_PATH`) `/` opened read-only as a directory:
+/// no call moves data through it either (`read` fails with `EISDIR`,
+/// `write` with `EBADF`, socket calls with `ENOTSOCK`), and it is never
+/// readable or writable as a socket would be.
+#[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
+pub(crate) fn open_placeholder() -> io::Result<OwnedFd> {
+    let f = File::options()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY)
+        .open("/")?;
+    Ok(f.into())
+}
+
+/// Makes `fd` refer to `placeholder` (close-on-exec), releasing what it
+/// referred to without freeing the number.
+///
+/// # Safety
+/// `fd` must be open and owned by the caller, who gives up what it refers
+/// to (after this it refers to the placeholder).
+#[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
+pub(crate) unsafe fn dup_over(placeholder: BorrowedFd<'_>, fd: RawFd) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: `placeholder` is open; the caller owns `fd`. `dup3` swaps what
+    // the number refers to in one step, close-on-exec included.
+    if unsafe { libc::dup3(placeholder.as_raw_fd(), fd, libc::O_CLOEXEC) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// `dup2` and then `FD_CLOEXEC` where there is no `dup3` (macOS): between
+/// the two a `fork` + `exec` on another thread could pass the placeholder
+/// (a read-only fd of `/`, nothing more) to the child.
+///
+/// # Safety
+/// As for the `dup3` form.
+#[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
+pub(crate) unsafe fn dup_over(placeholder: BorrowedFd<'_>, fd: RawFd) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: `placeholder` is open; the caller owns `fd`, and `dup2`
+    // replaces what it refers to in one step.
+    if unsafe { libc::dup2(placeholder.as_raw_fd(), fd) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` is open (it refers to the placeholder now).
+    if unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
