@@ -451,18 +451,13 @@ impl StackPool {
 
     fn map_own(&mut self, size: usize) -> io::Result<GreenStack> {
         map_own(size, self.page).map_err(|e| {
-            let maps = std::fs::read_to_string("/proc/sys/vm/max_map_count")
-                .map(|s| s.trim().to_string())
-                .unwrap_or_else(|_| "?".into());
             io::Error::new(
                 io::ErrorKind::OutOfMemory,
                 format!(
-                    "cannot map a {} KiB greenlet stack ({} live): {e}; with per-stack guard pages \
-                     each stack takes 2 memory maps and the kernel allows vm.max_map_count = {maps} \
-                     per process: raise it (sysctl -w vm.max_map_count=...), run on Linux >= 6.13 \
-                     (guard pages without maps), or lower the number of live greenlets",
+                    "cannot map a {} KiB greenlet stack ({} live): {e}; {}",
                     size / 1024,
-                    self.live
+                    self.live,
+                    map_limit_hint()
                 ),
             )
         })
@@ -509,6 +504,30 @@ impl StackPool {
     pub(crate) fn guard(&self) -> StackGuard {
         self.guard
     }
+}
+
+
+/// What to do when a stack with its own `mprotect`ed guard page cannot be
+/// mapped: on Linux the usual cause is the per-process map limit.
+#[cfg(target_os = "linux")]
+fn map_limit_hint() -> String {
+    let maps = std::fs::read_to_string("/proc/sys/vm/max_map_count")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "?".into());
+    format!(
+        "with per-stack guard pages each stack takes 2 memory maps and the kernel allows \
+         vm.max_map_count = {maps} per process: raise it (sysctl -w vm.max_map_count=...), run \
+         on Linux >= 6.13 (guard pages without maps), or lower the number of live greenlets"
+    )
+}
+
+/// Elsewhere there is no map-count limit to name: memory or address space
+/// ran out.
+#[cfg(not(target_os = "linux"))]
+fn map_limit_hint() -> String {
+    "each stack is a mapping of its own with an mprotect'ed guard page: lower the number of \
+     live greenlets or their stack size, or raise the process's memory limits (ulimit -v)"
+        .to_string()
 }
 
 #[cfg(test)]
