@@ -53,7 +53,7 @@
 // user reads one sentence, not a page of missing `libc` items.
 #[cfg(not(unix))]
 compile_error!(
-    "greenlet supports Unix systems only (Linux today; see the README's \"Platforms\" section)"
+    "greenlet supports Unix systems only (Linux, macOS, FreeBSD; see the README's \"Platforms\" section)"
 );
 
 /// Marks each item `#[cfg(unix)]`.
