@@ -90,26 +90,23 @@ pub(crate) const SEND_FLAGS: libc::c_int = libc::MSG_NOSIGNAL;
 #[cfg(target_vendor = "apple")]
 pub(crate) const SEND_FLAGS: libc::c_int = 0;
 
-/// Opens the closed-fd placeholder: `/` opened with `O_PATH`, an fd on which
-/// every I/O call fails with `EBADF` (Linux; FreeBSD >= 13.1).
+/// How the closed-fd placeholder opens `/`: `O_PATH`, an fd on which every
+/// I/O call fails with `EBADF` (Linux; FreeBSD >= 13.1).
 #[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
-pub(crate) fn open_placeholder() -> io::Result<OwnedFd> {
-    let f = File::options()
-        .read(true)
-        .custom_flags(libc::O_PATH)
-        .open("/")?;
-    Ok(f.into())
-}
+const PLACEHOLDER_FLAGS: libc::c_int = libc::O_PATH;
 
-/// Elsewhere (macOS has no `O_PATH`) `/` opened read-only as a directory:
-/// no call moves data through it either (`read` fails with `EISDIR`,
-/// `write` with `EBADF`, socket calls with `ENOTSOCK`), and it is never
-/// readable or writable as a socket would be.
+/// Elsewhere (macOS has no `O_PATH`) as a directory, read-only: no call
+/// moves data through it either (`read` fails with `EISDIR`, `write` with
+/// `EBADF`, socket calls with `ENOTSOCK`), and it is never readable or
+/// writable as a socket would be.
 #[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
+const PLACEHOLDER_FLAGS: libc::c_int = libc::O_DIRECTORY;
+
+/// Opens the closed-fd placeholder: `/` with [`PLACEHOLDER_FLAGS`].
 pub(crate) fn open_placeholder() -> io::Result<OwnedFd> {
     let f = File::options()
         .read(true)
-        .custom_flags(libc::O_DIRECTORY)
+        .custom_flags(PLACEHOLDER_FLAGS)
         .open("/")?;
     Ok(f.into())
 }
