@@ -3,6 +3,7 @@
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr};
+#[cfg(target_os = "linux")]
 use std::os::linux::net::SocketAddrExt;
 use std::path::PathBuf;
 use std::rc::Rc;
@@ -184,14 +185,17 @@ fn unix_listener_accepts_path_and_abstract_connections() {
     assert_eq!(&buf, b"again");
     server.join().unwrap();
 
-    // An abstract name (Linux): nothing on disk.
-    let name = format!("greenlet-test-{}", std::process::id());
-    let addr = UnixSocketAddr::from_abstract_name(name.as_bytes()).unwrap();
-    let l = UnixListener::bind_addr(&addr).unwrap();
-    let srv = spawn(move || l.accept().map(|(s, _)| s.peer_addr().is_ok()));
-    let c = UnixStream::connect_addr(&addr).unwrap();
-    assert!(srv.get().unwrap().unwrap());
-    drop(c);
+    // An abstract name (Linux only): nothing on disk.
+    #[cfg(target_os = "linux")]
+    {
+        let name = format!("greenlet-test-{}", std::process::id());
+        let addr = UnixSocketAddr::from_abstract_name(name.as_bytes()).unwrap();
+        let l = UnixListener::bind_addr(&addr).unwrap();
+        let srv = spawn(move || l.accept().map(|(s, _)| s.peer_addr().is_ok()));
+        let c = UnixStream::connect_addr(&addr).unwrap();
+        assert!(srv.get().unwrap().unwrap());
+        drop(c);
+    }
     // Nobody listens at a removed path.
     let err = UnixStream::connect(dir.path("nobody.sock")).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::NotFound);

@@ -188,7 +188,7 @@ fn child_emfile() {
     // Leave room for only two more descriptors in this process.
     let open = std::fs::read_dir("/proc/self/fd").unwrap().count() as u64;
     let lim = libc::rlimit {
-        rlim_cur: open + 1,
+        rlim_cur: (open + 1) as libc::rlim_t,
         rlim_max: 4096,
     };
     // SAFETY: setrlimit with a valid struct, in this child process only.

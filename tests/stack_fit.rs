@@ -10,7 +10,7 @@
 //! the test says so loudly and skips, except under CI (`CI=true`, where
 //! `.ci/run` installs it), where it fails.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::time::Duration;
 
@@ -144,6 +144,7 @@ mod self_signed;
 #[test]
 fn rustls_handshake_fits_the_default_stack() {
     use greenlet::net::tls;
+    use std::io::Read;
     let (cert, key) = self_signed::cert_files("stack_fit");
     let config = tls::server_config(&cert, &key).unwrap();
     // The server side runs in greenlets too (one per connection).
