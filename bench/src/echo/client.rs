@@ -26,15 +26,35 @@ struct Conn {
     busy: bool,
 }
 
+/// What the load generator saw served over some stretch of load.
+#[derive(Debug, Default)]
+pub struct Served {
+    /// Requests completed.
+    pub reqs: u64,
+    /// Latency of each completed request, nanoseconds.
+    pub lat: Vec<u32>,
+    /// Requests completed per connection (index = connection), for the
+    /// fairness figure.
+    pub per_conn: Vec<u32>,
+}
+
+impl Served {
+    fn new(conns: usize) -> Served {
+        Served {
+            reqs: 0,
+            lat: Vec::with_capacity(1 << 16),
+            per_conn: vec![0; conns],
+        }
+    }
+}
+
 /// One measured window of a run.
 #[derive(Debug, Default)]
 pub struct Window {
-    /// Requests completed in the window.
-    pub reqs: u64,
+    /// What was served in the window.
+    pub served: Served,
     /// Length of the window in seconds.
     pub secs: f64,
-    /// Latency of each completed request, nanoseconds.
-    pub lat: Vec<u32>,
     /// Server user and system CPU seconds spent in the window.
     pub cpu: (f64, f64),
     /// This process's (the load generator's) CPU seconds in the window.
@@ -135,8 +155,9 @@ impl Load {
     }
 
     /// One `epoll_wait` and the reads it allows. Completed requests are
-    /// counted and timed; each is followed by the next request if `resend`.
-    fn step(&mut self, resend: bool, reqs: &mut u64, lat: &mut Vec<u32>) -> Result<(), String> {
+    /// counted (per connection too) and timed; each is followed by the next
+    /// request if `resend`.
+    fn step(&mut self, resend: bool, out: &mut Served) -> Result<(), String> {
         // SAFETY: `events` is a valid, writable buffer of the length passed.
         let n = unsafe {
             libc::epoll_wait(
@@ -174,12 +195,15 @@ impl Load {
                     c.got += r;
                     if c.got == size {
                         let now = Instant::now();
-                        lat.push(
+                        out.lat.push(
                             now.duration_since(c.sent_at)
                                 .as_nanos()
                                 .min(u32::MAX as u128) as u32,
                         );
-                        *reqs += 1;
+                        out.reqs += 1;
+                        if let Some(n) = out.per_conn.get_mut(i) {
+                            *n += 1;
+                        }
                         c.got = 0;
                         if resend {
                             self.send(i).map_err(|e| format!("send: {e}"))?;
@@ -197,12 +221,11 @@ impl Load {
     }
 
     /// Waits for every outstanding echo without sending more.
-    fn drain(&mut self) -> Result<u64, String> {
-        let (mut reqs, mut lat) = (0, Vec::new());
+    fn drain(&mut self, out: &mut Served) -> Result<(), String> {
         while self.outstanding > 0 {
-            self.step(false, &mut reqs, &mut lat)?;
+            self.step(false, out)?;
         }
-        Ok(reqs)
+        Ok(())
     }
 
     /// Continuous load: `warmup`, then windows of `len`, with the server's
@@ -232,7 +255,7 @@ impl Load {
         let (mut t0, mut c0, mut m0, mut b0) = (Instant::now(), (0.0, 0.0), 0.0, 0.0);
         let mut started = false;
         loop {
-            self.step(true, &mut cur.reqs, &mut cur.lat)?;
+            self.step(true, &mut cur.served)?;
             let now = Instant::now();
             if now < next {
                 continue;
@@ -257,13 +280,13 @@ impl Load {
             }
             started = true;
             cur = Window {
-                lat: Vec::with_capacity(1 << 16),
+                served: Served::new(self.conns.len()),
                 ..Window::default()
             };
             (t0, c0, m0, b0) = (now, c1, m1.0 + m1.1, b1);
             next = now + len;
         }
-        self.drain()?;
+        self.drain(&mut Served::default())?;
         let set_aside = noisy.len();
         noisy.sort_by(|a, b| (a.other_cpu / a.secs).total_cmp(&(b.other_cpu / b.secs)));
         let missing = n - clean.len();
@@ -272,17 +295,19 @@ impl Load {
     }
 
     /// Load for `len`, then drained: returns every request completed from
-    /// the first send to the last echo (the connections start idle).
-    pub fn burst(&mut self, len: Duration) -> Result<u64, String> {
-        let (mut reqs, mut lat) = (0, Vec::new());
+    /// the first send to the last echo (the connections start idle), with
+    /// their latencies if `keep_latency` (else only the count).
+    pub fn burst(&mut self, len: Duration, keep_latency: bool) -> Result<Served, String> {
+        let mut out = Served::new(self.conns.len());
         self.start_all().map_err(|e| format!("send: {e}"))?;
         let end = Instant::now() + len;
         while Instant::now() < end {
-            self.step(true, &mut reqs, &mut lat)?;
-            if lat.len() > 1 << 20 {
-                lat.clear();
+            self.step(true, &mut out)?;
+            if !keep_latency && out.lat.len() > 1 << 20 {
+                out.lat.clear();
             }
         }
-        Ok(reqs + self.drain()?)
+        self.drain(&mut out)?;
+        Ok(out)
     }
 }

@@ -13,6 +13,7 @@
 
 mod client;
 mod servers;
+mod stats;
 mod syscalls;
 
 use std::net::SocketAddr;
@@ -23,6 +24,7 @@ use servers::KINDS;
 
 use crate::sys::{self, ChildGuard};
 use crate::table::{Better, Cell, Figure, Row, Table};
+use stats::{percentile, Histogram};
 
 /// Message sizes of the grid.
 const SIZES: [usize; 2] = [64, 4096];
@@ -47,6 +49,13 @@ struct Measured {
     rps: Figure,
     p50: Figure,
     p99: Figure,
+    p999: Figure,
+    max: Figure,
+    /// Every window's latencies together.
+    hist: Histogram,
+    /// Requests per connection per window: fewest, median and most (each
+    /// the median over the windows).
+    fair: Option<(f64, f64, f64)>,
     user: Figure,
     sys: Figure,
     cpu: Figure,
@@ -76,14 +85,6 @@ fn start_server(kind: &str) -> Result<Server, String> {
     Ok(Server { child, addr })
 }
 
-fn percentile(sorted: &[u32], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i] as f64
-}
-
 struct Plan {
     warmup: Duration,
     windows: usize,
@@ -105,23 +106,40 @@ fn measure(
     let fig = |f: &dyn Fn(&client::Window) -> f64| {
         Figure::of(&ws.iter().map(f).collect::<Vec<_>>()).ok_or("no window".to_string())
     };
-    let mut lat: Vec<(f64, f64)> = Vec::new();
+    // Per window: p50, p99, p99.9, max (µs).
+    let mut lat: Vec<[f64; 4]> = Vec::new();
+    let mut hist = Histogram::new();
+    let mut fair = Vec::new();
     for w in &ws {
-        let mut l = w.lat.clone();
+        let mut l = w.served.lat.clone();
         l.sort_unstable();
-        lat.push((percentile(&l, 0.50) / 1e3, percentile(&l, 0.99) / 1e3));
+        hist.add(&l);
+        lat.push([0.50, 0.99, 0.999, 1.0].map(|p| percentile(&l, p) / 1e3));
+        fair.extend(stats::fairness(&w.served.per_conn));
     }
+    let lat_fig =
+        |i: usize| Figure::of(&lat.iter().map(|l| l[i]).collect::<Vec<_>>()).ok_or("no latency");
+    let fair_median = |f: &dyn Fn(&(f64, f64, f64)) -> f64| {
+        Figure::of(&fair.iter().map(f).collect::<Vec<_>>()).map(|f| f.median)
+    };
     let per_req = |w: &client::Window, s: f64| {
-        if w.reqs == 0 {
+        if w.served.reqs == 0 {
             f64::NAN
         } else {
-            s / w.reqs as f64 * 1e6
+            s / w.served.reqs as f64 * 1e6
         }
     };
     let m = Measured {
-        rps: fig(&|w| w.reqs as f64 / w.secs)?,
-        p50: Figure::of(&lat.iter().map(|l| l.0).collect::<Vec<_>>()).ok_or("no latency")?,
-        p99: Figure::of(&lat.iter().map(|l| l.1).collect::<Vec<_>>()).ok_or("no latency")?,
+        rps: fig(&|w| w.served.reqs as f64 / w.secs)?,
+        p50: lat_fig(0)?,
+        p99: lat_fig(1)?,
+        p999: lat_fig(2)?,
+        max: lat_fig(3)?,
+        hist,
+        fair: fair_median(&|f| f.0)
+            .zip(fair_median(&|f| f.1))
+            .zip(fair_median(&|f| f.2))
+            .map(|((a, b), c)| (a, b, c)),
         user: fig(&|w| per_req(w, w.cpu.0))?,
         sys: fig(&|w| per_req(w, w.cpu.1))?,
         cpu: fig(&|w| per_req(w, w.cpu.0 + w.cpu.1))?,
@@ -134,29 +152,60 @@ fn measure(
     Ok(m)
 }
 
-/// Runs the echo suite; returns one table per message size.
 /// The hidden `load` subcommand: ping-pong load on `conns` connections to
 /// a server already listening on 127.0.0.1:`port`, for `secs` seconds,
-/// from CPU 1. Returns the exit code.
+/// from CPU 1. Prints the requests served, their latency percentiles and
+/// histogram and the fairness figure. Returns the exit code.
 pub fn load(port: u16, conns: usize, size: usize, secs: u64) -> i32 {
     raise_fd_limit();
     let _ = crate::sys::pin_to_cpu(1);
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let result = client::Load::connect(addr, conns, size)
         .map_err(|e| e.to_string())
-        .and_then(|mut l| l.burst(Duration::from_secs(secs)));
-    match result {
-        Ok(reqs) => {
-            println!("{reqs} requests in {secs} s = {} req/s", reqs / secs.max(1));
-            0
-        }
+        .and_then(|mut l| l.burst(Duration::from_secs(secs), true));
+    let mut served = match result {
+        Ok(s) => s,
         Err(e) => {
             eprintln!("load: {e}");
-            1
+            return 1;
         }
+    };
+    let reqs = served.reqs;
+    println!("{reqs} requests in {secs} s = {} req/s", reqs / secs.max(1));
+    served.lat.sort_unstable();
+    let us = |p: f64| percentile(&served.lat, p) / 1e3;
+    println!(
+        "latency µs: p50 {:.0}  p99 {:.0}  p99.9 {:.0}  max {:.0}",
+        us(0.5),
+        us(0.99),
+        us(0.999),
+        us(1.0)
+    );
+    if let Some((lo, med, hi)) = stats::fairness(&served.per_conn) {
+        println!("requests per connection: min {lo:.0}  median {med:.0}  max {hi:.0}");
+    }
+    let mut hist = Histogram::new();
+    hist.add(&served.lat);
+    for r in stats::histogram_rows(&[Ok(&hist)]) {
+        if let Some(crate::table::Cell::Text(t)) = r.cells.first() {
+            println!("  {:>14}  {t}", r.label);
+        }
+    }
+    0
+}
+
+/// Which cells get a latency histogram table: `GREENLET_BENCH_HISTOGRAMS`
+/// = `all` (every cell), `none`, or unset (the largest connection count).
+fn histogram_wanted(conns: usize) -> bool {
+    match std::env::var("GREENLET_BENCH_HISTOGRAMS").as_deref() {
+        Ok("all") => true,
+        Ok("none") => false,
+        _ => conns == CONNS[CONNS.len() - 1],
     }
 }
 
+/// Runs the echo suite; returns one table per message size, then the
+/// latency histograms (see [`histogram_wanted`]).
 pub fn run(quick: bool) -> Vec<Table> {
     let plan = if quick {
         Plan {
@@ -247,6 +296,21 @@ pub fn run(quick: bool) -> Vec<Table> {
             add("throughput", "req/s", Better::Higher, &|m| Cell::Fig(m.rps));
             add("latency p50", "µs", Better::Lower, &|m| Cell::Fig(m.p50));
             add("latency p99", "µs", Better::Lower, &|m| Cell::Fig(m.p99));
+            add("latency p99.9", "µs", Better::Lower, &|m| {
+                Cell::Fig(m.p999)
+            });
+            add("latency max", "µs", Better::Lower, &|m| Cell::Fig(m.max));
+            if conns > 1 {
+                add(
+                    "req per conn per window: min / median / max",
+                    "req",
+                    Better::Info,
+                    &|m| match m.fair {
+                        Some((lo, med, hi)) => Cell::Text(format!("{lo:.0} / {med:.0} / {hi:.0}")),
+                        None => Cell::Na("no window".into()),
+                    },
+                );
+            }
             add("server user CPU", "µs/req", Better::Lower, &|m| {
                 Cell::Fig(m.user)
             });
@@ -307,6 +371,12 @@ pub fn run(quick: bool) -> Vec<Table> {
              user/system split is sampled at each scheduler tick, so a small user share (a few % \
              of the core) carries tens of % of noise per window."
                 .into(),
+            "Latency: per window its p50, p99, p99.9 and max (the slowest request), then the \
+             median (min–max) over the windows. Requests per connection per window: how many \
+             requests the connection that got the fewest, the median one and the one that got \
+             the most completed in a window (each the median over the windows); in ping-pong a \
+             connection starved by the server shows as a low min."
+                .into(),
             "Syscalls per request: total [recv-type + send-type + epoll_wait-type (+ o: \
              others)]; recv-type = read/recvfrom/recvmsg/readv, send-type = \
              write/sendto/sendmsg/writev."
@@ -343,20 +413,51 @@ pub fn run(quick: bool) -> Vec<Table> {
             notes.push(format!("not pinned as intended: {e}"));
         }
         tables.push(Table {
-            title: format!(
-                "echo, {} messages",
-                if size >= 1024 {
-                    format!("{} KiB", size / 1024)
-                } else {
-                    format!("{size} B")
-                }
-            ),
+            title: format!("echo, {} messages", size_text(size)),
             columns: KINDS.to_vec(),
             rows,
             notes,
         });
     }
+    for (si, &size) in SIZES.iter().enumerate() {
+        for (ci, &conns) in CONNS.iter().enumerate() {
+            if !histogram_wanted(conns) {
+                continue;
+            }
+            let hists: Vec<Result<&Histogram, String>> = results
+                .iter()
+                .map(|per_size| match &per_size[si][ci] {
+                    Ok(m) => Ok(&m.hist),
+                    Err(e) => Err(short(e)),
+                })
+                .collect();
+            tables.push(Table {
+                title: format!(
+                    "echo, {} × {conns} conns: latency histogram",
+                    size_text(size)
+                ),
+                columns: KINDS.to_vec(),
+                rows: stats::histogram_rows(&hists),
+                notes: vec![format!(
+                    "Share of the requests of all {} windows whose latency fell in each \
+                     bucket (1-2-5 log steps), and in brackets the cumulative share up to the \
+                     bucket's upper edge. `GREENLET_BENCH_HISTOGRAMS=all` prints one for every \
+                     cell, `=none` for none.",
+                    plan.windows
+                )],
+            });
+        }
+    }
     tables
+}
+
+/// "64 B", "4 KiB".
+fn size_text(size: usize) -> String {
+    if size >= 1024 {
+        format!("{} KiB", size / 1024)
+    } else {
+        format!("{size} B")
+    }
 }
 
 /// Shortens an error for a table cell.

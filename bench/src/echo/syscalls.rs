@@ -211,7 +211,7 @@ fn count_perf(
         .stderr(std::process::Stdio::null());
     let mut perf: ChildGuard = sys::spawn_guarded(cmd, false).map_err(|e| format!("perf: {e}"))?;
     perf_command(&mut ctl, &mut ack, "enable")?;
-    let reqs = load.burst(len);
+    let reqs = load.burst(len, false).map(|s| s.reqs);
     let disabled = perf_command(&mut ctl, &mut ack, "disable");
     perf.signal(libc::SIGINT);
     perf.wait_for(Duration::from_secs(10));
@@ -270,7 +270,7 @@ fn count_strace(pid: u32, load: &mut Load, len: Duration) -> Result<Counts, Stri
     // strace has no "attached" signal for -c; give it time to attach to
     // every thread (the server is idle meanwhile).
     std::thread::sleep(Duration::from_millis(500));
-    let reqs = load.burst(len);
+    let reqs = load.burst(len, false).map(|s| s.reqs);
     std::thread::sleep(Duration::from_millis(50));
     st.signal(libc::SIGINT);
     st.wait_for(Duration::from_secs(10));
