@@ -160,6 +160,7 @@ impl Registration {
     /// registered with has shut down; the `io::Error` of an
     /// [`Interrupted`] (a `Timeout` guard, `Cancelled` when the fd was
     /// closed or the wait cancelled by another greenlet, `LoopExit`).
+    #[inline]
     pub fn wait_until(&self, dir: Direction, deadline: Option<Instant>) -> io::Result<()> {
         let s = &*self.source;
         if s.is_orphaned() {
@@ -311,6 +312,9 @@ impl Source {
         Ok(())
     }
 
+    // Cold: kept out of `wait_until`, which is inlined into every
+    // operation's parked path.
+    #[cold]
     fn orphaned(&self) -> io::Error {
         io::Error::new(
             io::ErrorKind::NotConnected,
@@ -321,6 +325,7 @@ impl Source {
         )
     }
 
+    #[cold]
     fn busy(&self, dir: Direction) -> io::Error {
         io::Error::new(
             io::ErrorKind::ResourceBusy,

@@ -1,6 +1,7 @@
 //! The hub's side of cooperative I/O: registering fds with its reactor and
 //! parking a greenlet until one is ready.
 
+use std::fmt;
 use std::io;
 use std::os::fd::RawFd;
 use std::rc::Rc;
@@ -38,7 +39,10 @@ impl Hub {
         let mut timer = TimerGuard::new();
         let _slot = WaiterSlot { source, dir };
         self.park(
-            &format_args!("{} readiness of fd {}", dir.verb(), source.fd()),
+            &IoWait {
+                dir,
+                fd: source.fd(),
+            },
             |w| {
                 if let Some(d) = deadline {
                     timer.arm(d, TimerAction::Wake(w.clone()));
@@ -87,6 +91,20 @@ impl std::fmt::Display for FdList<'_> {
     }
 }
 
+/// What an I/O wait waits for, for the `LoopExit` message: formatted only
+/// if that error is made, and smaller on the parked stack than the
+/// `fmt::Arguments` of a `format_args!`.
+struct IoWait {
+    dir: Direction,
+    fd: RawFd,
+}
+
+impl fmt::Display for IoWait {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} readiness of fd {}", self.dir.verb(), self.fd)
+    }
+}
+
 /// Removes a waiter's own (stale) waker from its source when its wait
 /// ends, also when the wait unwinds (a kill), so no waker lingers.
 struct WaiterSlot<'a> {
@@ -98,5 +116,19 @@ impl Drop for WaiterSlot<'_> {
     fn drop(&mut self) {
         let mine = Hub::try_with(|hub| hub.reactor.take_stale_waiter(self.source, self.dir));
         drop(mine);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_io_wait_names_its_direction_and_fd() {
+        let w = IoWait {
+            dir: Direction::Write,
+            fd: 7,
+        };
+        assert_eq!(w.to_string(), "write readiness of fd 7");
     }
 }
