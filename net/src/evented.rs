@@ -132,6 +132,7 @@ impl<S: AsRawFd> Sys<S> {
     /// the operation's first wait, which sets `deadline` (`Some(None)`: no
     /// timeout). `Ok` may be spurious (the caller retries its operation or
     /// waits again).
+    #[inline]
     fn wait(
         &self,
         dir: Direction,
