@@ -9,6 +9,7 @@
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::fmt;
+use std::ptr::NonNull;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -17,8 +18,36 @@ use crate::deadline::deadline_after;
 use crate::interrupt::Interrupted;
 
 /// Where a waiting getter receives its item, or a waiting putter keeps its
-/// item until a getter takes it.
-type Slot<T> = Rc<Cell<Option<T>>>;
+/// item until a getter takes it: a cell in the waiter's own frame
+/// (`get_until`, `put_until`), which its wait-list entry points at. (A
+/// shared heap cell per wait was a third of a hand-off's instructions.)
+///
+/// Valid while its entry is in the list: a waiter's entry is there only
+/// while its `WaitList::wait` call runs (a notifier removes it, or the
+/// waiter does before `wait` returns or unwinds), and the cell is in a
+/// frame around that call. So whoever pops an entry may use its slot,
+/// at once, before anything can switch.
+struct Slot<T>(NonNull<Cell<Option<T>>>);
+
+impl<T> Slot<T> {
+    fn of(cell: &Cell<Option<T>>) -> Slot<T> {
+        Slot(NonNull::from(cell))
+    }
+
+    /// Hands `item` to the getter whose entry was just popped.
+    fn give(self, item: T) {
+        // SAFETY: popped from its list just now, so its waiter is still
+        // inside `wait` and the cell alive (see the type); no reference
+        // to the cell is held across this call.
+        unsafe { self.0.as_ref() }.set(Some(item));
+    }
+
+    /// Takes the item of the putter whose entry was just popped.
+    fn take(self) -> Option<T> {
+        // SAFETY: as in `give`.
+        unsafe { self.0.as_ref() }.take()
+    }
+}
 
 struct Inner<T> {
     items: RefCell<VecDeque<T>>,
@@ -167,7 +196,7 @@ impl<T> Queue<T> {
     fn try_put_inner(&self, item: T) -> Result<(), T> {
         let i = &self.inner;
         if let Some((w, slot)) = i.getters.pop() {
-            slot.set(Some(item));
+            slot.give(item);
             w.wake();
             return Ok(());
         }
@@ -185,11 +214,11 @@ impl<T> Queue<T> {
             Ok(()) => return Ok(()),
             Err(item) => item,
         };
-        let slot: Slot<T> = Rc::new(Cell::new(Some(item)));
+        let slot = Cell::new(Some(item));
         match self
             .inner
             .putters
-            .wait(&what, slot.clone(), deadline, || {})
+            .wait(&what, Slot::of(&slot), deadline, || {})
         {
             Ok(None) => Ok(()), // a getter took the item
             Ok(Some(_)) => Err(PutError::Full(slot.take().expect("item still ours"))),
@@ -252,14 +281,14 @@ impl<T> Queue<T> {
         if let Ok(v) = self.try_get() {
             return Ok(Some(v));
         }
-        let slot: Slot<T> = Rc::new(Cell::new(None));
+        let slot = Cell::new(None);
         // A getter killed after an item was handed to it drops the item
         // with its slot; the handed item is the kill's casualty (as in
         // gevent), never a later getter's.
         match self
             .inner
             .getters
-            .wait(&what, slot.clone(), deadline, || {})?
+            .wait(&what, Slot::of(&slot), deadline, || {})?
         {
             None => Ok(slot.take()),
             Some(_) => Ok(None),

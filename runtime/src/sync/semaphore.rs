@@ -23,6 +23,7 @@ struct SemInner {
 }
 
 impl SemInner {
+    #[inline]
     fn try_acquire(&self) -> bool {
         let n = self.permits.get();
         if n > 0 && self.waiters.is_empty() {
@@ -33,6 +34,9 @@ impl SemInner {
         }
     }
 
+    /// Inline up to the free case, so that an uncontended lock is a test
+    /// and two writes; the wait is out of line.
+    #[inline]
     fn acquire_until(
         self: &Rc<Self>,
         what: &str,
@@ -41,6 +45,15 @@ impl SemInner {
         if self.try_acquire() {
             return Ok(true);
         }
+        self.acquire_wait(what, deadline)
+    }
+
+    #[inline(never)]
+    fn acquire_wait(
+        self: &Rc<Self>,
+        what: &str,
+        deadline: Option<Instant>,
+    ) -> Result<bool, Interrupted> {
         let me = self.clone();
         let left = self
             .waiters
@@ -98,6 +111,7 @@ impl Semaphore {
     ///
     /// # Errors
     /// [`Interrupted`] if the wait was interrupted (no permit is taken).
+    #[inline]
     pub fn acquire(&self) -> Result<(), Interrupted> {
         self.inner
             .acquire_until("Semaphore::acquire", None)
@@ -120,6 +134,7 @@ impl Semaphore {
 
     /// Returns a permit: to the longest waiter if any (it runs later; this
     /// never switches), else to the count.
+    #[inline]
     pub fn release(&self) {
         self.inner.release_one();
     }
@@ -255,6 +270,7 @@ enum GuardOf<'a> {
 }
 
 impl Drop for LockGuard<'_> {
+    #[inline]
     fn drop(&mut self) {
         match self.of {
             GuardOf::Lock(sem) => sem.release(),
@@ -281,6 +297,7 @@ impl Lock {
     ///
     /// # Errors
     /// [`Interrupted`] if the wait was interrupted (the lock is not taken).
+    #[inline]
     pub fn lock(&self) -> Result<LockGuard<'_>, Interrupted> {
         self.sem.acquire()?;
         Ok(self.guard())

@@ -7,69 +7,103 @@
 //! a hand-off (a permit, an item) is never lost: whoever removes a waiter
 //! hands it what it waited for.
 
-use std::cell::{Cell, RefCell};
+use std::cell::{Cell, UnsafeCell};
 use std::collections::VecDeque;
 use std::fmt;
 use std::time::Instant;
 
-use crate::hub::TimerGuard;
+use crate::hub::{Hub, TimerGuard};
 use crate::interrupt::Interrupted;
 use crate::park::park;
 use crate::task::Waker;
 use crate::timer::TimerAction;
 
 /// Waiters in the order they began waiting, each with what is handed to it.
+///
+/// An `UnsafeCell`, not a `RefCell`: every hand-off of every primitive goes
+/// through here, and the borrow flag was a measurable share of a lock or an
+/// event hand-off. No method calls out while it holds a reference to the
+/// deque (an entry's waker and slot, whose drops can run user code, are
+/// always dropped by the caller, after the method returned), so no two
+/// references to it can overlap.
 pub(crate) struct WaitList<S = ()> {
-    q: RefCell<VecDeque<(Waker, S)>>,
-    /// An empty buffer that keeps its capacity: `notify_all` swaps it in
-    /// for the full one, so an Event set/wait cycle allocates nothing.
+    q: UnsafeCell<VecDeque<(Waker, S)>>,
+    /// An empty buffer that keeps its capacity: `notify_all` of several
+    /// waiters swaps it in for the full one, so an Event set/wait cycle
+    /// allocates nothing.
     spare: Cell<VecDeque<(Waker, S)>>,
 }
 
 impl<S> WaitList<S> {
     pub(crate) fn new() -> WaitList<S> {
         WaitList {
-            q: RefCell::new(VecDeque::new()),
+            q: UnsafeCell::new(VecDeque::new()),
             spare: Cell::new(VecDeque::new()),
         }
     }
 
-    pub(crate) fn len(&self) -> usize {
-        self.q.borrow().len()
+    /// The deque, for the length of one method that does not call out.
+    #[allow(clippy::mut_from_ref)]
+    #[inline(always)]
+    fn q(&self) -> &mut VecDeque<(Waker, S)> {
+        // SAFETY: `UnsafeCell` makes the list `!Sync`, so only this thread
+        // gets here; every caller uses the reference within one
+        // method that runs no other code meanwhile (see the struct), so it
+        // is the only one alive.
+        unsafe { &mut *self.q.get() }
     }
 
+    #[inline]
+    pub(crate) fn len(&self) -> usize {
+        self.q().len()
+    }
+
+    #[inline]
     pub(crate) fn is_empty(&self) -> bool {
-        self.q.borrow().is_empty()
+        self.q().is_empty()
     }
 
     /// Removes the first waiter and returns its waker and slot; the caller
     /// hands it what it waits for, then wakes it.
+    #[inline]
     pub(crate) fn pop(&self) -> Option<(Waker, S)> {
-        self.q.borrow_mut().pop_front()
+        self.q().pop_front()
     }
 
     /// Wakes every waiter, in wait order. Never switches.
     pub(crate) fn notify_all(&self) {
-        let mut all = {
-            let mut q = self.q.borrow_mut();
-            if q.is_empty() {
-                return;
+        if self.len() == 1 {
+            // The common case (one waiter) needs no snapshot of the list.
+            if let Some((w, _)) = self.pop() {
+                w.wake();
             }
-            std::mem::replace(&mut *q, self.spare.take())
-        };
-        // Outside the borrow: dropping a slot or a stale waker can run user
-        // code, which may use this list again.
+            return;
+        }
+        // Exactly those waiting now: dropping a slot or a stale waker (the
+        // last reference to a record) can run user code, which might make
+        // this list change under the loop.
+        let mut all = std::mem::replace(self.q(), self.spare.take());
         while let Some((w, _)) = all.pop_front() {
             w.wake();
         }
         self.spare.set(all);
     }
 
-    /// Removes the waiter of `waker`'s park; its slot if it was still there.
-    pub(crate) fn remove(&self, waker: &Waker) -> Option<S> {
-        let mut q = self.q.borrow_mut();
-        let i = q.iter().position(|(w, _)| w.will_wake(waker))?;
-        q.remove(i).map(|(_, s)| s)
+    /// Whether the current greenlet has an entry (for a debug check).
+    fn has_current(&self) -> bool {
+        let me = Hub::with(|hub| hub.current_core() as *const _);
+        self.q().iter().any(|(w, _)| std::ptr::eq(w.record().as_ptr(), me))
+    }
+
+    /// Removes the current greenlet's entry (a greenlet waits in one list
+    /// at a time, so its record names it); the entry if it was still there.
+    fn remove_current(&self) -> Option<(Waker, S)> {
+        let me = Hub::with(|hub| hub.current_core() as *const _);
+        let q = self.q();
+        let i = q
+            .iter()
+            .position(|(w, _)| std::ptr::eq(w.record().as_ptr(), me))?;
+        q.remove(i)
     }
 
     /// Parks the current greenlet at the back of the list, with `slot`,
@@ -80,6 +114,7 @@ impl<S> WaitList<S> {
     /// waiter is removed and the error returned; if a kill unwinds it after
     /// it was notified, `on_lost` receives nothing but is called so the
     /// primitive can pass the hand-off on (e.g. re-release a permit).
+    #[inline]
     pub(crate) fn wait(
         &self,
         what: &dyn fmt::Display,
@@ -87,7 +122,6 @@ impl<S> WaitList<S> {
         deadline: Option<Instant>,
         on_lost: impl FnOnce(),
     ) -> Result<Option<S>, Interrupted> {
-        let mut mine: Option<Waker> = None;
         let mut timer = TimerGuard::new();
         let mut guard = LostGuard {
             list: self,
@@ -97,14 +131,22 @@ impl<S> WaitList<S> {
             if let Some(d) = deadline {
                 timer.arm(d, TimerAction::Wake(w.clone()));
             }
-            mine = Some(w.clone());
-            self.q.borrow_mut().push_back((w, slot));
+            self.q().push_back((w, slot));
         });
         drop(timer);
         guard.on_lost = None; // returning normally: nothing can be lost
-                              // Still listed: the timer woke us, or an interruption (a notified
-                              // waiter is always woken with Ok, and a wake beats an interruption).
-        let left = mine.and_then(|w| self.remove(&w));
+        // A notifier removes the waiter before it wakes it, and nothing else
+        // but the timer ends this park with `Ok`: without a timer, `Ok` means
+        // notified, and there is nothing to look for.
+        // (`queue::Slot`'s validity rests on this: a waiter never leaves
+        // `wait` listed.)
+        if r.is_ok() && deadline.is_none() {
+            debug_assert!(!self.has_current(), "woken with Ok while listed");
+            return Ok(None);
+        }
+        // Still listed: the timer woke us, or an interruption (a notified
+        // waiter is always woken with Ok, and a wake beats an interruption).
+        let left = self.remove_current().map(|(_, s)| s);
         r.map(|()| left)
     }
 }
@@ -117,21 +159,20 @@ struct LostGuard<'a, S, F: FnOnce()> {
 }
 
 impl<S, F: FnOnce()> Drop for LostGuard<'_, S, F> {
+    #[inline]
     fn drop(&mut self) {
-        let Some(on_lost) = self.on_lost.take() else {
-            return;
-        };
-        // Unwinding out of `park` (a kill): find the current greenlet's
-        // entry by its record (a greenlet waits in one list at a time).
-        let me = crate::hub::Hub::with(crate::hub::Hub::current);
-        let removed = {
-            let mut q = self.list.q.borrow_mut();
-            let i = q.iter().position(|(w, _)| w.record().ptr_eq(&me));
-            i.and_then(|i| q.remove(i))
-        };
-        if removed.is_none() {
-            on_lost();
+        if let Some(on_lost) = self.on_lost.take() {
+            lost(self.list, on_lost);
         }
+    }
+}
+
+/// Unwinding out of `park` (a kill): the waiter leaves the list, or passes
+/// on what it was handed.
+#[cold]
+fn lost<S>(list: &WaitList<S>, on_lost: impl FnOnce()) {
+    if list.remove_current().is_none() {
+        on_lost();
     }
 }
 
