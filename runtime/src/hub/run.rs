@@ -191,10 +191,16 @@ impl Hub {
         let Some(stack) = core.take_stack() else {
             return false;
         };
-        let (stack, page) = {
+        let (mut stack, page) = {
             let mut pool = self.stacks.borrow_mut();
             (pool.swap_hot(stack), pool.page())
         };
+        let guarded = self.stacks.borrow_mut().ready_to_run(&mut stack);
+        if let Err(e) = guarded {
+            self.stacks.borrow_mut().put(stack);
+            self.fail_launch(g, e);
+            return false;
+        }
         core.set_stack_bounds(stack.usable(page), stack.bottom);
         match g.body().launch(core, stack) {
             Ok(co) => {
@@ -206,6 +212,18 @@ impl Hub {
                 false
             }
         }
+    }
+
+    /// Ends a greenlet that cannot run (no guard page for its stack) as
+    /// panicked, with the error as its payload, without running its code.
+    #[cold]
+    fn fail_launch(&self, g: &Rec, e: std::io::Error) {
+        let core = g.core();
+        log::error!("{} cannot run: {e}", core.describe());
+        core.mark_ended();
+        g.body().discard();
+        core.extra().panic = Some(Box::new(e.to_string()));
+        self.finish(g, crate::task::Outcome::Panicked);
     }
 
     /// The part of a loop turn after the batch: poll, timers, remote queue.

@@ -72,6 +72,10 @@ pub(crate) struct GreenStack {
     pub(crate) top: usize,
     pub(crate) bottom: usize,
     pub(crate) origin: Origin,
+    /// Its guard page is installed. A slab slot gets it before its first
+    /// run, not when carved (see `StackPool::ready_to_run`); an `Own`
+    /// stack has it from the start.
+    pub(crate) guarded: bool,
 }
 
 impl GreenStack {
@@ -82,6 +86,7 @@ impl GreenStack {
             top,
             bottom,
             origin,
+            guarded: origin == Origin::Own,
         }
     }
 
@@ -160,7 +165,8 @@ impl GreenStack {
 
 // SAFETY: `base` is the top of a mapping that is readable and writable down
 // to `bottom + page`, with a guard page below (installed by madvise or
-// mprotect before the stack is handed out); both ends are page-aligned,
+// mprotect before a coroutine is built on the stack: see
+// `StackPool::ready_to_run`); both ends are page-aligned,
 // hence aligned to STACK_ALIGNMENT, and a stack is at least MIN_STACK_SIZE.
 unsafe impl corosensei::stack::Stack for GreenStack {
     fn base(&self) -> corosensei::stack::StackPointer {

@@ -146,6 +146,9 @@ pub(crate) struct StackPool {
     carve_next: usize,
     carve_end: usize,
     next_slab_slots: usize,
+    /// A guard page was installed on a slab slot, so the kernel can:
+    /// later slots are guarded when they first run.
+    guards_checked: bool,
 }
 
 impl StackPool {
@@ -171,6 +174,7 @@ impl StackPool {
             carve_next: 0,
             carve_end: 0,
             next_slab_slots: FIRST_SLAB_SLOTS,
+            guards_checked: false,
         }
     }
 
@@ -421,19 +425,19 @@ impl StackPool {
             self.next_slab_slots = (slots * 2).min(MAX_SLAB_SLOTS);
         }
         let bottom = self.carve_next;
-        match guard_install(bottom, self.page) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::Unsupported => {
-                // Kernel older than 6.13, or not Linux: per-stack mprotect
-                // from now on.
-                self.guard = StackGuard::Mprotect;
-                return self.map_own(self.default_size);
-            }
-            Err(e) => {
-                return Err(io::Error::new(
-                    io::ErrorKind::OutOfMemory,
-                    format!("cannot install a greenlet stack guard page: {e}"),
-                ))
+        // The first slot is guarded now, which tells whether the kernel
+        // can; later slots when they first run (`ready_to_run`).
+        let guarded = !self.guards_checked;
+        if guarded {
+            match guard_install(bottom, self.page) {
+                Ok(()) => self.guards_checked = true,
+                Err(e) if e.kind() == io::ErrorKind::Unsupported => {
+                    // Kernel older than 6.13, or not Linux: per-stack
+                    // mprotect from now on.
+                    self.guard = StackGuard::Mprotect;
+                    return self.map_own(self.default_size);
+                }
+                Err(e) => return Err(guard_error(e)),
             }
         }
         self.carve_next += slot;
@@ -446,7 +450,32 @@ impl StackPool {
         if let Some(r) = self.regions.last_mut() {
             r.carved += 1; // the region being carved is the last one
         }
-        Ok(GreenStack::new(bottom, bottom + slot, Origin::Slab))
+        let mut stack = GreenStack::new(bottom, bottom + slot, Origin::Slab);
+        stack.guarded = guarded;
+        Ok(stack)
+    }
+
+    /// Makes `stack` fit to run a greenlet: installs the guard page its
+    /// carving deferred. Deferred because most reserved stacks never run:
+    /// a burst of short greenlets runs on a few warm stacks (`swap_hot`),
+    /// and a `madvise` per spawn was most of a cold spawn's cost.
+    ///
+    /// # Errors
+    /// `OutOfMemory` if the kernel cannot install the guard (it is out of
+    /// memory for page tables); the stack stays unguarded.
+    #[inline]
+    pub(crate) fn ready_to_run(&mut self, stack: &mut GreenStack) -> io::Result<()> {
+        if stack.guarded {
+            return Ok(());
+        }
+        self.install_guard(stack)
+    }
+
+    #[cold]
+    fn install_guard(&mut self, stack: &mut GreenStack) -> io::Result<()> {
+        guard_install(stack.bottom, self.page).map_err(guard_error)?;
+        stack.guarded = true;
+        Ok(())
     }
 
     fn map_own(&mut self, size: usize) -> io::Result<GreenStack> {
@@ -528,6 +557,14 @@ fn map_limit_hint() -> String {
     "each stack is a mapping of its own with an mprotect'ed guard page: lower the number of \
      live greenlets or their stack size, or raise the process's memory limits (ulimit -v)"
         .to_string()
+}
+
+/// The error of a guard page the kernel would not install.
+fn guard_error(e: io::Error) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::OutOfMemory,
+        format!("cannot install a greenlet stack guard page: {e}"),
+    )
 }
 
 #[cfg(test)]
