@@ -10,6 +10,7 @@ impl Hub {
     pub(crate) fn give_back_memory(&self) {
         self.live.borrow_mut().shrink_to_fit();
         self.ready.shrink_to_fit();
+        crate::task::release_records();
         crate::stack::trim_heap();
     }
 }

@@ -22,6 +22,7 @@
 use std::cell::Cell;
 use std::ptr;
 
+mod alloc;
 mod core;
 mod link;
 mod record;
@@ -29,6 +30,7 @@ mod runqueue;
 mod waker;
 
 pub(crate) use self::core::{Co, Core, Outcome, State, WakeReason};
+pub(crate) use alloc::release as release_records;
 pub(crate) use link::{Link, LinkAction, LinkWhen};
 pub(crate) use record::Rec;
 pub(crate) use runqueue::RunQueue;

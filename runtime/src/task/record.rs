@@ -8,6 +8,7 @@
 //! `Rc<dyn ..>` would pay for its dynamic layout (the core's offset
 //! depends on the body's alignment) each time.
 
+use std::alloc::Layout;
 use std::cell::Cell;
 use std::panic::{self, AssertUnwindSafe, Location};
 use std::ptr::NonNull;
@@ -125,11 +126,12 @@ impl Rec {
     /// long as the record is).
     fn new_typed<V: Body + 'static>(record: Record<V>) -> (Rec, *const V) {
         record.core.refs.set(1);
-        let typed: *mut Record<V> = Box::into_raw(Box::new(record));
+        let typed = super::alloc::alloc(Layout::new::<Record<V>>()).cast::<Record<V>>();
         let untyped: *mut AnyRecord = typed;
-        // SAFETY: `typed` is a fresh, valid allocation; every pointer kept
-        // is derived from the same raw pointer.
+        // SAFETY: `typed` is a fresh allocation of the record's layout;
+        // every pointer kept is derived from the same raw pointer.
         unsafe {
+            typed.write(record);
             (*typed).core.this.set(untyped);
             let core = NonNull::new_unchecked(std::ptr::addr_of_mut!((*typed).core));
             (Rec { ptr: core }, std::ptr::addr_of!((*typed).body))
@@ -201,9 +203,22 @@ impl Drop for Rec {
 #[cold]
 #[inline(never)]
 fn free(this: *const AnyRecord) {
-    // SAFETY: no reference is left; `this` came from `Box::into_raw` of the
-    // record's box in `Rec::new_typed`.
-    drop(unsafe { Box::from_raw(this as *mut AnyRecord) });
+    /// Gives the memory back also if a drop in the record panics (as a
+    /// `Box` would).
+    struct Dealloc(*mut u8, Layout);
+    impl Drop for Dealloc {
+        fn drop(&mut self) {
+            // SAFETY: see below.
+            unsafe { super::alloc::dealloc(self.0, self.1) };
+        }
+    }
+    // SAFETY: no reference is left; `this` was allocated by
+    // `super::alloc::alloc` with the record's layout in `Rec::new_typed`
+    // and written there, and is dropped and freed once, here.
+    unsafe {
+        let _dealloc = Dealloc(this as *mut u8, Layout::for_value(&*this));
+        std::ptr::drop_in_place(this as *mut AnyRecord);
+    }
 }
 
 impl<F, T> Record<Closure<F, T>> {
