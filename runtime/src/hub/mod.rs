@@ -430,8 +430,10 @@ impl Hub {
         if std::thread::panicking() {
             return;
         }
-        let rec = self.current();
-        let core = rec.core();
+        // No reference of its own: the queue's (moved in below) and then
+        // the live table (or `Hub::main`) keep the record alive while it
+        // runs, as in `park`.
+        let core = self.current_core();
         if core.kill_requested() && core.kill_deferred() {
             return; // killed below a C-ABI frame: leave at once
         }
@@ -442,7 +444,7 @@ impl Hub {
             }
             return;
         }
-        self.schedule(rec.clone());
+        self.schedule(self.current());
         self.switch_out(core, &"yield_now");
         if core.kill_requested() && !core.kill_deferred() {
             start_unwind(core);
