@@ -43,7 +43,7 @@ pub enum TimeoutStatus {
 /// its error when not delivered yet. Safe to call at any time, also during
 /// thread exit (then a no-op reporting `Delivered`).
 pub fn cancel_timeout(handle: TimerHandle, target: &GreenletRef, id: TimeoutId) -> TimeoutStatus {
-    match Hub::try_with(|hub| hub.cancel_timer(handle)) {
+    match Hub::try_with(|hub| hub.cancel_timer_held(handle, &target.rec)) {
         None => TimeoutStatus::Delivered,
         Some(true) => TimeoutStatus::Cancelled,
         Some(false) if target.rec.core().discard_pending(id) => TimeoutStatus::Discarded,

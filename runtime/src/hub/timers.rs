@@ -24,6 +24,13 @@ impl Hub {
         rec.is_some()
     }
 
+    /// [`Hub::cancel_timer`] of a timer whose action's record the caller
+    /// holds a reference to (see `Timers::cancel_held`).
+    #[inline]
+    pub(crate) fn cancel_timer_held(&self, h: TimerHandle, held: &crate::task::Rec) -> bool {
+        self.timers.borrow_mut().cancel_held(h, held)
+    }
+
     /// Whether a timer is still armed.
     pub(crate) fn timer_armed(&self, h: TimerHandle) -> bool {
         self.timers.borrow().is_armed(h)

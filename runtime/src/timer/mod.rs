@@ -170,6 +170,25 @@ impl Timers {
         rec
     }
 
+    /// [`Timers::cancel_to_record`] for a caller that holds a reference to
+    /// the action's record (`held`; a timeout guard holds its greenlet's):
+    /// dropping the action in its slot then cannot free the record, so no
+    /// reference is made for the caller to drop. False if the timer
+    /// already fired or was cancelled.
+    #[inline]
+    pub(crate) fn cancel_held(&mut self, h: TimerHandle, held: &Rec) -> bool {
+        let Some(slot) = self.armed_slot(h) else {
+            return false;
+        };
+        if !slot.action.as_ref().is_some_and(|a| a.record().ptr_eq(held)) {
+            return self.cancel_to_record(h).is_some(); // not the record held
+        }
+        slot.action = None;
+        self.cancelled(h);
+        true
+    }
+
+    #[inline]
     fn armed_slot(&mut self, h: TimerHandle) -> Option<&mut Slot> {
         self.slots
             .get_mut(h.key as usize)
@@ -178,6 +197,7 @@ impl Timers {
 
     /// Frees the slot of `h`, whose action was just taken, and drops its
     /// entry if that is still the newest.
+    #[inline]
     fn cancelled(&mut self, h: TimerHandle) {
         self.free_slot(h.key as usize);
         if self.newest.is_some_and(|e| e.seq == h.seq) {
@@ -201,9 +221,12 @@ impl Timers {
             .is_some_and(|s| s.seq == h.seq)
     }
 
+    #[inline]
     fn compact(&mut self) {
         if self.live == 0 {
-            self.heap.clear();
+            if !self.heap.is_empty() {
+                self.heap.clear(); // not free on an empty heap
+            }
             self.newest = None;
         } else if self.heap.len() > 2 * self.live + 64 {
             self.compact_slow();
