@@ -67,7 +67,8 @@ impl RunQueue {
         let buf = unsafe { &mut *self.buf.get() };
         let len = self.len.get();
         if len == buf.len() {
-            self.grow(buf);
+            // A tail call: the common path keeps no registers across a call.
+            return self.push_back_growing(rec);
         }
         let i = (self.head.get() + len) & (buf.len() - 1);
         // SAFETY: masked by `len() - 1` of a non-empty power-of-two buffer,
@@ -92,6 +93,14 @@ impl RunQueue {
         self.head.set((head + 1) & (buf.len() - 1));
         self.len.set(len - 1);
         Some(rec)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn push_back_growing(&self, rec: Rec) {
+        // SAFETY: the only borrow of `buf` alive (see the module docs).
+        self.grow(unsafe { &mut *self.buf.get() });
+        self.push_back(rec);
     }
 
     /// Doubles the capacity (at least 64).
