@@ -55,6 +55,7 @@ impl Event {
     }
 
     /// Sets the flag and wakes every waiter. Never switches.
+    #[inline]
     pub fn set(&self) {
         self.inner.flag.set(true);
         self.inner.waiters.0.notify_all();

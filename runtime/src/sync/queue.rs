@@ -172,6 +172,7 @@ impl<T> Queue<T> {
     ///
     /// # Errors
     /// [`PutError::Interrupted`] with the item if the wait was interrupted.
+    #[inline]
     pub fn put(&self, item: T) -> Result<(), PutError<T>> {
         self.put_until(item, None, "Queue::put")
     }
@@ -193,6 +194,7 @@ impl<T> Queue<T> {
         self.try_put_inner(item).map_err(PutError::Full)
     }
 
+    #[inline]
     fn try_put_inner(&self, item: T) -> Result<(), T> {
         let i = &self.inner;
         if let Some((w, slot)) = i.getters.pop() {
@@ -209,11 +211,18 @@ impl<T> Queue<T> {
         }
     }
 
+    /// Inline up to a put that needs no wait (the common case); the wait
+    /// is out of line.
+    #[inline]
     fn put_until(&self, item: T, deadline: Option<Instant>, what: &str) -> Result<(), PutError<T>> {
-        let item = match self.try_put_inner(item) {
-            Ok(()) => return Ok(()),
-            Err(item) => item,
-        };
+        match self.try_put_inner(item) {
+            Ok(()) => Ok(()),
+            Err(item) => self.put_wait(item, deadline, what),
+        }
+    }
+
+    #[inline(never)]
+    fn put_wait(&self, item: T, deadline: Option<Instant>, what: &str) -> Result<(), PutError<T>> {
         let slot = Cell::new(Some(item));
         match self
             .inner
@@ -379,6 +388,7 @@ impl<T> Channel<T> {
     ///
     /// # Errors
     /// [`PutError::Interrupted`] with the item if the wait was interrupted.
+    #[inline]
     pub fn put(&self, item: T) -> Result<(), PutError<T>> {
         self.q.put(item)
     }

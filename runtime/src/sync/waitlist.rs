@@ -71,14 +71,24 @@ impl<S> WaitList<S> {
     }
 
     /// Wakes every waiter, in wait order. Never switches.
+    #[inline]
     pub(crate) fn notify_all(&self) {
-        if self.len() == 1 {
-            // The common case (one waiter) needs no snapshot of the list.
-            if let Some((w, _)) = self.pop() {
-                w.wake();
+        match self.len() {
+            0 => {}
+            // The common case needs no snapshot of the list (and, inline,
+            // no frame of its own).
+            1 => {
+                if let Some((w, _)) = self.pop() {
+                    w.wake();
+                }
             }
-            return;
+            _ => self.notify_many(),
         }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn notify_many(&self) {
         // Exactly those waiting now: dropping a slot or a stale waker (the
         // last reference to a record) can run user code, which might make
         // this list change under the loop.
