@@ -75,6 +75,7 @@ pub fn idle() -> Result<(), Interrupted> {
 /// Lets every other ready greenlet run, then continues; returns at once if
 /// the thread is unwinding. Unlike `sleep(ZERO)` it never reports a
 /// timeout (a pending one stays for the next wait), but a kill lands here.
+#[inline]
 pub fn yield_now() {
     Hub::with(Hub::yield_now);
 }

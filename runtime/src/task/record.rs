@@ -148,7 +148,8 @@ impl Rec {
         // one more reference may be made.
         unsafe { &*p }.add_ref();
         Rec {
-            ptr: NonNull::new(p as *mut Core).expect("records are never null"),
+            // SAFETY: a live record's address is not null.
+            ptr: unsafe { NonNull::new_unchecked(p as *mut Core) },
         }
     }
 
