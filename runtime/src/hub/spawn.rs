@@ -41,12 +41,17 @@ impl Hub {
     {
         let stack = self.stacks.borrow_mut().get(stack_size)?;
         let id = self.next_id();
-        let mut core = Core::new(id, name, location, false);
-        // The spawner, weakly (see `GreenletRef::spawning_greenlet`): the
-        // greenlet running now.
-        core.set_spawner(self.current_core());
-        core.reserve_stack(stack);
-        let (rec, value) = Rec::spawned(core, f);
+        let (rec, value) = Rec::spawned(
+            || {
+                let mut core = Core::new(id, name, location, false);
+                // The spawner, weakly (see `GreenletRef::spawning_greenlet`):
+                // the greenlet running now.
+                core.set_spawner(self.current_core());
+                core.reserve_stack(stack);
+                core
+            },
+            f,
+        );
         self.register_live(&rec);
         match start {
             Start::Now => self.schedule(rec.clone()),

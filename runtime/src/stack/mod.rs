@@ -192,7 +192,31 @@ impl StackPool {
     /// `InvalidInput` below [`MIN_STACK_SIZE`]; `OutOfMemory` when the
     /// configured limit is reached or the kernel refuses memory or maps
     /// (the message names the limit and the fix).
+    #[inline]
     pub(crate) fn get(&mut self, size: Option<usize>) -> io::Result<GreenStack> {
+        // Inline only the common case: a pooled stack of the default size
+        // and no limit to check.
+        if size.is_none() && self.max_stacks.is_none() {
+            if let Some(s) = self.take_free() {
+                self.live += 1;
+                return Ok(s);
+            }
+        }
+        self.get_slow(size)
+    }
+
+    /// The most recently pooled default-size stack, if any.
+    #[inline]
+    fn take_free(&mut self) -> Option<GreenStack> {
+        let s = self.free.pop()?;
+        let len = self.free.len();
+        self.trimmed = self.trimmed.min(len);
+        self.low_water = self.low_water.min(len);
+        Some(s)
+    }
+
+    #[inline(never)]
+    fn get_slow(&mut self, size: Option<usize>) -> io::Result<GreenStack> {
         let size = match size {
             None => self.default_size,
             Some(s) => self.check_size(s)?,
@@ -209,13 +233,8 @@ impl StackPool {
             }
         }
         let stack = if size == self.default_size {
-            match self.free.pop() {
-                Some(s) => {
-                    let len = self.free.len();
-                    self.trimmed = self.trimmed.min(len);
-                    self.low_water = self.low_water.min(len);
-                    s
-                }
+            match self.take_free() {
+                Some(s) => s,
                 None if self.guard == StackGuard::Auto => self.carve()?,
                 None => self.map_own(size)?,
             }

@@ -96,12 +96,17 @@ impl Rec {
 
     /// The record of a greenlet that will run `f`, and where its result
     /// will be (valid as long as the record is).
-    pub(crate) fn spawned<F, T>(core: Core, f: F) -> (Rec, *const Cell<Option<T>>)
+    ///
+    /// `core` builds the core once the memory is there, so that it can be
+    /// written in place rather than built aside and copied (a record is
+    /// some 300 bytes).
+    #[inline]
+    pub(crate) fn spawned<F, T>(core: impl FnOnce() -> Core, f: F) -> (Rec, *const Cell<Option<T>>)
     where
         F: FnOnce() -> T + 'static,
         T: 'static,
     {
-        let (rec, body) = Rec::new_typed(Record::new(core, f));
+        let (rec, body) = Rec::new_typed(|| Record::new(core(), f));
         // SAFETY: `body` points into the record `rec` keeps alive.
         (rec, unsafe { &(*body).value })
     }
@@ -119,19 +124,20 @@ impl Rec {
 
     /// Moves a new record to the heap; this is its first reference.
     fn new<V: Body + 'static>(record: Record<V>) -> Rec {
-        Rec::new_typed(record).0
+        Rec::new_typed(|| record).0
     }
 
     /// [`Rec::new`], also returning where the typed body lives (valid as
     /// long as the record is).
-    fn new_typed<V: Body + 'static>(record: Record<V>) -> (Rec, *const V) {
-        record.core.refs.set(1);
+    #[inline]
+    fn new_typed<V: Body + 'static>(record: impl FnOnce() -> Record<V>) -> (Rec, *const V) {
         let typed = super::alloc::alloc(Layout::new::<Record<V>>()).cast::<Record<V>>();
         let untyped: *mut AnyRecord = typed;
         // SAFETY: `typed` is a fresh allocation of the record's layout;
         // every pointer kept is derived from the same raw pointer.
         unsafe {
-            typed.write(record);
+            typed.write(record());
+            (*typed).core.refs.set(1);
             (*typed).core.this.set(untyped);
             let core = NonNull::new_unchecked(std::ptr::addr_of_mut!((*typed).core));
             (Rec { ptr: core }, std::ptr::addr_of!((*typed).body))
