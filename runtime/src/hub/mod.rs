@@ -315,8 +315,10 @@ impl Hub {
     pub(crate) fn finish(&self, rec: &Rec, outcome: Outcome) {
         let core = rec.core();
         core.mark_dead(outcome);
-        if let Some(w) = &*self.monitor.borrow() {
-            w.forget(core);
+        if self.monitoring.get() {
+            if let Some(w) = &*self.monitor.borrow() {
+                w.forget(core);
+            }
         }
         let removed = self.live.borrow_mut().try_remove(core.live_key());
         drop(removed);
