@@ -14,23 +14,23 @@
 //! registration syscall per operation, no allocation.
 //!
 //! # Closing while others wait
-//! The fd and its registration live in an `Rc<Sys>`; an operation holds a
-//! clone while it may park, so [`Evented::close`] (which takes `&self`, like
-//! every operation) can run while another greenlet is parked on the same
-//! socket. `close` fails the waiters with `Interrupted::Cancelled` and makes
-//! the fd dead at once by `dup3`-ing a placeholder over it (an `O_PATH` fd
-//! of `/`, on which I/O fails with `EBADF`; on macOS a read-only fd of `/`
-//! by `dup2`, see `sys.rs`): the socket is released now (the
-//! peer sees the close), while the fd *number* stays allocated until the
-//! value is dropped. So a waiter that has not run yet, or a `BorrowedFd`
-//! from `as_fd`, never refers to a number the process may have reused.
+//! [`Evented::close`] takes `&self`, like every operation, so it can run
+//! while another greenlet is parked on the same socket. It frees nothing:
+//! the socket, its registration and its flags stay in place until the
+//! value is dropped (a parked waiter still borrows them). `close` fails the
+//! waiters with `Interrupted::Cancelled`, deregisters the fd, and makes it
+//! dead at once by `dup3`-ing a placeholder over it (an `O_PATH` fd of `/`,
+//! on which I/O fails with `EBADF`; on macOS a read-only fd of `/` by
+//! `dup2`, see `sys.rs`): the socket is released now (the peer sees the
+//! close), while the fd *number* stays allocated until the value is
+//! dropped. So a waiter that has not run yet, or a `BorrowedFd` from
+//! `as_fd`, never refers to a number the process may have reused.
 
 use std::cell::{Cell, OnceCell};
 use std::fmt;
 use std::io;
 use std::net::Shutdown;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, IntoRawFd, OwnedFd, RawFd};
-use std::rc::Rc;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -82,28 +82,69 @@ pub fn closed_fd_placeholder() -> Option<BorrowedFd<'static>> {
         .map(|fd| fd.as_fd())
 }
 
-/// The fd, its registration and what waiters must see when they resume.
+/// A cooperative socket: `S` is the std (or socket2) socket type, always in
+/// non-blocking mode at the OS level.
+///
+/// One cache line, aligned, holding everything an operation reads but the
+/// reactor's source: every operation reads it, usually from the frame of a
+/// greenlet that has just been resumed after its stack's lines left the
+/// cache. Unaligned it straddled two lines half the time (echo at 500
+/// connections: 20.4 → 17.5 L1d misses per request); with the socket and
+/// its registration in an `Rc` of their own, a resumed operation missed
+/// that line too (15.25 → 14.1).
+///
 /// Field order matters: the registration is dropped before the socket.
-pub(crate) struct Sys<S> {
+#[repr(align(64))]
+pub(crate) struct Evented<S: AsRawFd> {
     reg: OnceCell<Registration>,
-    pub(crate) sock: S,
-    /// Set by `close`: a waiter that resumes finds the socket gone.
+    /// The socket; after `close` its fd refers to the placeholder, kept so
+    /// the fd number stays allocated while `self` lives.
+    sock: S,
+    /// Set by `close`: operations fail with `EBADF`, and a waiter that
+    /// resumes finds the socket gone.
     closed: Cell<bool>,
+    nonblocking: Cell<bool>,
     /// Per [`Direction`], bumped by `shutdown` of that direction: tells
     /// its waiter its wait was cancelled (`cancel_waiters` ends the waits
     /// of both directions; the other one waits again).
     gens: [Cell<u32>; 2],
+    read_timeout: Cell<Option<Duration>>,
+    write_timeout: Cell<Option<Duration>>,
 }
 
-impl<S: AsRawFd> Sys<S> {
+impl<S: AsRawFd> Evented<S> {
+    /// Wraps `sock`, which must already be in non-blocking mode. Does no
+    /// syscall: the registration is made when first needed.
+    pub(crate) fn new(sock: S) -> Evented<S> {
+        Evented {
+            reg: OnceCell::new(),
+            sock,
+            closed: Cell::new(false),
+            nonblocking: Cell::new(false),
+            gens: Default::default(),
+            read_timeout: Cell::new(None),
+            write_timeout: Cell::new(None),
+        }
+    }
+
+    /// A new socket with this one's settings (for `try_clone`).
+    pub(crate) fn with_settings_of<T: AsRawFd>(sock: S, other: &Evented<T>) -> Evented<S> {
+        let e = Evented::new(sock);
+        e.read_timeout.set(other.read_timeout.get());
+        e.write_timeout.set(other.write_timeout.get());
+        e.nonblocking.set(other.nonblocking.get());
+        e
+    }
+
     fn registration(&self) -> io::Result<&Registration> {
         if let Some(r) = self.reg.get() {
             return Ok(r);
         }
         // SAFETY: the fd is owned by `self.sock`, which is dropped after
         // `self.reg` (field order), or after the registration is taken out
-        // and dropped (`close`, `into_inner`). `close` replaces the fd with
-        // a placeholder instead of closing it, so the number stays open.
+        // and dropped (`into_inner`, `into_raw_fd`). `close` replaces the
+        // fd with a placeholder instead of closing it, so the number stays
+        // open.
         let r = unsafe { Registration::new(self.sock.as_raw_fd()) }?;
         Ok(self.reg.get_or_init(|| r))
     }
@@ -152,73 +193,21 @@ impl<S: AsRawFd> Sys<S> {
             r => r,
         }
     }
-}
 
-/// A cooperative socket: `S` is the std (or socket2) socket type, always in
-/// non-blocking mode at the OS level.
-///
-/// One cache line, aligned: every operation reads it, usually from the
-/// frame of a greenlet that has just been resumed after its stack's lines
-/// left the cache; unaligned, it straddles two lines half the time (echo at
-/// 500 connections: 20.4 → 17.5 L1d misses per request).
-#[repr(align(64))]
-pub(crate) struct Evented<S: AsRawFd> {
-    /// The open socket; `None` once closed (or taken by `into_inner`).
-    sys: Cell<Option<Rc<Sys<S>>>>,
-    /// After `close`: the socket whose fd now refers to the placeholder,
-    /// kept so the fd number stays allocated while `self` lives.
-    dead: Cell<Option<Rc<Sys<S>>>>,
-    read_timeout: Cell<Option<Duration>>,
-    write_timeout: Cell<Option<Duration>>,
-    nonblocking: Cell<bool>,
-}
-
-impl<S: AsRawFd> Evented<S> {
-    /// Wraps `sock`, which must already be in non-blocking mode. Does no
-    /// syscall: the registration is made when first needed.
-    pub(crate) fn new(sock: S) -> Evented<S> {
-        Evented {
-            sys: Cell::new(Some(Rc::new(Sys {
-                reg: OnceCell::new(),
-                sock,
-                closed: Cell::new(false),
-                gens: Default::default(),
-            }))),
-            dead: Cell::new(None),
-            read_timeout: Cell::new(None),
-            write_timeout: Cell::new(None),
-            nonblocking: Cell::new(false),
-        }
-    }
-
-    /// A new socket with this one's settings (for `try_clone`).
-    pub(crate) fn with_settings_of<T: AsRawFd>(sock: S, other: &Evented<T>) -> Evented<S> {
-        let e = Evented::new(sock);
-        e.read_timeout.set(other.read_timeout.get());
-        e.write_timeout.set(other.write_timeout.get());
-        e.nonblocking.set(other.nonblocking.get());
-        e
-    }
-
+    /// The socket; `EBADF` once closed.
     #[inline]
-    fn sys(&self) -> io::Result<Rc<Sys<S>>> {
-        let s = self.sys.take();
-        let r = s.clone();
-        self.sys.set(s);
-        r.ok_or_else(ebadf)
+    fn open(&self) -> io::Result<&S> {
+        if self.closed.get() {
+            return Err(ebadf());
+        }
+        Ok(&self.sock)
     }
 
     /// Runs `f` on the open socket (a syscall that never blocks, such as
     /// `peer_addr` or a socket option); `EBADF` if closed.
     #[inline]
     pub(crate) fn with<R>(&self, f: impl FnOnce(&S) -> io::Result<R>) -> io::Result<R> {
-        let s = self.sys.take();
-        let r = match &s {
-            Some(sys) => f(&sys.sock),
-            None => Err(ebadf()),
-        };
-        self.sys.set(s);
-        r
+        f(self.open()?)
     }
 
     /// Runs the read-side operation `op` cooperatively: try first, park on
@@ -252,19 +241,19 @@ impl<S: AsRawFd> Evented<S> {
         mut op: impl FnMut(&S) -> io::Result<R>,
         short: impl Fn(&R) -> bool,
     ) -> io::Result<R> {
-        let sys = self.sys()?;
+        let sock = self.open()?;
         let nonblocking = self.nonblocking.get();
         let mut deadline = None;
         loop {
             // In non-blocking mode the caller handles `WouldBlock` itself
             // (perhaps after its own readiness wait), so always try.
-            if nonblocking || sys.ready(dir) {
-                match op(&sys.sock) {
+            if nonblocking || self.ready(dir) {
+                match op(sock) {
                     Ok(r) => {
                         if short(&r) {
                             // Best effort: without it the next operation
                             // costs one `EAGAIN` syscall.
-                            let _ = sys.clear_after_short(dir);
+                            let _ = self.clear_after_short(dir);
                         }
                         return Ok(r);
                     }
@@ -272,19 +261,19 @@ impl<S: AsRawFd> Evented<S> {
                         if nonblocking {
                             return Err(e);
                         }
-                        sys.clear(dir)?;
+                        self.clear(dir)?;
                     }
                     Err(e) => return Err(e),
                 }
             }
-            match sys.wait(dir, timeout, &mut deadline) {
+            match self.wait(dir, timeout, &mut deadline) {
                 // Readiness edges are coarse: the kernel reports a socket
                 // writable again only once about a third of its send buffer
                 // is free, so a slow but live reader can take bytes all
                 // through the timeout without an edge. Like `SO_SNDTIMEO`,
                 // time out only if the operation still cannot make progress.
                 Err(e) if is_own_timeout(&e) => {
-                    return match op(&sys.sock) {
+                    return match op(sock) {
                         Err(w) if w.kind() == io::ErrorKind::WouldBlock => Err(e),
                         r => r,
                     };
@@ -297,12 +286,12 @@ impl<S: AsRawFd> Evented<S> {
     /// Waits for a non-blocking `connect` in progress to finish (write
     /// readiness), up to `timeout`. The caller then reads `SO_ERROR`.
     pub(crate) fn wait_connected(&self, timeout: Option<Duration>) -> io::Result<()> {
-        let sys = self.sys()?;
-        sys.clear(Direction::Write)?;
+        self.open()?;
+        self.clear(Direction::Write)?;
         let mut deadline = None;
         loop {
-            sys.wait(Direction::Write, timeout, &mut deadline)?;
-            if sys.ready(Direction::Write) {
+            self.wait(Direction::Write, timeout, &mut deadline)?;
+            if self.ready(Direction::Write) {
                 return Ok(());
             }
         }
@@ -312,41 +301,34 @@ impl<S: AsRawFd> Evented<S> {
     /// and never switches. Waiters get `Interrupted::Cancelled` ("File
     /// descriptor was closed in another greenlet").
     pub(crate) fn close(&self) {
-        let Some(mut sys) = self.sys.take() else {
+        if self.closed.replace(true) {
             return;
-        };
-        sys.closed.set(true);
-        // Deregister now, while the fd still refers to the socket, even if
-        // a waiter still holds `sys`: after the `dup3` below a delete would
-        // miss, and if another fd keeps the socket open (`try_clone`,
-        // `dup`) its epoll entry would stay behind.
-        if let Some(reg) = sys.reg.get() {
+        }
+        // Deregister now, while the fd still refers to the socket: after
+        // the `dup3` below a delete would miss, and if another fd keeps the
+        // socket open (`try_clone`, `dup`) its epoll entry would stay
+        // behind. The registration itself stays (a waiter may still borrow
+        // it); deregistered, it reports "ready" and its drop does nothing.
+        if let Some(reg) = self.reg.get() {
             reg.deregister();
         }
-        if let Some(s) = Rc::get_mut(&mut sys) {
-            drop(s.reg.take());
-        }
-        let fd = sys.sock.as_raw_fd();
+        let fd = self.sock.as_raw_fd();
         let replaced = closed_fd_placeholder().is_some_and(|p| {
-            // SAFETY: `fd` is open and owned by `sys.sock`; it is made to
+            // SAFETY: `fd` is open and owned by `self.sock`; it is made to
             // refer to the placeholder, releasing the socket (it closes if
             // no other fd refers to it) without freeing the number.
             unsafe { sys::dup_over(p, fd) }.is_ok()
         });
         if !replaced {
             // No placeholder: keep the fd until drop, but end the connection.
-            // SAFETY: `fd` is open and owned by `sys.sock`.
+            // SAFETY: `fd` is open and owned by `self.sock`.
             unsafe { libc::shutdown(fd, libc::SHUT_RDWR) };
         }
-        self.dead.set(Some(sys));
     }
 
     /// True once [`Evented::close`] has run.
     pub(crate) fn is_closed(&self) -> bool {
-        let s = self.sys.take();
-        let closed = s.is_none();
-        self.sys.set(s);
-        closed
+        self.closed.get()
     }
 
     /// Shuts down `how` with `f`, failing the waiters of that direction with
@@ -356,18 +338,17 @@ impl<S: AsRawFd> Evented<S> {
         how: Shutdown,
         f: impl FnOnce(&S, Shutdown) -> io::Result<()>,
     ) -> io::Result<()> {
-        let sys = self.sys()?;
-        let r = f(&sys.sock, how);
+        let r = f(self.open()?, how);
         let dirs: &[Direction] = match how {
             Shutdown::Read => &[Direction::Read],
             Shutdown::Write => &[Direction::Write],
             Shutdown::Both => &[Direction::Read, Direction::Write],
         };
         for &d in dirs {
-            let gen = &sys.gens[d as usize];
+            let gen = &self.gens[d as usize];
             gen.set(gen.get().wrapping_add(1));
         }
-        if let Some(reg) = sys.reg.get() {
+        if let Some(reg) = self.reg.get() {
             reg.cancel_waiters();
         }
         r
@@ -376,85 +357,49 @@ impl<S: AsRawFd> Evented<S> {
     /// The fd: the socket's, or after `close` the dead placeholder's copy
     /// (the number is the same and stays allocated until drop).
     pub(crate) fn raw_fd(&self) -> RawFd {
-        for cell in [&self.sys, &self.dead] {
-            let s = cell.take();
-            let fd = s.as_ref().map(|s| s.sock.as_raw_fd());
-            cell.set(s);
-            if let Some(fd) = fd {
-                return fd;
-            }
-        }
-        -1
+        self.sock.as_raw_fd()
     }
 
     /// The fd, borrowed for as long as `self`.
     pub(crate) fn as_fd(&self) -> BorrowedFd<'_> {
-        let fd = self.raw_fd();
-        debug_assert!(fd >= 0, "an Evented always holds an fd until consumed");
-        // SAFETY: exactly one of `sys` / `dead` holds the socket for as long
-        // as `self` lives (only the consuming `into_*` take it away), and
+        // SAFETY: `self.sock` owns the fd for as long as `self` lives, and
         // `close` keeps the number open (a placeholder is dup'ed over it),
-        // so `fd` stays a valid open fd for the borrow's lifetime.
-        unsafe { BorrowedFd::borrow_raw(fd) }
+        // so it stays a valid open fd for the borrow's lifetime.
+        unsafe { BorrowedFd::borrow_raw(self.raw_fd()) }
     }
 
     /// Takes the socket out, deregistered: `EBADF` if it was closed.
     pub(crate) fn into_inner(self) -> io::Result<S> {
-        let sys = self.sys.take().ok_or_else(ebadf)?;
-        match Rc::try_unwrap(sys) {
-            Ok(Sys { reg, sock, .. }) => {
-                drop(reg);
-                Ok(sock)
-            }
-            Err(sys) => {
-                // Unreachable: clones live only inside `&self` calls.
-                self.sys.set(Some(sys));
-                Err(io::Error::new(
-                    io::ErrorKind::ResourceBusy,
-                    "the socket is in use by another greenlet",
-                ))
-            }
+        if self.closed.get() {
+            return Err(ebadf());
         }
+        let Evented { reg, sock, .. } = self;
+        drop(reg);
+        Ok(sock)
     }
 
     /// Converts the socket type (same fd), keeping the registration, the
     /// settings and the closed state (for `Socket` -> `TcpStream` and the
     /// like).
     pub(crate) fn map<T: AsRawFd>(self, f: impl FnOnce(S) -> T) -> Evented<T> {
-        let open = self.sys.take();
-        let was_open = open.is_some();
-        let out = Evented::<T> {
-            sys: Cell::new(None),
-            dead: Cell::new(None),
-            read_timeout: Cell::new(self.read_timeout.get()),
-            write_timeout: Cell::new(self.write_timeout.get()),
-            nonblocking: Cell::new(self.nonblocking.get()),
-        };
-        let Some(sys) = open.or_else(|| self.dead.take()) else {
-            return out;
-        };
-        // Clones live only inside `&self` calls, so this is the only one.
-        let Ok(sys) = Rc::try_unwrap(sys) else {
-            return out;
-        };
-        let Sys {
+        let Evented {
             reg,
             sock,
             closed,
+            nonblocking,
             gens,
-        } = sys;
-        let mapped = Rc::new(Sys {
+            read_timeout,
+            write_timeout,
+        } = self;
+        Evented {
             reg,
             sock: f(sock),
             closed,
+            nonblocking,
             gens,
-        });
-        if was_open {
-            out.sys.set(Some(mapped));
-        } else {
-            out.dead.set(Some(mapped));
+            read_timeout,
+            write_timeout,
         }
-        out
     }
 
     /// Gives up ownership of the fd (after `close`, of the dead
@@ -463,19 +408,9 @@ impl<S: AsRawFd> Evented<S> {
     where
         S: IntoRawFd,
     {
-        let sys = self.sys.take().or_else(|| self.dead.take());
-        match sys.map(Rc::try_unwrap) {
-            Some(Ok(Sys { reg, sock, .. })) => {
-                drop(reg);
-                sock.into_raw_fd()
-            }
-            // Unreachable (see `into_inner`): hand out a duplicate.
-            // SAFETY: `dup` of an fd we own; the caller owns the result.
-            Some(Err(sys)) => unsafe {
-                libc::fcntl(sys.sock.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 0)
-            },
-            None => -1,
-        }
+        let Evented { reg, sock, .. } = self;
+        drop(reg);
+        sock.into_raw_fd()
     }
 
     /// The read timeout; `EBADF` if closed.
@@ -528,13 +463,10 @@ impl<S: AsRawFd> Evented<S> {
     where
         S: fmt::Debug,
     {
-        let s = self.sys.take();
-        let r = match &s {
-            Some(sys) => f.debug_tuple(name).field(&sys.sock).finish(),
-            None => write!(f, "{name}(closed)"),
-        };
-        self.sys.set(s);
-        r
+        match self.open() {
+            Ok(sock) => f.debug_tuple(name).field(sock).finish(),
+            Err(_) => write!(f, "{name}(closed)"),
+        }
     }
 }
 
