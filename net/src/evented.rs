@@ -136,10 +136,21 @@ impl<S: AsRawFd> Evented<S> {
         e
     }
 
+    /// Its registration, made on first use. The made case is on every
+    /// operation's path, so it is inline and the first use out of line
+    /// (left to itself, the compiler inlined the whole or nothing,
+    /// depending on unrelated code elsewhere in the crate).
+    #[inline]
     fn registration(&self) -> io::Result<&Registration> {
-        if let Some(r) = self.reg.get() {
-            return Ok(r);
+        match self.reg.get() {
+            Some(r) => Ok(r),
+            None => self.register(),
         }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn register(&self) -> io::Result<&Registration> {
         // SAFETY: the fd is owned by `self.sock`, which is dropped after
         // `self.reg` (field order), or after the registration is taken out
         // and dropped (`into_inner`, `into_raw_fd`). `close` replaces the

@@ -48,39 +48,22 @@ pub(crate) enum WakeReason {
 }
 
 /// The shared record of one greenlet (the untyped part).
+///
+/// `repr(C)`, in this order, because of where the fields sit in the cache:
+/// record blocks are aligned to a cache line (see `alloc.rs`), and a
+/// server with many connections wakes a whole batch of greenlets before
+/// the first of them runs, so each record's lines are evicted between its
+/// wake and its resume. The first line holds what a wake touches (state,
+/// park number) and what the resume reads first (the coroutine); the
+/// second line the rest of a resume-and-park (count, wake reason, extras,
+/// yielder, guard page). A wake then misses one line and a resume two;
+/// the rest of the record (names, joiners, spawn data) is not touched on
+/// that path.
+#[repr(C)]
 pub(crate) struct Core {
-    /// Strong references ([`Rec`](super::Rec)s) to the record; it is freed at zero.
-    pub(super) refs: Cell<usize>,
-    /// The whole record this core heads (set once it is on the heap): the
-    /// vtable half of it is what lets a thin [`Rec`](super::Rec) reach the body and
-    /// free the record.
-    pub(super) this: Cell<*const AnyRecord>,
-    id: u64,
-    name: Option<Box<str>>,
-    location: &'static Location<'static>,
-    /// The greenlet that spawned this one, weakly (see `spawn_hooks.rs`):
-    /// its id, and its key in the live table (two fields, so the key packs
-    /// with the other small ones); both `MAX` for nobody.
-    spawner_id: u64,
-    spawner_key: u32,
+    // First line: the wake's fields and the coroutine.
     state: Cell<State>,
     started: Cell<bool>,
-    /// The coroutine: `None` before the first run (it is built then, so a
-    /// greenlet that has not run touches no stack memory) and once finished.
-    /// Resumed in place by the hub; see [`Core::co_slot`].
-    co: UnsafeCell<Option<Co>>,
-    /// The stack reserved at spawn, until the first run takes a stack (this
-    /// one, or a warmer one from the pool in exchange).
-    stack: Cell<Option<Stack>>,
-    /// Set by the coroutine body on its first run; valid while `co` lives.
-    yielder: Cell<*const Yielder<(), ()>>,
-    /// Sequence number of the current (or next) park; wakers carry it.
-    park_seq: Cell<u32>,
-    wake_reason: Cell<WakeReason>,
-    /// What most greenlets never need, allocated on first use: the record
-    /// is written at spawn and read at every switch, so its size is memory
-    /// traffic (100k live greenlets do not fit in the caches).
-    extra: RefCell<Option<Box<Extra>>>,
     kill_requested: Cell<bool>,
     /// Between the start of a kill's unwind and the end of it (or its being
     /// caught); a second kill meanwhile does nothing.
@@ -90,15 +73,47 @@ pub(crate) struct Core {
     /// (Set and restored by `defer_kill`'s scope, not a state transition.)
     kill_deferred: Cell<bool>,
     outcome: Cell<Outcome>,
-    joiners: RefCell<Vec<Waker>>,
-    live_key: Cell<usize>,
-    /// Usable bytes of its stack (for overflow reports).
-    stack_size: Cell<usize>,
-    /// Address of its stack's guard page (0 for the main greenlet).
-    guard_page: Cell<usize>,
     /// Its name was given to the blocking monitor.
     name_published: Cell<bool>,
     is_main: bool,
+    /// Sequence number of the current (or next) park; wakers carry it.
+    park_seq: Cell<u32>,
+    /// The greenlet that spawned this one, weakly (see `spawn_hooks.rs`):
+    /// its key in the live table and its id (`spawner_id`, below); both
+    /// `MAX` for nobody.
+    spawner_key: u32,
+    /// The coroutine: `None` before the first run (it is built then, so a
+    /// greenlet that has not run touches no stack memory) and once finished.
+    /// Resumed in place by the hub; see [`Core::co_slot`].
+    co: UnsafeCell<Option<Co>>,
+    // Second line: the rest of a resume and the next park.
+    /// Strong references ([`Rec`](super::Rec)s) to the record; it is freed at zero.
+    pub(super) refs: Cell<usize>,
+    wake_reason: Cell<WakeReason>,
+    /// What most greenlets never need, allocated on first use: the record
+    /// is written at spawn and read at every switch, so its size is memory
+    /// traffic (100k live greenlets do not fit in the caches).
+    extra: RefCell<Option<Box<Extra>>>,
+    /// Set by the coroutine body on its first run; valid while `co` lives.
+    yielder: Cell<*const Yielder<(), ()>>,
+    /// Address of its stack's guard page (0 for the main greenlet).
+    guard_page: Cell<usize>,
+    live_key: Cell<usize>,
+    // Off the switch path.
+    /// The whole record this core heads (set once it is on the heap): the
+    /// vtable half of it is what lets a thin [`Rec`](super::Rec) reach the body and
+    /// free the record.
+    pub(super) this: Cell<*const AnyRecord>,
+    id: u64,
+    name: Option<Box<str>>,
+    location: &'static Location<'static>,
+    spawner_id: u64,
+    /// The stack reserved at spawn, until the first run takes a stack (this
+    /// one, or a warmer one from the pool in exchange).
+    stack: Cell<Option<Stack>>,
+    joiners: RefCell<Vec<Waker>>,
+    /// Usable bytes of its stack (for overflow reports).
+    stack_size: Cell<usize>,
 }
 
 impl Core {
@@ -554,4 +569,31 @@ pub(crate) struct Extra {
     pub(crate) links: Vec<Link>,
     /// The timer that starts a `spawn_later` greenlet.
     pub(crate) start_timer: Option<TimerHandle>,
+}
+
+#[cfg(test)]
+mod tests {
+    use std::mem::{offset_of, size_of};
+
+    use super::{Co, Core, Extra, State, WakeReason};
+
+    /// The fields a wake touches and the coroutine share the first line;
+    /// the rest of a resume and park fits the second (see `Core`).
+    #[test]
+    fn the_switch_path_fields_fill_the_first_two_lines() {
+        let end = |off: usize, size: usize| off + size;
+        assert!(end(offset_of!(Core, state), size_of::<State>()) <= 64);
+        assert!(end(offset_of!(Core, park_seq), 4) <= 64);
+        assert!(end(offset_of!(Core, co), size_of::<Option<Co>>()) <= 64);
+        assert!(offset_of!(Core, refs) >= 64);
+        for last in [
+            end(offset_of!(Core, refs), 8),
+            end(offset_of!(Core, wake_reason), size_of::<WakeReason>()),
+            end(offset_of!(Core, extra), size_of::<std::cell::RefCell<Option<Box<Extra>>>>()),
+            end(offset_of!(Core, yielder), 8),
+            end(offset_of!(Core, guard_page), 8),
+        ] {
+            assert!(last <= 128, "a switch-path field ends at {last}");
+        }
+    }
 }
