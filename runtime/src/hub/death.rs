@@ -10,8 +10,11 @@ use crate::task::{LinkAction, Outcome, Rec};
 impl Hub {
     /// Wakes the joiners of a greenlet that just died.
     pub(crate) fn wake_joiners(&self, rec: &Rec) {
-        let joiners = rec.core().take_joiners();
-        for w in joiners {
+        // Most greenlets die unjoined (or joined after): nothing to take.
+        if !rec.core().has_joiners() {
+            return;
+        }
+        for w in rec.core().take_joiners() {
             w.wake();
         }
     }
@@ -20,10 +23,13 @@ impl Hub {
     pub(super) fn on_death(&self, rec: &Rec) {
         let core = rec.core();
         self.wake_joiners(rec);
-        let links = core
+        let Some(links) = core
             .extra_if_any()
             .map(|mut e| std::mem::take(&mut e.links))
-            .unwrap_or_default();
+            .filter(|links| !links.is_empty())
+        else {
+            return;
+        };
         let failed = core.outcome() == Outcome::Panicked;
         for l in links {
             if l.when.fires(failed) {

@@ -42,14 +42,9 @@ impl Hub {
         let stack = self.stacks.borrow_mut().get(stack_size)?;
         let id = self.next_id();
         let (rec, value) = Rec::spawned(
-            || {
-                let mut core = Core::new(id, name, location, false);
-                // The spawner, weakly (see `GreenletRef::spawning_greenlet`):
-                // the greenlet running now.
-                core.set_spawner(self.current_core());
-                core.reserve_stack(stack);
-                core
-            },
+            // The spawner, weakly (see `GreenletRef::spawning_greenlet`):
+            // the greenlet running now.
+            || Core::spawned(id, name, location, self.current_core(), stack),
             f,
         );
         self.register_live(&rec);

@@ -175,12 +175,24 @@ impl Core {
         self.is_main
     }
 
-    /// Records `spawner` (the greenlet running at spawn) weakly.
-    #[inline]
-    pub(crate) fn set_spawner(&mut self, spawner: &Core) {
-        self.spawner_id = spawner.id;
-        // Live-table keys are below the number of live greenlets.
-        self.spawner_key = u32::try_from(spawner.live_key.get()).unwrap_or(u32::MAX);
+    /// The core of a spawned greenlet, with `spawner` (the greenlet
+    /// running at spawn) recorded weakly and `stack` reserved. Built as
+    /// one value, so that it can be written straight into its record.
+    #[inline(always)]
+    pub(crate) fn spawned(
+        id: u64,
+        name: Option<Box<str>>,
+        location: &'static Location<'static>,
+        spawner: &Core,
+        stack: Stack,
+    ) -> Core {
+        Core {
+            spawner_id: spawner.id,
+            // Live-table keys are below the number of live greenlets.
+            spawner_key: u32::try_from(spawner.live_key.get()).unwrap_or(u32::MAX),
+            stack: Cell::new(Some(stack)),
+            ..Core::new(id, name, location, false)
+        }
     }
 
     /// Its spawner's key in the live table and id, if it had one; the
@@ -204,12 +216,6 @@ impl Core {
     }
 
     // Its stack.
-
-    /// Keeps the stack reserved at spawn until the first run.
-    #[inline]
-    pub(crate) fn reserve_stack(&self, stack: Stack) {
-        self.stack.set(Some(stack));
-    }
 
     /// The stack reserved at spawn, if still kept (first run, teardown).
     #[inline]
@@ -270,8 +276,13 @@ impl Core {
         self.joiners.borrow_mut().push(w);
     }
 
-    /// The joiners to wake at its death.
+    /// Whether a greenlet waits for it to end.
     #[inline]
+    pub(crate) fn has_joiners(&self) -> bool {
+        !self.joiners.borrow().is_empty()
+    }
+
+    /// Takes the wakers of the greenlets waiting for it to end.
     pub(crate) fn take_joiners(&self) -> Vec<Waker> {
         std::mem::take(&mut *self.joiners.borrow_mut())
     }

@@ -106,7 +106,10 @@ impl Rec {
         F: FnOnce() -> T + 'static,
         T: 'static,
     {
-        let (rec, body) = Rec::new_typed(|| Record::new(core(), f));
+        let (rec, body) = Rec::new_typed(core, || Closure {
+            f: Cell::new(Some(f)),
+            value: Cell::new(None),
+        });
         // SAFETY: `body` points into the record `rec` keeps alive.
         (rec, unsafe { &(*body).value })
     }
@@ -124,19 +127,26 @@ impl Rec {
 
     /// Moves a new record to the heap; this is its first reference.
     fn new<V: Body + 'static>(record: Record<V>) -> Rec {
-        Rec::new_typed(|| record).0
+        let Record { core, body } = record;
+        Rec::new_typed(|| core, || body).0
     }
 
     /// [`Rec::new`], also returning where the typed body lives (valid as
     /// long as the record is).
     #[inline]
-    fn new_typed<V: Body + 'static>(record: impl FnOnce() -> Record<V>) -> (Rec, *const V) {
+    fn new_typed<V: Body + 'static>(
+        core: impl FnOnce() -> Core,
+        body: impl FnOnce() -> V,
+    ) -> (Rec, *const V) {
         let typed = super::alloc::alloc(Layout::new::<Record<V>>()).cast::<Record<V>>();
         let untyped: *mut AnyRecord = typed;
         // SAFETY: `typed` is a fresh allocation of the record's layout;
         // every pointer kept is derived from the same raw pointer.
         unsafe {
-            typed.write(record());
+            // Field by field, each built straight into its place: a whole
+            // `Record` would be built on the stack and copied.
+            std::ptr::addr_of_mut!((*typed).core).write(core());
+            std::ptr::addr_of_mut!((*typed).body).write(body());
             (*typed).core.refs.set(1);
             (*typed).core.this.set(untyped);
             let core = NonNull::new_unchecked(std::ptr::addr_of_mut!((*typed).core));
@@ -228,17 +238,6 @@ fn free(this: *const AnyRecord) {
     }
 }
 
-impl<F, T> Record<Closure<F, T>> {
-    fn new(core: Core, f: F) -> Record<Closure<F, T>> {
-        Record {
-            core,
-            body: Closure {
-                f: Cell::new(Some(f)),
-                value: Cell::new(None),
-            },
-        }
-    }
-}
 
 /// The coroutine body of a greenlet running `f`: runs it and returns how
 /// it ended (the loop that resumed it records the death).
