@@ -63,13 +63,15 @@ impl Hub {
         }
         self.scheduler.set(me);
         let own_turn = loop {
-            let left = self.batch_left.get();
+            let mut left = self.batch_left.get();
             if left == 0 {
-                if self.ready.is_empty() || self.runs_since_poll.get() >= POLL_EVERY {
+                // A new turn, which the hub runs if it needs housekeeping
+                // (or nothing is ready); else its batch starts right here
+                // (counted by `next_in_batch` below, not stored twice).
+                left = self.ready.len();
+                if left == 0 || self.runs_since_poll.get() >= POLL_EVERY {
                     break false;
                 }
-                self.batch_left.set(self.ready.len());
-                continue;
             }
             let Some(front) = self.ready.front() else {
                 self.batch_left.set(0);
@@ -77,6 +79,7 @@ impl Hub {
             };
             // SAFETY: the queue's record keeps the core alive.
             if unsafe { &*front }.is_main() {
+                self.batch_left.set(left);
                 break false;
             }
             let g = self.next_in_batch(left).expect("front() was Some");
