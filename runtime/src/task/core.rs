@@ -482,12 +482,14 @@ impl Core {
 
     #[inline]
     pub(super) fn add_ref(&self) {
-        let n = self.refs.get();
-        if n == usize::MAX {
-            // As `Rc` does: only reachable by leaking references on purpose.
+        // Checked after the increment, as `Rc` does (an increment and a
+        // branch on its flags); only reachable by leaking references on
+        // purpose.
+        let n = self.refs.get().wrapping_add(1);
+        self.refs.set(n);
+        if n == 0 {
             std::process::abort();
         }
-        self.refs.set(n + 1);
     }
 
     /// The oldest undelivered interruption, if any. Checked by every park,
