@@ -623,6 +623,18 @@ fn enter_wait(core: &Core) -> Result<(), Interrupted> {
     // Not panicking, so an earlier kill's unwind was caught: the greenlet
     // may be killed again.
     core.clear_unwinding();
+    // The common case, one test of each flag: no kill, not in
+    // `defer_kill`, nothing kept.
+    if core.kill_requested() || core.kill_deferred() || core.may_have_pending() {
+        return enter_wait_slow(core);
+    }
+    Ok(())
+}
+
+/// The rest of `enter_wait`, when a kill, `defer_kill` or an interruption
+/// kept for this wait may be in play.
+#[cold]
+fn enter_wait_slow(core: &Core) -> Result<(), Interrupted> {
     if core.kill_requested() {
         // A kill deferred by `defer_kill` lands at the next blocking call.
         return kill_or_defer(core);

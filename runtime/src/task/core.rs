@@ -496,11 +496,18 @@ impl Core {
     /// so the empty case is inline and the rest out of line.
     #[inline]
     pub(crate) fn take_pending(&self) -> Option<Interrupted> {
-        if self.extra.borrow().is_none() {
-            None
-        } else {
+        if self.may_have_pending() {
             self.take_pending_slow()
+        } else {
+            None
         }
+    }
+
+    /// False when no interruption is kept for its next wait (most
+    /// greenlets never allocate the extras that could keep one).
+    #[inline]
+    pub(crate) fn may_have_pending(&self) -> bool {
+        self.extra.borrow().is_some()
     }
 
     /// The oldest undelivered timeout, other interruptions staying kept:
