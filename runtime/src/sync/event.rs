@@ -77,7 +77,14 @@ impl Event {
     /// [`Interrupted`]: a timeout of this greenlet, or `LoopExit` if nothing
     /// could ever set it.
     pub fn wait(&self) -> Result<(), Interrupted> {
-        self.wait_until(None).map(|_| ())
+        if self.is_set() {
+            return Ok(());
+        }
+        // Not through `wait_until`: without a deadline there is no timed-out
+        // case to tell apart.
+        let notified = self.inner.waiters.0.wait(&"Event::wait", (), None, || {})?;
+        debug_assert!(notified.is_none());
+        Ok(())
     }
 
     /// Waits at most `timeout` for the flag; `Ok(false)` if it timed out.

@@ -132,18 +132,22 @@ impl<S> WaitList<S> {
         deadline: Option<Instant>,
         on_lost: impl FnOnce(),
     ) -> Result<Option<S>, Interrupted> {
-        let mut timer = TimerGuard::new();
         let mut guard = LostGuard {
             list: self,
             on_lost: Some(on_lost),
         };
-        let r = park(what, |w| {
-            if let Some(d) = deadline {
-                timer.arm(d, TimerAction::Wake(w.clone()));
+        // Two parks, so that a wait without a deadline (most) neither
+        // builds nor drops a timer guard, nor tests for a deadline.
+        let r = match deadline {
+            None => park(what, |w| self.q().push_back((w, slot))),
+            Some(d) => {
+                let mut timer = TimerGuard::new();
+                park(what, |w| {
+                    timer.arm(d, TimerAction::Wake(w.clone()));
+                    self.q().push_back((w, slot));
+                })
             }
-            self.q().push_back((w, slot));
-        });
-        drop(timer);
+        };
         guard.on_lost = None; // returning normally: nothing can be lost
         // A notifier removes the waiter before it wakes it, and nothing else
         // but the timer ends this park with `Ok`: without a timer, `Ok` means
