@@ -350,12 +350,7 @@ impl Hub {
             return Err(e);
         }
         if self.closing.get() {
-            if !core.is_main() {
-                self.back_to_teardown(core);
-            }
-            return Err(Interrupted::LoopExit(BlockedForever::new(format!(
-                "{what} (the hub is shutting down)"
-            ))));
+            return self.park_at_teardown(core, what);
         }
         register(Waker::for_park(rec));
         core.mark_parked();
@@ -377,6 +372,18 @@ impl Hub {
             }
             WakeReason::Interrupted(e) => Err(e),
         }
+    }
+
+    /// A park during teardown: a spawned greenlet goes back to teardown
+    /// (which kills it again); the park fails.
+    #[cold]
+    fn park_at_teardown(&self, core: &Core, what: &dyn fmt::Display) -> Result<(), Interrupted> {
+        if !core.is_main() {
+            self.back_to_teardown(core);
+        }
+        Err(Interrupted::LoopExit(BlockedForever::new(format!(
+            "{what} (the hub is shutting down)"
+        ))))
     }
 
     /// Ends the current greenlet, killed, without unwinding (see `park`):
