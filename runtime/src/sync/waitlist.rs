@@ -158,8 +158,16 @@ impl<S> WaitList<S> {
             debug_assert!(!self.has_current(), "woken with Ok while listed");
             return Ok(None);
         }
-        // Still listed: the timer woke us, or an interruption (a notified
-        // waiter is always woken with Ok, and a wake beats an interruption).
+        self.leave(r)
+    }
+
+    /// The end of a wait that may not have been notified: one still
+    /// listed was woken by its timer, or interrupted (a notified waiter is
+    /// always woken with `Ok`, and a wake beats an interruption), and takes
+    /// its slot back. Out of line, so that the common end of an untimed
+    /// wait keeps nothing across its park.
+    #[inline(never)]
+    fn leave(&self, r: Result<(), Interrupted>) -> Result<Option<S>, Interrupted> {
         let left = self.remove_current().map(|(_, s)| s);
         r.map(|()| left)
     }
