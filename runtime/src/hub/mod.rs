@@ -491,7 +491,7 @@ impl Hub {
             self.cancel_timer(t);
         }
         core.mark_ended();
-        rec.body().discard();
+        rec.discard();
         if let Some(stack) = core.take_stack() {
             self.stacks.borrow_mut().put(stack);
         }
@@ -532,7 +532,7 @@ impl Hub {
         // of the others.
         let Some(mut co) = core.take_co() else {
             core.mark_ended();
-            let _ = panic::catch_unwind(AssertUnwindSafe(|| rec.body().discard()));
+            let _ = panic::catch_unwind(AssertUnwindSafe(|| rec.discard()));
             return;
         };
         if !co.started() {

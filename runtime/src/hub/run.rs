@@ -207,7 +207,7 @@ impl Hub {
             return false;
         }
         core.set_stack_bounds(stack.usable(page), stack.bottom);
-        match g.body().launch(core, stack) {
+        match g.launch(stack) {
             Ok(co) => {
                 *slot = Some(co);
                 true
@@ -226,7 +226,7 @@ impl Hub {
         let core = g.core();
         log::error!("{} cannot run: {e}", core.describe());
         core.mark_ended();
-        g.body().discard();
+        g.discard();
         core.extra().panic = Some(Box::new(e.to_string()));
         self.finish(g, crate::task::Outcome::Panicked);
     }

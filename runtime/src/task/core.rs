@@ -11,7 +11,7 @@ use std::panic::Location;
 
 use corosensei::{Coroutine, Yielder};
 
-use super::record::{AnyRecord, MainBody, Record};
+use super::record::{BodyOps, MainBody};
 use super::{Link, Waker};
 use crate::interrupt::{Interrupted, TimeoutId};
 use crate::stack::Stack;
@@ -100,10 +100,10 @@ pub(crate) struct Core {
     guard_page: Cell<usize>,
     live_key: Cell<usize>,
     // Off the switch path.
-    /// The whole record this core heads (set once it is on the heap): the
-    /// vtable half of it is what lets a thin [`Rec`](super::Rec) reach the body and
-    /// free the record.
-    pub(super) this: Cell<*const AnyRecord>,
+    /// What the typed body of the record this core heads does (the
+    /// record's own vtable): what lets a thin [`Rec`](super::Rec) reach the
+    /// body and free the record, with the body's layout known statically.
+    pub(super) ops: &'static BodyOps,
     id: u64,
     name: Option<Box<str>>,
     location: &'static Location<'static>,
@@ -125,7 +125,7 @@ impl Core {
     ) -> Core {
         Core {
             refs: Cell::new(0),
-            this: Cell::new(std::ptr::null::<Record<MainBody>>() as *const AnyRecord),
+            ops: BodyOps::of::<MainBody>(),
             id,
             name,
             location,

@@ -11,6 +11,7 @@
 use std::alloc::Layout;
 use std::cell::Cell;
 use std::panic::{self, AssertUnwindSafe, Location};
+use std::marker::PhantomData;
 use std::ptr::NonNull;
 
 use corosensei::{Coroutine, Yielder};
@@ -29,9 +30,6 @@ pub(crate) struct Record<V: ?Sized> {
     pub(crate) body: V,
 }
 
-/// A record whose body's type is behind its vtable.
-pub(super) type AnyRecord = Record<dyn Body>;
-
 /// The typed part of a record, seen from the hub.
 pub(crate) trait Body {
     /// Builds the coroutine that runs the closure, on `stack`, for the
@@ -40,6 +38,69 @@ pub(crate) trait Body {
     fn launch(&self, core: *const Core, stack: Stack) -> Result<Co, Stack>;
     /// Drops the closure of a greenlet that will never run.
     fn discard(&self);
+}
+
+/// A record's vtable, made by hand: one static per body type, one word in
+/// the core ([`Core::ops`]). A `dyn Body` fat pointer would do for the
+/// calls into the body, but freeing through it reads the layout from the
+/// vtable and computes the size class at run time; `free` here knows both
+/// at compile time.
+pub(crate) struct BodyOps {
+    launch: unsafe fn(*const Core, Stack) -> Result<Co, Stack>,
+    discard: unsafe fn(*const Core),
+    free: unsafe fn(*mut Core),
+}
+
+impl BodyOps {
+    /// The operations of records whose body is a `V`.
+    pub(super) fn of<V: Body + 'static>() -> &'static BodyOps {
+        &OpsOf::<V>::OPS
+    }
+}
+
+struct OpsOf<V>(PhantomData<V>);
+
+impl<V: Body + 'static> OpsOf<V> {
+    const OPS: BodyOps = BodyOps {
+        launch: launch_body::<V>,
+        discard: discard_body::<V>,
+        free: free_record::<V>,
+    };
+}
+
+/// # Safety
+/// `core` heads a live `Record<V>`.
+unsafe fn launch_body<V: Body>(core: *const Core, stack: Stack) -> Result<Co, Stack> {
+    // SAFETY: the caller's contract; the core is the record's first field.
+    unsafe { &(*core.cast::<Record<V>>()).body }.launch(core, stack)
+}
+
+/// # Safety
+/// As [`launch_body`].
+unsafe fn discard_body<V: Body>(core: *const Core) {
+    // SAFETY: the caller's contract; the core is the record's first field.
+    unsafe { &(*core.cast::<Record<V>>()).body }.discard();
+}
+
+/// Drops and frees the `Record<V>` that `core` heads.
+///
+/// # Safety
+/// No reference to the record is left; it was allocated by
+/// `super::alloc::alloc` with `Record<V>`'s layout in [`Rec::new_typed`].
+unsafe fn free_record<V: Body>(core: *mut Core) {
+    /// Gives the memory back also if a drop in the record panics (as a
+    /// `Box` would).
+    struct Dealloc<V>(*mut u8, PhantomData<V>);
+    impl<V> Drop for Dealloc<V> {
+        fn drop(&mut self) {
+            // SAFETY: allocated with this layout (see `free_record`).
+            unsafe { super::alloc::dealloc(self.0, Layout::new::<Record<V>>()) };
+        }
+    }
+    let _dealloc = Dealloc::<V>(core.cast(), PhantomData);
+    // SAFETY: the caller's contract: written as a `Record<V>` by
+    // `new_typed`, dropped once, here.
+    unsafe { std::ptr::drop_in_place(core.cast::<Record<V>>()) };
 }
 
 /// The closure of a spawned greenlet until its first run, then its result.
@@ -139,7 +200,6 @@ impl Rec {
         body: impl FnOnce() -> V,
     ) -> (Rec, *const V) {
         let typed = super::alloc::alloc(Layout::new::<Record<V>>()).cast::<Record<V>>();
-        let untyped: *mut AnyRecord = typed;
         // SAFETY: `typed` is a fresh allocation of the record's layout;
         // every pointer kept is derived from the same raw pointer.
         unsafe {
@@ -148,7 +208,7 @@ impl Rec {
             std::ptr::addr_of_mut!((*typed).core).write(core());
             std::ptr::addr_of_mut!((*typed).body).write(body());
             (*typed).core.refs.set(1);
-            (*typed).core.this.set(untyped);
+            (*typed).core.ops = BodyOps::of::<V>();
             let core = NonNull::new_unchecked(std::ptr::addr_of_mut!((*typed).core));
             (Rec { ptr: core }, std::ptr::addr_of!((*typed).body))
         }
@@ -175,11 +235,18 @@ impl Rec {
         unsafe { self.ptr.as_ref() }
     }
 
-    /// The typed part, behind its vtable.
-    pub(crate) fn body(&self) -> &dyn Body {
-        // SAFETY: `this` was set by `new_typed` to the record, which is
-        // alive while `self` exists.
-        unsafe { &(*self.core().this.get()).body }
+    /// Builds the coroutine that runs the closure, on `stack`, for the
+    /// greenlet's first run (see [`Body::launch`]).
+    pub(crate) fn launch(&self, stack: Stack) -> Result<Co, Stack> {
+        // SAFETY: `ops` was set by `new_typed` for the record's body type,
+        // and the record is alive while `self` exists.
+        unsafe { (self.core().ops.launch)(self.as_ptr(), stack) }
+    }
+
+    /// Drops the closure of a greenlet that will never run.
+    pub(crate) fn discard(&self) {
+        // SAFETY: as in `launch`.
+        unsafe { (self.core().ops.discard)(self.as_ptr()) }
     }
 
     /// The record's core address, for identity checks and `Hub::current`.
@@ -210,7 +277,7 @@ impl Drop for Rec {
         let n = core.refs.get() - 1;
         core.refs.set(n);
         if n == 0 {
-            free(core.this.get());
+            free(self.ptr);
         }
     }
 }
@@ -219,25 +286,12 @@ impl Drop for Rec {
 /// reference to the core: the memory goes away during the call.)
 #[cold]
 #[inline(never)]
-fn free(this: *const AnyRecord) {
-    /// Gives the memory back also if a drop in the record panics (as a
-    /// `Box` would).
-    struct Dealloc(*mut u8, Layout);
-    impl Drop for Dealloc {
-        fn drop(&mut self) {
-            // SAFETY: see below.
-            unsafe { super::alloc::dealloc(self.0, self.1) };
-        }
-    }
-    // SAFETY: no reference is left; `this` was allocated by
-    // `super::alloc::alloc` with the record's layout in `Rec::new_typed`
-    // and written there, and is dropped and freed once, here.
-    unsafe {
-        let _dealloc = Dealloc(this as *mut u8, Layout::for_value(&*this));
-        std::ptr::drop_in_place(this as *mut AnyRecord);
-    }
+fn free(core: NonNull<Core>) {
+    let core = core.as_ptr();
+    // SAFETY: no reference is left; `ops` was set by `new_typed` for the
+    // record's body type, so `free` drops and frees it as allocated.
+    unsafe { ((*core).ops.free)(core) }
 }
-
 
 /// The coroutine body of a greenlet running `f`: runs it and returns how
 /// it ended (the loop that resumed it records the death).
