@@ -384,3 +384,44 @@ fn builder_stack_sizes_are_rounded_and_large_ones_usable() {
     assert_eq!(g.get().unwrap(), 1);
     assert!(hub::set_default_stack_size(1000).is_err());
 }
+
+#[test]
+fn greenlets_killed_before_their_first_run_give_their_stacks_back() {
+    let before = hub::stats();
+    let pooled = spawn(|| 1);
+    let own = Builder::new().stack_size(512 * 1024).spawn(|| 2).unwrap();
+    assert_eq!(hub::stats().live_stacks, before.live_stacks + 2);
+    pooled.kill().unwrap();
+    own.kill().unwrap();
+    let after = hub::stats();
+    assert_eq!(after.live_stacks, before.live_stacks);
+    assert!(
+        after.free_stacks >= 1,
+        "the reserved default-size stack is free again"
+    );
+    // The pool still hands out stacks under a limit that only the given-back
+    // reservations leave room for.
+    hub::set_max_stacks(Some(after.live_stacks + 1));
+    assert_eq!(spawn(|| 3).get().unwrap(), 3);
+    assert!(Builder::new()
+        .stack_size(512 * 1024)
+        .spawn(|| 4)
+        .unwrap()
+        .get()
+        .is_ok());
+    hub::set_max_stacks(None);
+}
+
+#[test]
+fn a_new_default_size_applies_to_greenlets_spawned_before_it_that_have_not_run() {
+    fn depth_ok() -> u8 {
+        let mut buf = [3u8; 200_000];
+        black_box(&mut buf);
+        buf[7]
+    }
+    hub::set_default_stack_size(64 * 1024).unwrap();
+    let g = spawn(depth_ok);
+    hub::set_default_stack_size(512 * 1024).unwrap();
+    assert_eq!(g.get().unwrap(), 3, "ran on a stack of the new size");
+    assert_eq!(hub::stats().live_stacks, 0);
+}

@@ -38,9 +38,15 @@ pub fn monitor(max_blocking: Option<Duration>) {
 }
 
 /// Sets this thread's default greenlet stack size (rounded up to pages).
+/// Greenlets spawned with the default size that have not run yet get the
+/// new size too (a stack is chosen at a greenlet's first run).
 ///
 /// # Errors
-/// `InvalidInput` below [`MIN_STACK_SIZE`](crate::MIN_STACK_SIZE).
+/// `InvalidInput` below [`MIN_STACK_SIZE`](crate::MIN_STACK_SIZE);
+/// `OutOfMemory` if the stacks of the greenlets that have not run yet
+/// cannot be mapped at the new size (the size is changed all the same;
+/// those greenlets end panicked with the error at their first run unless
+/// stacks are freed before).
 pub fn set_default_stack_size(bytes: usize) -> io::Result<()> {
     Hub::with(|hub| hub.stacks.borrow_mut().set_default_size(bytes))
 }

@@ -492,7 +492,9 @@ impl Hub {
         }
         core.mark_ended();
         rec.discard();
-        if let Some(stack) = core.take_stack() {
+        if core.take_stack_reservation() {
+            self.stacks.borrow_mut().unreserve();
+        } else if let Some(stack) = core.take_own_stack() {
             self.stacks.borrow_mut().put(stack);
         }
     }

@@ -193,14 +193,24 @@ impl Hub {
     #[cold]
     fn launch(&self, g: &Rec, slot: &mut Option<crate::task::Co>) -> bool {
         let core = g.core();
-        let Some(stack) = core.take_stack() else {
+        let taken = if core.take_stack_reservation() {
+            self.stacks.borrow_mut().take_reserved()
+        } else if let Some(own) = core.take_own_stack() {
+            Ok(own)
+        } else {
             return false;
         };
-        let (mut stack, page) = {
-            let mut pool = self.stacks.borrow_mut();
-            (pool.swap_hot(stack), pool.page())
+        let mut stack = match taken {
+            Ok(s) => s,
+            Err(e) => {
+                self.fail_launch(g, e);
+                return false;
+            }
         };
-        let guarded = self.stacks.borrow_mut().ready_to_run(&mut stack);
+        let (guarded, page) = {
+            let mut pool = self.stacks.borrow_mut();
+            (pool.ready_to_run(&mut stack), pool.page())
+        };
         if let Err(e) = guarded {
             self.stacks.borrow_mut().put(stack);
             self.fail_launch(g, e);

@@ -25,8 +25,10 @@ impl Hub {
     /// Returns its record and its result slot.
     ///
     /// A stack is reserved now, so running out of them is an error here, but
-    /// the coroutine is built only when the greenlet first runs.
+    /// which stack it runs on is chosen, and the coroutine built, only when
+    /// the greenlet first runs.
     #[allow(clippy::type_complexity)]
+    #[inline(always)] // on every spawn's path: no call, no frame of its own
     pub(crate) fn spawn_task<T, F>(
         &self,
         f: F,
@@ -39,14 +41,18 @@ impl Hub {
         F: FnOnce() -> T + 'static,
         T: 'static,
     {
-        let stack = self.stacks.borrow_mut().get(stack_size)?;
+        let own_stack = self.stacks.borrow_mut().reserve(stack_size)?;
         let id = self.next_id();
+        let reserved = own_stack.is_none();
         let (rec, value) = Rec::spawned(
             // The spawner, weakly (see `GreenletRef::spawning_greenlet`):
             // the greenlet running now.
-            || Core::spawned(id, name, location, self.current_core(), stack),
+            || Core::spawned(id, name, location, self.current_core(), reserved),
             f,
         );
+        if own_stack.is_some() {
+            rec.core().extra().stack = own_stack;
+        }
         self.register_live(&rec);
         match start {
             Start::Now => self.schedule(rec.clone()),

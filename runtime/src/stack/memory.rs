@@ -370,7 +370,7 @@ mod tests {
     #[test]
     fn regions_whose_stacks_are_all_back_are_unmapped() {
         let mut pool = StackPool::new();
-        let Ok(first) = pool.get(None) else {
+        let Ok(first) = pool.take_now(None) else {
             return;
         };
         if pool.guard() != crate::stack::StackGuard::Auto {
@@ -379,7 +379,7 @@ mod tests {
         }
         // Enough stacks for several regions (64, then 128, ...).
         let mut live = vec![first];
-        live.extend((0..500).map(|_| pool.get(None).unwrap()));
+        live.extend((0..500).map(|_| pool.take_now(None).unwrap()));
         let regions = pool.regions.len();
         assert!(regions >= 3, "{regions}");
         // Keep one stack of the first region in use.
@@ -395,7 +395,7 @@ mod tests {
         assert!(pool.regions.is_empty());
         assert_eq!(pool.len(), 0);
         // The pool carves new stacks afterwards.
-        let s = pool.get(None).unwrap();
+        let s = pool.take_now(None).unwrap();
         assert_eq!(pool.regions.len(), 1);
         pool.put(s);
     }

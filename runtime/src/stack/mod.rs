@@ -127,14 +127,19 @@ pub(crate) struct StackPool {
     default_size: usize,
     guard: StackGuard,
     max_stacks: Option<usize>,
-    /// Stacks handed out and not yet returned.
+    /// Stacks handed out and not yet returned, reservations included.
     live: usize,
     /// Free default-size stacks, LIFO (most recently used on top).
     free: Vec<GreenStack>,
+    /// How many of the `free` stacks are promised to greenlets spawned and
+    /// not yet run (see [`StackPool::reserve`]); `free.len() >= reserved`.
+    /// Only a count: which stack a greenlet gets is decided at its first
+    /// run, and is then the warmest one.
+    reserved: usize,
     /// `free[..trimmed]` have had their pages released.
     trimmed: usize,
-    /// Lowest `free.len()` since the last decay: `free[..low_water]` sat
-    /// unused for the whole interval.
+    /// Lowest number of unpromised free stacks since the last decay:
+    /// `free[..low_water]` sat unused for the whole interval.
     low_water: usize,
     /// When the next decay is due.
     next_decay: Option<Instant>,
@@ -167,6 +172,7 @@ impl StackPool {
             max_stacks: None,
             live: 0,
             free: Vec::new(),
+            reserved: 0,
             trimmed: 0,
             low_water: 0,
             next_decay: None,
@@ -186,37 +192,29 @@ impl StackPool {
         self.default_size
     }
 
-    /// A stack with at least `size` usable bytes (`None`: the default).
+    /// Reserves a stack for a greenlet being spawned: one with at least
+    /// `size` usable bytes (`None`: the default) will be there when it
+    /// first runs. A default-size stack is only counted here (`Ok(None)`;
+    /// [`StackPool::take_reserved`] takes one at the first run, the
+    /// warmest); a stack of another size is the greenlet's own (`Some`).
     ///
     /// # Errors
     /// `InvalidInput` below [`MIN_STACK_SIZE`]; `OutOfMemory` when the
     /// configured limit is reached or the kernel refuses memory or maps
     /// (the message names the limit and the fix).
     #[inline]
-    pub(crate) fn get(&mut self, size: Option<usize>) -> io::Result<GreenStack> {
-        // Inline only the common case: a pooled stack of the default size
-        // and no limit to check.
-        if size.is_none() && self.max_stacks.is_none() {
-            if let Some(s) = self.take_free() {
-                self.live += 1;
-                return Ok(s);
-            }
+    pub(crate) fn reserve(&mut self, size: Option<usize>) -> io::Result<Option<GreenStack>> {
+        // Inline only the common case: the default size, a free stack not
+        // yet promised, and no limit to check.
+        if size.is_none() && self.max_stacks.is_none() && self.free.len() > self.reserved {
+            self.promise_one();
+            return Ok(None);
         }
-        self.get_slow(size)
-    }
-
-    /// The most recently pooled default-size stack, if any.
-    #[inline]
-    fn take_free(&mut self) -> Option<GreenStack> {
-        let s = self.free.pop()?;
-        let len = self.free.len();
-        self.trimmed = self.trimmed.min(len);
-        self.low_water = self.low_water.min(len);
-        Some(s)
+        self.reserve_slow(size)
     }
 
     #[inline(never)]
-    fn get_slow(&mut self, size: Option<usize>) -> io::Result<GreenStack> {
+    fn reserve_slow(&mut self, size: Option<usize>) -> io::Result<Option<GreenStack>> {
         let size = match size {
             None => self.default_size,
             Some(s) => self.check_size(s)?,
@@ -232,33 +230,88 @@ impl StackPool {
                 ));
             }
         }
-        let stack = if size == self.default_size {
-            match self.take_free() {
-                Some(s) => s,
-                None if self.guard == StackGuard::Auto => self.carve()?,
-                None => self.map_own(size)?,
-            }
-        } else {
-            self.map_own(size)?
-        };
-        self.live += 1;
-        Ok(stack)
+        if size != self.default_size {
+            let own = self.map_own(size)?;
+            self.live += 1;
+            return Ok(Some(own));
+        }
+        while self.free.len() <= self.reserved {
+            let stack = self.new_default()?;
+            self.free.push(stack);
+        }
+        self.promise_one();
+        Ok(None)
     }
 
-    /// For a greenlet's first run: trades the stack reserved at its spawn
-    /// for the most recently freed one, whose pages are still in the caches
-    /// and the TLB. A burst of short greenlets then runs on one warm stack
-    /// instead of touching one cold stack each (a TLB miss and several cache
-    /// misses per greenlet once 100k are live). Stacks of another size are
-    /// kept.
+    /// Promises one more free stack (there is one not promised yet): for
+    /// the decay it is in use from now on.
     #[inline]
-    pub(crate) fn swap_hot(&mut self, reserved: GreenStack) -> GreenStack {
-        if self.free.len() <= self.trimmed || reserved.usable(self.page) != self.default_size {
-            return reserved; // no resident free stack, or not interchangeable
+    fn promise_one(&mut self) {
+        self.reserved += 1;
+        self.live += 1;
+        self.low_water = self.low_water.min(self.unpromised());
+    }
+
+    /// A new stack of the default size.
+    fn new_default(&mut self) -> io::Result<GreenStack> {
+        if self.guard == StackGuard::Auto {
+            self.carve()
+        } else {
+            self.map_own(self.default_size)
         }
-        let last = self.free.len() - 1;
-        self.low_water = self.low_water.min(last);
-        std::mem::replace(&mut self.free[last], reserved)
+    }
+
+    /// For a greenlet's first run: a stack of what [`StackPool::reserve`]
+    /// counted, the most recently freed one, whose pages are still in the
+    /// caches and the TLB. A burst of short greenlets then runs on one warm
+    /// stack instead of touching one cold stack each (a TLB miss and
+    /// several cache misses per greenlet once 100k are live).
+    ///
+    /// # Errors
+    /// `OutOfMemory` if the pool had to make the stack (the default size
+    /// changed since the reservation and the promised stacks could not be
+    /// made then) and could not; the reservation is then given back.
+    #[inline]
+    pub(crate) fn take_reserved(&mut self) -> io::Result<GreenStack> {
+        self.reserved -= 1;
+        match self.take_free() {
+            Some(s) => Ok(s),
+            None => self.new_default().inspect_err(|_| self.live -= 1),
+        }
+    }
+
+    /// Reserves a stack and takes it at once, as a spawn and its first
+    /// run do.
+    #[cfg(test)]
+    pub(crate) fn take_now(&mut self, size: Option<usize>) -> io::Result<GreenStack> {
+        match self.reserve(size)? {
+            Some(own) => Ok(own),
+            None => self.take_reserved(),
+        }
+    }
+
+    /// Gives back a reservation that will not be used (a greenlet killed
+    /// before its first run).
+    pub(crate) fn unreserve(&mut self) {
+        self.reserved -= 1;
+        self.live -= 1;
+    }
+
+    /// How many free stacks are not promised to a greenlet. (None, if a
+    /// change of the default size could not make all promised stacks.)
+    #[inline]
+    fn unpromised(&self) -> usize {
+        self.free.len().saturating_sub(self.reserved)
+    }
+
+    /// The most recently pooled default-size stack, if any.
+    #[inline]
+    fn take_free(&mut self) -> Option<GreenStack> {
+        // Only reservations take stacks, and the reservation already
+        // lowered the low-water mark.
+        let s = self.free.pop()?;
+        self.trimmed = self.trimmed.min(self.free.len());
+        Some(s)
     }
 
     /// Takes back the stack of a finished greenlet.
@@ -266,7 +319,7 @@ impl StackPool {
     pub(crate) fn put(&mut self, stack: GreenStack) {
         self.live -= 1;
         if stack.usable(self.page) != self.default_size
-            || (stack.origin == Origin::Own && self.free.len() >= OWN_POOL_CAP)
+            || (stack.origin == Origin::Own && self.unpromised() >= OWN_POOL_CAP)
         {
             return; // dropped: an own mapping is unmapped
         }
@@ -279,10 +332,10 @@ impl StackPool {
     /// Releases the pages of all pooled stacks beyond [`WARM_STACKS`], and
     /// the slab regions none of whose stacks is in use.
     pub(crate) fn trim(&mut self) {
-        let end = self.free.len().saturating_sub(WARM_STACKS);
+        let end = self.unpromised().saturating_sub(WARM_STACKS);
         self.release_up_to(end);
         self.release_idle_regions();
-        self.low_water = self.free.len();
+        self.low_water = self.unpromised();
     }
 
     /// Releases the pages of `free[trimmed..end]`; returns how many stacks
@@ -318,8 +371,10 @@ impl StackPool {
             let k = by_addr.partition_point(|&(a, _)| a <= s.bottom);
             by_addr[k - 1].1 // every slab stack lies in a region
         };
+        // The promised stacks count as in use: their regions stay.
         let mut pooled = vec![0usize; self.regions.len()];
-        for s in self.free.iter().filter(|s| s.origin == Origin::Slab) {
+        let unpromised = &self.free[..self.unpromised()];
+        for s in unpromised.iter().filter(|s| s.origin == Origin::Slab) {
             pooled[region_of(s)] += 1;
         }
         let idle: Vec<bool> = (self.regions.iter().zip(&pooled))
@@ -368,7 +423,7 @@ impl StackPool {
             Some(_) => {
                 let end = self
                     .low_water
-                    .min(self.free.len().saturating_sub(WARM_STACKS));
+                    .min(self.unpromised().saturating_sub(WARM_STACKS));
                 if self.release_up_to(end) >= BURST {
                     self.release_idle_regions();
                     burst_over = true;
@@ -376,16 +431,15 @@ impl StackPool {
             }
             None => {}
         }
-        self.low_water = self.free.len();
-        self.next_decay =
-            (self.free.len() > self.trimmed + WARM_STACKS).then(|| now + DECAY_INTERVAL);
+        self.low_water = self.unpromised();
+        self.next_decay = self.has_excess().then(|| now + DECAY_INTERVAL);
         burst_over
     }
 
     /// Whether more stacks are pooled than kept warm (cheap check).
     #[inline]
     pub(crate) fn has_excess(&self) -> bool {
-        self.free.len() > self.trimmed + WARM_STACKS
+        self.unpromised() > self.trimmed + WARM_STACKS
     }
 
     /// When the hub must wake to run [`StackPool::decay`], if it has work.
@@ -475,9 +529,10 @@ impl StackPool {
     }
 
     /// Makes `stack` fit to run a greenlet: installs the guard page its
-    /// carving deferred. Deferred because most reserved stacks never run:
-    /// a burst of short greenlets runs on a few warm stacks (`swap_hot`),
-    /// and a `madvise` per spawn was most of a cold spawn's cost.
+    /// carving deferred. Deferred because most carved stacks never run:
+    /// a burst of short greenlets runs on a few warm stacks (the first run
+    /// takes the most recently freed: `take_reserved`), and a `madvise`
+    /// per spawn was most of a cold spawn's cost.
     ///
     /// # Errors
     /// `OutOfMemory` if the kernel cannot install the guard (it is out of
@@ -511,6 +566,13 @@ impl StackPool {
         })
     }
 
+    /// Greenlets spawned with the default size and not yet run get the
+    /// new size: the stacks promised to them are made anew.
+    ///
+    /// # Errors
+    /// `InvalidInput` below [`MIN_STACK_SIZE`]; `OutOfMemory` if the
+    /// promised stacks cannot be made (those greenlets then fail to start
+    /// unless stacks come back first).
     pub(crate) fn set_default_size(&mut self, size: usize) -> io::Result<()> {
         let size = self.check_size(size)?;
         if size != self.default_size {
@@ -519,10 +581,15 @@ impl StackPool {
             // Pooled stacks are of the old size: release them. (Slab slots
             // stay reserved, their pages released.)
             self.trimmed = 0;
+            self.low_water = 0;
             for s in self.free.drain(..) {
                 s.release_pages(self.page);
             }
             self.carve_next = self.carve_end; // next carve starts a new slab
+            while self.free.len() < self.reserved {
+                let stack = self.new_default()?;
+                self.free.push(stack);
+            }
         }
         Ok(())
     }
@@ -531,17 +598,22 @@ impl StackPool {
         self.max_stacks = max;
     }
 
+    /// New stacks get their guard pages this way; the free stacks made the
+    /// other way are dropped, except those promised to greenlets not yet
+    /// run (still good stacks).
     pub(crate) fn set_guard(&mut self, guard: StackGuard) {
         if guard != self.guard {
             self.guard = guard;
-            self.free.clear();
+            let unpromised = self.unpromised();
+            self.free.drain(..unpromised);
             self.trimmed = 0;
+            self.low_water = 0;
         }
     }
 
-    /// Free stacks held.
+    /// Free stacks held, not promised to a greenlet.
     pub(crate) fn len(&self) -> usize {
-        self.free.len()
+        self.unpromised()
     }
 
     /// Stacks in use.
@@ -596,12 +668,12 @@ mod tests {
     #[test]
     fn a_returned_stack_is_the_next_one_handed_out() {
         let mut pool = StackPool::new();
-        let a = pool.get(None).unwrap();
+        let a = pool.take_now(None).unwrap();
         let bottom = a.bottom;
         assert_eq!((pool.live(), pool.len()), (1, 0));
         pool.put(a);
         assert_eq!((pool.live(), pool.len()), (0, 1));
-        let b = pool.get(None).unwrap();
+        let b = pool.take_now(None).unwrap();
         assert_eq!(b.bottom, bottom, "LIFO: the warmest stack first");
         assert_eq!(b.usable(pool.page()), pool.default_size());
         pool.put(b);
@@ -610,38 +682,59 @@ mod tests {
     #[test]
     fn too_small_a_size_and_the_cap_are_errors_that_name_the_fix() {
         let mut pool = StackPool::new();
-        let small = pool.get(Some(MIN_STACK_SIZE - 1)).unwrap_err();
+        let small = pool.reserve(Some(MIN_STACK_SIZE - 1)).unwrap_err();
         assert_eq!(small.kind(), ErrorKind::InvalidInput);
         pool.set_max(Some(1));
-        let a = pool.get(None).unwrap();
-        let capped = pool.get(None).unwrap_err();
+        let a = pool.take_now(None).unwrap();
+        let capped = pool.reserve(None).unwrap_err();
         assert_eq!(capped.kind(), ErrorKind::OutOfMemory);
         assert!(capped.to_string().contains("set_max_stacks"), "{capped}");
         pool.put(a);
-        let again = pool.get(None).expect("a stack came back under the cap");
+        let again = pool.take_now(None).unwrap();
         pool.put(again);
     }
 
     #[test]
-    fn swap_hot_trades_a_reserved_stack_for_the_most_recently_freed() {
+    fn a_reservation_is_a_count_and_the_first_run_takes_the_most_recently_freed() {
         let mut pool = StackPool::new();
-        let (a, b) = (pool.get(None).unwrap(), pool.get(None).unwrap());
-        let (a_bottom, b_bottom) = (a.bottom, b.bottom);
+        let a = pool.take_now(None).unwrap();
+        let a_bottom = a.bottom;
+        assert!(pool.reserve(None).unwrap().is_none(), "counted, not handed out");
+        assert_eq!((pool.live(), pool.len()), (2, 0), "the promised one is not free");
         pool.put(a);
-        let hot = pool.swap_hot(b);
-        assert_eq!(hot.bottom, a_bottom);
-        assert_eq!((pool.live(), pool.len()), (1, 1), "a trade, not a take");
-        let next = pool.get(None).unwrap();
-        assert_eq!(next.bottom, b_bottom, "the reserved one went to the pool");
+        assert_eq!((pool.live(), pool.len()), (1, 1));
+        let hot = pool.take_reserved().unwrap();
+        assert_eq!(hot.bottom, a_bottom, "the warmest stack");
+        assert_eq!((pool.live(), pool.len()), (1, 1));
         pool.put(hot);
-        pool.put(next);
+        assert!(pool.reserve(None).unwrap().is_none());
+        pool.unreserve();
+        assert_eq!((pool.live(), pool.len()), (0, 2));
+        let own = pool.reserve(Some(pool.default_size() * 2)).unwrap();
+        assert!(own.is_some_and(|s| s.usable(pool.page()) == pool.default_size() * 2));
+        assert_eq!((pool.live(), pool.len()), (1, 2), "another size is its own");
+    }
+
+    #[test]
+    fn promised_stacks_outlive_a_change_of_size_or_guard() {
+        let mut pool = StackPool::new();
+        let spare = pool.take_now(None).unwrap();
+        pool.put(spare);
+        assert!(pool.reserve(None).unwrap().is_none());
+        pool.set_guard(StackGuard::Mprotect);
+        assert_eq!(pool.len(), 0, "the unpromised free stack went");
+        pool.set_default_size(pool.default_size() * 2).unwrap();
+        let s = pool.take_reserved().unwrap();
+        assert_eq!(s.usable(pool.page()), pool.default_size(), "made anew, of the new size");
+        pool.put(s);
+        assert_eq!((pool.live(), pool.len()), (0, 1));
     }
 
     #[test]
     fn decay_releases_only_what_sat_unused_beyond_the_warm_stacks() {
         let mut pool = StackPool::new();
         let n = WARM_STACKS + 10;
-        let stacks: Vec<_> = (0..n).map(|_| pool.get(None).unwrap()).collect();
+        let stacks: Vec<_> = (0..n).map(|_| pool.take_now(None).unwrap()).collect();
         for s in stacks {
             pool.put(s);
         }

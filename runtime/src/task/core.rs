@@ -108,12 +108,14 @@ pub(crate) struct Core {
     name: Option<Box<str>>,
     location: &'static Location<'static>,
     spawner_id: u64,
-    /// The stack reserved at spawn, until the first run takes a stack (this
-    /// one, or a warmer one from the pool in exchange).
-    stack: Cell<Option<Stack>>,
     joiners: RefCell<Vec<Waker>>,
     /// Usable bytes of its stack (for overflow reports).
     stack_size: Cell<usize>,
+    /// Holds a reservation of a default-size stack in the hub's pool
+    /// (from its spawn until its first run, or its death before it): a
+    /// count there, a flag here. A stack of another size is its own, in
+    /// [`Extra::stack`].
+    stack_reserved: Cell<bool>,
 }
 
 impl Core {
@@ -138,7 +140,7 @@ impl Core {
             }),
             started: Cell::new(is_main),
             co: UnsafeCell::new(None),
-            stack: Cell::new(None),
+            stack_reserved: Cell::new(false),
             yielder: Cell::new(std::ptr::null()),
             park_seq: Cell::new(0),
             wake_reason: Cell::new(WakeReason::Woken),
@@ -176,21 +178,23 @@ impl Core {
     }
 
     /// The core of a spawned greenlet, with `spawner` (the greenlet
-    /// running at spawn) recorded weakly and `stack` reserved. Built as
-    /// one value, so that it can be written straight into its record.
+    /// running at spawn) recorded weakly, holding a stack reservation in
+    /// the pool if `stack_reserved` (see [`Core::take_stack_reservation`]).
+    /// Built as one value, so that it can be written straight into its
+    /// record.
     #[inline(always)]
     pub(crate) fn spawned(
         id: u64,
         name: Option<Box<str>>,
         location: &'static Location<'static>,
         spawner: &Core,
-        stack: Stack,
+        stack_reserved: bool,
     ) -> Core {
         Core {
             spawner_id: spawner.id,
             // Live-table keys are below the number of live greenlets.
             spawner_key: u32::try_from(spawner.live_key.get()).unwrap_or(u32::MAX),
-            stack: Cell::new(Some(stack)),
+            stack_reserved: Cell::new(stack_reserved),
             ..Core::new(id, name, location, false)
         }
     }
@@ -217,10 +221,18 @@ impl Core {
 
     // Its stack.
 
-    /// The stack reserved at spawn, if still kept (first run, teardown).
+    /// Whether it held a stack reservation in the pool; it holds none
+    /// after this (the first run takes a stack for it, a death before
+    /// that gives the reservation back).
     #[inline]
-    pub(crate) fn take_stack(&self) -> Option<Stack> {
-        self.stack.take()
+    pub(crate) fn take_stack_reservation(&self) -> bool {
+        self.stack_reserved.replace(false)
+    }
+
+    /// The stack of its own it was spawned with (a size other than the
+    /// pool's default), until its first run takes it.
+    pub(crate) fn take_own_stack(&self) -> Option<Stack> {
+        self.extra_if_any()?.stack.take()
     }
 
     /// The stack it runs on: `usable` bytes above the guard page at `guard`.
@@ -589,6 +601,10 @@ pub(crate) struct Extra {
     pub(crate) links: Vec<Link>,
     /// The timer that starts a `spawn_later` greenlet.
     pub(crate) start_timer: Option<TimerHandle>,
+    /// A stack of a size other than the pool's default, given at spawn,
+    /// until its first run (default-size stacks are only reserved: see
+    /// `Core::stack_reserved`).
+    pub(crate) stack: Option<Stack>,
 }
 
 #[cfg(test)]
