@@ -9,20 +9,27 @@ use crate::task::{LinkAction, Outcome, Rec};
 
 impl Hub {
     /// Wakes the joiners of a greenlet that just died.
+    #[inline]
     pub(crate) fn wake_joiners(&self, rec: &Rec) {
         // Most greenlets die unjoined (or joined after): nothing to take.
-        if !rec.core().has_joiners() {
-            return;
-        }
-        for w in rec.core().take_joiners() {
-            w.wake();
+        if rec.core().has_joiners() {
+            wake_all(rec.core().take_joiners());
         }
     }
 
     /// Wakes the joiners of a greenlet that just died and fires its links.
+    #[inline]
     pub(super) fn on_death(&self, rec: &Rec) {
-        let core = rec.core();
         self.wake_joiners(rec);
+        // Links live in the extras, which most greenlets never have.
+        if rec.core().has_extra() {
+            self.fire_links(rec);
+        }
+    }
+
+    #[cold]
+    fn fire_links(&self, rec: &Rec) {
+        let core = rec.core();
         let Some(links) = core
             .extra_if_any()
             .map(|mut e| std::mem::take(&mut e.links))
@@ -75,5 +82,12 @@ impl Hub {
         };
         let e = LinkedExited::new(core.id(), core.name().into_owned(), core.location(), ended);
         self.interrupt(receiver, Interrupted::LinkedExited(e));
+    }
+}
+
+#[cold]
+fn wake_all(joiners: Vec<crate::task::Waker>) {
+    for w in joiners {
+        w.wake();
     }
 }

@@ -487,6 +487,12 @@ impl Core {
         })
     }
 
+    /// Whether the rarely used parts were ever used.
+    #[inline]
+    pub(crate) fn has_extra(&self) -> bool {
+        self.extra.borrow().is_some()
+    }
+
     /// The rarely used parts if they were ever used (never allocates).
     pub(crate) fn extra_if_any(&self) -> Option<RefMut<'_, Extra>> {
         RefMut::filter_map(self.extra.borrow_mut(), |e| e.as_deref_mut()).ok()
