@@ -217,11 +217,8 @@ impl Hub {
             return false;
         }
         core.set_stack_bounds(stack.usable(page), stack.bottom);
-        match g.launch(stack) {
-            Ok(co) => {
-                *slot = Some(co);
-                true
-            }
+        match g.launch(stack, slot) {
+            Ok(()) => true,
             Err(stack) => {
                 self.stacks.borrow_mut().put(stack);
                 false

@@ -33,9 +33,9 @@ pub(crate) struct Record<V: ?Sized> {
 /// The typed part of a record, seen from the hub.
 pub(crate) trait Body {
     /// Builds the coroutine that runs the closure, on `stack`, for the
-    /// greenlet's first run. Gives the stack back if the closure is gone
-    /// (discarded, or the main greenlet, which has none).
-    fn launch(&self, core: *const Core, stack: Stack) -> Result<Co, Stack>;
+    /// greenlet's first run, in `slot` (empty). Gives the stack back if the
+    /// closure is gone (discarded, or the main greenlet, which has none).
+    fn launch(&self, core: *const Core, stack: Stack, slot: &mut Option<Co>) -> Result<(), Stack>;
     /// Drops the closure of a greenlet that will never run.
     fn discard(&self);
 }
@@ -46,7 +46,7 @@ pub(crate) trait Body {
 /// vtable and computes the size class at run time; `free` here knows both
 /// at compile time.
 pub(crate) struct BodyOps {
-    launch: unsafe fn(*const Core, Stack) -> Result<Co, Stack>,
+    launch: unsafe fn(*const Core, Stack, &mut Option<Co>) -> Result<(), Stack>,
     discard: unsafe fn(*const Core),
     free: unsafe fn(*mut Core),
 }
@@ -70,9 +70,13 @@ impl<V: Body + 'static> OpsOf<V> {
 
 /// # Safety
 /// `core` heads a live `Record<V>`.
-unsafe fn launch_body<V: Body>(core: *const Core, stack: Stack) -> Result<Co, Stack> {
+unsafe fn launch_body<V: Body>(
+    core: *const Core,
+    stack: Stack,
+    slot: &mut Option<Co>,
+) -> Result<(), Stack> {
     // SAFETY: the caller's contract; the core is the record's first field.
-    unsafe { &(*core.cast::<Record<V>>()).body }.launch(core, stack)
+    unsafe { &(*core.cast::<Record<V>>()).body }.launch(core, stack, slot)
 }
 
 /// # Safety
@@ -110,14 +114,17 @@ pub(crate) struct Closure<F, T> {
 }
 
 impl<F: FnOnce() -> T + 'static, T: 'static> Body for Closure<F, T> {
-    fn launch(&self, core: *const Core, stack: Stack) -> Result<Co, Stack> {
-        match self.f.take() {
-            Some(f) => Ok(Coroutine::with_stack(
-                stack,
-                run_closure(core, &self.value, f),
-            )),
-            None => Err(stack),
-        }
+    fn launch(&self, core: *const Core, stack: Stack, slot: &mut Option<Co>) -> Result<(), Stack> {
+        let Some(f) = self.f.take() else {
+            return Err(stack);
+        };
+        let co = Coroutine::with_stack(stack, run_closure(core, &self.value, f));
+        // SAFETY: `slot` is a valid place; written without dropping what
+        // it held, which is nothing (the slot is empty before a first
+        // run). So the coroutine is built in place, not built aside, moved
+        // and the old value tested.
+        unsafe { std::ptr::write(slot, Some(co)) };
+        Ok(())
     }
 
     fn discard(&self) {
@@ -129,7 +136,7 @@ impl<F: FnOnce() -> T + 'static, T: 'static> Body for Closure<F, T> {
 pub(crate) struct MainBody;
 
 impl Body for MainBody {
-    fn launch(&self, _: *const Core, stack: Stack) -> Result<Co, Stack> {
+    fn launch(&self, _: *const Core, stack: Stack, _: &mut Option<Co>) -> Result<(), Stack> {
         Err(stack)
     }
 
@@ -236,11 +243,11 @@ impl Rec {
     }
 
     /// Builds the coroutine that runs the closure, on `stack`, for the
-    /// greenlet's first run (see [`Body::launch`]).
-    pub(crate) fn launch(&self, stack: Stack) -> Result<Co, Stack> {
+    /// greenlet's first run, in `slot` (see [`Body::launch`]).
+    pub(crate) fn launch(&self, stack: Stack, slot: &mut Option<Co>) -> Result<(), Stack> {
         // SAFETY: `ops` was set by `new_typed` for the record's body type,
         // and the record is alive while `self` exists.
-        unsafe { (self.core().ops.launch)(self.as_ptr(), stack) }
+        unsafe { (self.core().ops.launch)(self.as_ptr(), stack, slot) }
     }
 
     /// Drops the closure of a greenlet that will never run.
