@@ -312,6 +312,7 @@ impl Hub {
     }
 
     /// Records a greenlet's death and runs its links and joiners.
+    #[inline(always)] // every greenlet's last step: no frame of its own
     pub(crate) fn finish(&self, rec: &Rec, outcome: Outcome) {
         let core = rec.core();
         core.mark_dead(outcome);
