@@ -12,7 +12,7 @@ impl Hub {
         self.live
             .borrow()
             .iter()
-            .map(|(_, rec)| {
+            .map(|rec| {
                 let core = rec.core();
                 GreenletInfo {
                     id: core.id(),

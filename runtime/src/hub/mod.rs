@@ -22,7 +22,6 @@ use std::panic::{self, AssertUnwindSafe};
 use std::ptr;
 use std::sync::Arc;
 
-use slab::Slab;
 
 use crate::interrupt::{BlockedForever, Interrupted};
 use crate::reactor::Reactor;
@@ -96,7 +95,7 @@ pub(crate) struct Hub {
     reactor: Reactor,
     stacks: RefCell<StackPool>,
     remote: Arc<RemoteShared>,
-    live: RefCell<Slab<Rec>>,
+    live: RefCell<LiveTable>,
     next_id: Cell<u64>,
     /// Greenlets run since the reactor was last polled.
     runs_since_poll: Cell<u32>,
@@ -193,7 +192,7 @@ impl Hub {
             reactor,
             stacks: RefCell::new(StackPool::new()),
             remote,
-            live: RefCell::new(Slab::new()),
+            live: RefCell::new(LiveTable::new()),
             next_id: Cell::new(1),
             runs_since_poll: Cell::new(0),
             scheduler: Cell::new(ptr::null()),
@@ -241,11 +240,11 @@ impl Hub {
     }
 
     pub(crate) fn live_snapshot(&self) -> Vec<Rec> {
-        self.live.borrow().iter().map(|(_, r)| r.clone()).collect()
+        self.live.borrow().iter().cloned().collect()
     }
 
     pub(crate) fn unregister_live(&self, rec: &Rec) {
-        let removed = self.live.borrow_mut().try_remove(rec.core().live_key());
+        let removed = self.live.borrow_mut().remove(rec.core().live_key());
         drop(removed);
     }
 
@@ -284,6 +283,7 @@ impl Hub {
         live.get(key).filter(|r| r.core().id() == id).cloned()
     }
 
+    #[inline(always)] // on every spawn's path
     pub(crate) fn register_live(&self, rec: &Rec) {
         let key = self.live.borrow_mut().insert(rec.clone());
         rec.core().set_live_key(key);
@@ -321,7 +321,7 @@ impl Hub {
                 w.forget(core);
             }
         }
-        let removed = self.live.borrow_mut().try_remove(core.live_key());
+        let removed = self.live.borrow_mut().remove(core.live_key());
         drop(removed);
         self.on_death(rec);
     }
@@ -506,7 +506,7 @@ impl Hub {
         self.closing.set(true);
         self.remote.close();
         loop {
-            let recs: Vec<Rec> = self.live.borrow_mut().drain().collect();
+            let recs: Vec<Rec> = self.live.borrow_mut().take_all();
             if recs.is_empty() {
                 break;
             }
@@ -681,12 +681,14 @@ mod death;
 mod fork;
 mod info;
 mod io;
+mod live;
 mod memory;
 mod run;
 mod signals;
 mod spawn;
 mod timers;
 
+use live::LiveTable;
 pub(crate) use spawn::Start;
 pub(crate) use timers::TimerGuard;
 
