@@ -193,29 +193,24 @@ impl Hub {
     #[cold]
     fn launch(&self, g: &Rec, slot: &mut Option<crate::task::Co>) -> bool {
         let core = g.core();
-        let taken = if core.take_stack_reservation() {
-            self.stacks.borrow_mut().take_reserved()
-        } else if let Some(own) = core.take_own_stack() {
-            Ok(own)
-        } else {
-            return false;
+        let (ready, page) = {
+            let mut pool = self.stacks.borrow_mut();
+            let taken = if core.take_stack_reservation() {
+                pool.take_reserved()
+            } else if let Some(own) = core.take_own_stack() {
+                Ok(own)
+            } else {
+                return false;
+            };
+            (taken.and_then(|s| pool.ready_to_run(s)), pool.page())
         };
-        let mut stack = match taken {
+        let stack = match ready {
             Ok(s) => s,
             Err(e) => {
                 self.fail_launch(g, e);
                 return false;
             }
         };
-        let (guarded, page) = {
-            let mut pool = self.stacks.borrow_mut();
-            (pool.ready_to_run(&mut stack), pool.page())
-        };
-        if let Err(e) = guarded {
-            self.stacks.borrow_mut().put(stack);
-            self.fail_launch(g, e);
-            return false;
-        }
         core.set_stack_bounds(stack.usable(page), stack.bottom);
         match g.launch(stack, slot) {
             Ok(()) => true,

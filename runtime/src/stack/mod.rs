@@ -536,20 +536,27 @@ impl StackPool {
     ///
     /// # Errors
     /// `OutOfMemory` if the kernel cannot install the guard (it is out of
-    /// memory for page tables); the stack stays unguarded.
+    /// memory for page tables); the stack then goes back to the pool.
     #[inline]
-    pub(crate) fn ready_to_run(&mut self, stack: &mut GreenStack) -> io::Result<()> {
+    pub(crate) fn ready_to_run(&mut self, stack: GreenStack) -> io::Result<GreenStack> {
         if stack.guarded {
-            return Ok(());
+            return Ok(stack);
         }
         self.install_guard(stack)
     }
 
     #[cold]
-    fn install_guard(&mut self, stack: &mut GreenStack) -> io::Result<()> {
-        guard_install(stack.bottom, self.page).map_err(guard_error)?;
-        stack.guarded = true;
-        Ok(())
+    fn install_guard(&mut self, mut stack: GreenStack) -> io::Result<GreenStack> {
+        match guard_install(stack.bottom, self.page) {
+            Ok(()) => {
+                stack.guarded = true;
+                Ok(stack)
+            }
+            Err(e) => {
+                self.put(stack);
+                Err(guard_error(e))
+            }
+        }
     }
 
     fn map_own(&mut self, size: usize) -> io::Result<GreenStack> {
