@@ -14,7 +14,7 @@ use corosensei::CoroutineResult;
 
 use super::{Hub, POLL_EVERY};
 use crate::interrupt::{BlockedForever, Interrupted};
-use crate::task::{Core, Rec, State, WakeReason};
+use crate::task::{Co, Core, Rec, State, WakeReason};
 use crate::timer::TimerAction;
 
 /// Stack a greenlet must have left below its stack pointer to run the
@@ -174,8 +174,8 @@ impl Hub {
         match r {
             CoroutineResult::Return(outcome) => {
                 self.finish(&g, outcome);
-                if let Some(co) = slot.take() {
-                    self.stacks.borrow_mut().put(co.into_stack());
+                if let Some(stack) = slot.take().map(Co::into_stack) {
+                    self.stacks.borrow_mut().put(stack);
                 }
             }
             // Discarded by a fork while it ran the loop (see
@@ -191,7 +191,7 @@ impl Hub {
     /// Builds the coroutine of a greenlet about to run for the first time,
     /// on the warmest free stack. False if it has nothing to run.
     #[cold]
-    fn launch(&self, g: &Rec, slot: &mut Option<crate::task::Co>) -> bool {
+    fn launch(&self, g: &Rec, slot: &mut Option<Co>) -> bool {
         let core = g.core();
         let (ready, page) = {
             let mut pool = self.stacks.borrow_mut();
