@@ -1,7 +1,17 @@
-//! The load generator: one thread, raw level-triggered epoll over `N`
+//! The load generator: one thread, raw edge-triggered epoll over `N`
 //! non-blocking std sockets, ping-pong on each (send a message, wait for
 //! the whole echo, send the next). Runs on the calling thread, which the
 //! suite pins to CPU 1.
+//!
+//! Edge-triggered, so that the generator itself serves echoes in the order
+//! they arrived. Level-triggered epoll puts every fd it reports back at the
+//! tail of its ready list, to check it again at the next wait; when that
+//! connection's next echo comes back before the next wait, it is taken
+//! ahead of echoes that arrived earlier. Those then wait in the
+//! generator's socket, and their latency shows queueing that is the
+//! generator's, not the server's: the faster a server turns requests
+//! round, the more often it happens (docs/performance.md, "The load
+//! generator's own order").
 
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -91,7 +101,7 @@ impl Load {
             s.set_nodelay(true)?;
             s.set_nonblocking(true)?;
             let mut ev = libc::epoll_event {
-                events: libc::EPOLLIN as u32,
+                events: (libc::EPOLLIN | libc::EPOLLET) as u32,
                 u64: i as u64,
             };
             // SAFETY: `ev` is a valid epoll_event, both fds are open.
@@ -183,7 +193,18 @@ impl Load {
         }
         for k in 0..n as usize {
             let i = self.events[k].u64 as usize;
-            let size = self.msg.len();
+            self.read_echo(i, resend, out)?;
+        }
+        Ok(())
+    }
+
+    /// Reads what connection `i` has of its echo, until the echo is whole
+    /// (then times it and, if `resend`, sends the next request) or the
+    /// socket is drained: an edge-triggered fd reports nothing more until
+    /// new bytes come.
+    fn read_echo(&mut self, i: usize, resend: bool, out: &mut Served) -> Result<(), String> {
+        let size = self.msg.len();
+        loop {
             let c = &mut self.conns[i];
             let want = size - c.got;
             match (&c.s).read(&mut self.scratch[..want]) {
@@ -211,13 +232,16 @@ impl Load {
                             c.busy = false;
                             self.outstanding -= 1;
                         }
+                        // Ping-pong: nothing more comes before this
+                        // request's echo, which brings a new edge.
+                        return Ok(());
                     }
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(format!("recv: {e}")),
             }
         }
-        Ok(())
     }
 
     /// Waits for every outstanding echo without sending more.

@@ -365,7 +365,7 @@ pub fn run(quick: bool) -> Vec<Table> {
             ),
             "Servers run one at a time, each a fresh child process pinned to CPU 0, every server \
              in turn for each cell (order rotated from cell to cell); the load generator \
-             (one thread, level-triggered epoll over blocking-free std sockets) is pinned to CPU 1. \
+             (one thread, edge-triggered epoll over blocking-free std sockets) is pinned to CPU 1. \
              Server CPU time is utime/stime of /proc/PID/stat (all threads), read at each window \
              boundary: the total is the kernel's exact runtime (reported in 10 ms units), but its \
              user/system split is sampled at each scheduler tick, so a small user share (a few % \
