@@ -99,7 +99,15 @@ pub(crate) struct Core {
     yielder: Cell<*const Yielder<(), ()>>,
     /// Address of its stack's guard page (0 for the main greenlet).
     guard_page: Cell<usize>,
-    live_key: Cell<usize>,
+    /// Its key in the hub's live table (`u32::MAX`: not in it). 32 bits,
+    /// to leave room for `park_off` in this line: 2^32 live greenlets would
+    /// take over a TiB of records alone.
+    live_key: Cell<u32>,
+    /// Where its stack pointer was when it last switched out, as an offset
+    /// above `guard_page` (0: it has not). Read by the loop to prefetch
+    /// the top of its stack one resume ahead (`Hub::warm_next`), which is
+    /// why it sits in this line, next to `guard_page`.
+    park_off: Cell<u32>,
     // Off the switch path.
     /// What the typed body of the record this core heads does (the
     /// record's own vtable): what lets a thin [`Rec`](super::Rec) reach the
@@ -149,7 +157,7 @@ impl Core {
             spawner_id: spawner.map_or(u64::MAX, |s| s.id),
             // Live-table keys are below the number of live greenlets.
             spawner_key: spawner.map_or(u32::MAX, |s| {
-                u32::try_from(s.live_key.get()).unwrap_or(u32::MAX)
+                s.live_key.get()
             }),
             state: Cell::new(if is_main {
                 State::Running
@@ -168,7 +176,8 @@ impl Core {
             kill_deferred: Cell::new(false),
             outcome: Cell::new(Outcome::Pending),
             joiners: ManuallyDrop::new(RefCell::new(Vec::new())),
-            live_key: Cell::new(usize::MAX),
+            live_key: Cell::new(u32::MAX),
+            park_off: Cell::new(0),
             stack_size: Cell::new(0),
             guard_page: Cell::new(0),
             name_published: Cell::new(false),
@@ -222,13 +231,17 @@ impl Core {
     /// Its key in the live table (`usize::MAX` when not in it).
     #[inline]
     pub(crate) fn live_key(&self) -> usize {
-        self.live_key.get()
+        match self.live_key.get() {
+            u32::MAX => usize::MAX,
+            k => k as usize,
+        }
     }
 
     /// Entered the live table at `key` (`usize::MAX`: left it).
     #[inline]
     pub(crate) fn set_live_key(&self, key: usize) {
-        self.live_key.set(key);
+        debug_assert!(key == usize::MAX || key < u32::MAX as usize);
+        self.live_key.set(u32::try_from(key).unwrap_or(u32::MAX));
     }
 
     // Its stack.
@@ -264,6 +277,24 @@ impl Core {
     #[inline]
     pub(crate) fn guard_page(&self) -> usize {
         self.guard_page.get()
+    }
+
+    /// Where its stack pointer was, near enough, when it last switched
+    /// out (0: it has not run yet).
+    #[inline]
+    pub(crate) fn parked_sp(&self) -> usize {
+        match self.park_off.get() {
+            0 => 0,
+            off => self.guard_page.get() + off as usize,
+        }
+    }
+
+    /// Records `sp`, an address on its own stack, as where it switches
+    /// out from. Only a hint: nothing but prefetches reads it.
+    #[inline]
+    pub(crate) fn set_parked_sp(&self, sp: usize) {
+        // A stack is far smaller than 4 GiB, so the offset fits.
+        self.park_off.set(sp.wrapping_sub(self.guard_page.get()) as u32);
     }
 
     /// Set by the coroutine body on its first run.
@@ -702,6 +733,8 @@ mod tests {
             end(offset_of!(Core, extra), size_of::<std::cell::RefCell<Option<Box<Extra>>>>()),
             end(offset_of!(Core, yielder), 8),
             end(offset_of!(Core, guard_page), 8),
+            end(offset_of!(Core, live_key), 4),
+            end(offset_of!(Core, park_off), 4),
         ] {
             assert!(last <= 128, "a switch-path field ends at {last}");
         }

@@ -55,6 +55,21 @@ impl RunQueue {
     }
 
     /// Queues `rec` for its turn (it becomes scheduled).
+    /// The core `i` places behind the front, if the queue holds it.
+    #[inline]
+    pub(crate) fn peek(&self, i: usize) -> Option<*const Core> {
+        if i >= self.len.get() {
+            return None;
+        }
+        // SAFETY: the only borrow of `buf` alive (see the module docs);
+        // the index is masked, so in bounds, and initialised as `i < len`.
+        let buf = unsafe { &*self.buf.get() };
+        let j = (self.head.get() + i) & (buf.len() - 1);
+        // SAFETY: as above.
+        let rec = unsafe { buf.get_unchecked(j).assume_init_ref() };
+        Some(rec.as_ptr())
+    }
+
     #[inline]
     pub(crate) fn schedule(&self, rec: Rec) {
         rec.core().set_state(State::Scheduled);
