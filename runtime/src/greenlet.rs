@@ -20,7 +20,6 @@
 
 use std::any::Any;
 use std::borrow::Cow;
-use std::cell::Cell;
 use std::fmt;
 use std::io;
 use std::panic::Location;
@@ -131,14 +130,15 @@ impl From<GreenletError> for io::Error {
 /// ```
 pub struct Greenlet<T> {
     r: GreenletRef,
-    /// The result slot inside `r`'s record (which `r` keeps alive).
-    value: *const Cell<Option<T>>,
+    /// The result slot inside `r`'s record (which `r` keeps alive),
+    /// holding a `T` while its core says so (`Core::take_value`).
+    value: *mut T,
 }
 
 impl<T: 'static> Greenlet<T> {
     /// The handle of a greenlet just spawned, whose result will be in
     /// `value` (inside its record, which `r` keeps alive).
-    pub(crate) fn new(r: GreenletRef, value: *const Cell<Option<T>>) -> Greenlet<T> {
+    pub(crate) fn new(r: GreenletRef, value: *mut T) -> Greenlet<T> {
         Greenlet { r, value }
     }
 
@@ -169,12 +169,13 @@ impl<T: 'static> Greenlet<T> {
                 Some(p) => Err(GreenletError::Panicked(p)),
                 None => Err(GreenletError::Taken),
             },
-            Outcome::Value => {
+            Outcome::Value if core.take_value() => {
                 // SAFETY: `value` points into the record `self.r` holds, made
-                // for this `T` by `spawn_task`.
-                let slot = unsafe { &*self.value };
-                slot.take().ok_or(GreenletError::Taken)
+                // for this `T` by `spawn_task`; the core said it held the
+                // result, and now says it holds nothing: moved out once.
+                Ok(unsafe { self.value.read() })
             }
+            Outcome::Value => Err(GreenletError::Taken),
         }
     }
 

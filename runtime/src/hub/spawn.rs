@@ -1,7 +1,6 @@
 //! Making greenlets: a record, a reserved stack, a place in the live table,
 //! and a turn in the ready queue (now, or when a `spawn_later` timer fires).
 
-use std::cell::Cell;
 use std::io;
 use std::panic::Location;
 use std::time::Instant;
@@ -36,7 +35,7 @@ impl Hub {
         stack_size: Option<usize>,
         location: &'static Location<'static>,
         start: Start,
-    ) -> io::Result<(Rec, *const Cell<Option<T>>)>
+    ) -> io::Result<(Rec, *mut T)>
     where
         F: FnOnce() -> T + 'static,
         T: 'static,

@@ -1,5 +1,5 @@
 //! The greenlet core: the untyped part of a greenlet record, what the hub
-//! knows of one greenlet (id, name, state, the coroutine, joiners...), and
+//! knows of one greenlet (id, name, state, the coroutine...), and
 //! its lifecycle. Its fields are private to the task kernel: the rest of
 //! the runtime reads plain data through getters and changes the rest
 //! through transition methods named after what it does.
@@ -58,8 +58,9 @@ pub(crate) enum WakeReason {
 /// park number) and what the resume reads first (the coroutine); the
 /// second line the rest of a resume-and-park (count, wake reason, extras,
 /// yielder, guard page). A wake then misses one line and a resume two;
-/// the rest of the record (names, joiners, spawn data) is not touched on
-/// that path.
+/// the rest of the record (name, spawn data) is not touched on that path.
+/// Its size is memory traffic too: 176 bytes, so that with a body of up to
+/// 16 bytes a record takes three cache lines (a test pins it).
 #[repr(C)]
 pub(crate) struct Core {
     // First line: the wake's fields and the coroutine.
@@ -74,8 +75,11 @@ pub(crate) struct Core {
     /// (Set and restored by `defer_kill`'s scope, not a state transition.)
     kill_deferred: Cell<bool>,
     outcome: Cell<Outcome>,
-    /// Its name was given to the blocking monitor.
-    name_published: Cell<bool>,
+    /// Interruptions may be kept in `Extra::pending` for its next wait:
+    /// every park tests this, and `Extra` is also there for other reasons
+    /// (joiners, links), so its presence alone would send those parks
+    /// down the slow path. Set when one is kept, cleared when none is left.
+    pending: Cell<bool>,
     is_main: bool,
     /// Sequence number of the current (or next) park; wakers carry it.
     park_seq: Cell<u32>,
@@ -114,17 +118,34 @@ pub(crate) struct Core {
     /// body and free the record, with the body's layout known statically.
     pub(super) ops: &'static BodyOps,
     id: u64,
-    name: ManuallyDrop<Option<Box<str>>>,
+    /// The name given at spawn, behind one thin pointer: few greenlets
+    /// are named, and a `Box<str>` here would take two words of every
+    /// record.
+    name: ManuallyDrop<Option<Box<Box<str>>>>,
     location: &'static Location<'static>,
     spawner_id: u64,
-    joiners: ManuallyDrop<RefCell<Vec<Waker>>>,
-    /// Usable bytes of its stack (for overflow reports).
-    stack_size: Cell<usize>,
+    /// Usable KiB of its stack (for overflow reports; 32 bits, as a
+    /// stack is far smaller than 4 TiB, to pack with the next field).
+    stack_kib: Cell<u32>,
     /// Holds a reservation of a default-size stack in the hub's pool
     /// (from its spawn until its first run, or its death before it): a
     /// count there, a flag here. A stack of another size is its own, in
     /// [`Extra::stack`].
     stack_reserved: Cell<bool>,
+    /// What its body's one slot holds (see `record::Closure`).
+    body_holds: Cell<Holds>,
+    /// Its name was given to the blocking monitor.
+    name_published: Cell<bool>,
+}
+
+/// What a record's body holds: a spawned greenlet's closure until its
+/// first run (or its discard), then nothing, then its result once it
+/// returned one, until the result is taken.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Holds {
+    Nothing,
+    Closure,
+    Value,
 }
 
 impl Core {
@@ -152,13 +173,11 @@ impl Core {
             refs: Cell::new(0),
             ops: BodyOps::of::<MainBody>(),
             id,
-            name: ManuallyDrop::new(name),
+            name: ManuallyDrop::new(name.map(Box::new)),
             location,
             spawner_id: spawner.map_or(u64::MAX, |s| s.id),
             // Live-table keys are below the number of live greenlets.
-            spawner_key: spawner.map_or(u32::MAX, |s| {
-                s.live_key.get()
-            }),
+            spawner_key: spawner.map_or(u32::MAX, |s| s.live_key.get()),
             state: Cell::new(if is_main {
                 State::Running
             } else {
@@ -174,14 +193,19 @@ impl Core {
             kill_requested: Cell::new(false),
             unwinding: Cell::new(false),
             kill_deferred: Cell::new(false),
+            pending: Cell::new(false),
             outcome: Cell::new(Outcome::Pending),
-            joiners: ManuallyDrop::new(RefCell::new(Vec::new())),
             live_key: Cell::new(u32::MAX),
             park_off: Cell::new(0),
-            stack_size: Cell::new(0),
+            stack_kib: Cell::new(0),
             guard_page: Cell::new(0),
             name_published: Cell::new(false),
             is_main,
+            body_holds: Cell::new(if spawner.is_some() {
+                Holds::Closure
+            } else {
+                Holds::Nothing
+            }),
         }
     }
 
@@ -263,14 +287,15 @@ impl Core {
     /// The stack it runs on: `usable` bytes above the guard page at `guard`.
     #[inline]
     pub(crate) fn set_stack_bounds(&self, usable: usize, guard: usize) {
-        self.stack_size.set(usable);
+        self.stack_kib
+            .set(u32::try_from(usable / 1024).unwrap_or(u32::MAX));
         self.guard_page.set(guard);
     }
 
     /// Usable bytes of its stack (for overflow reports).
     #[inline]
     pub(crate) fn stack_size(&self) -> usize {
-        self.stack_size.get()
+        self.stack_kib.get() as usize * 1024
     }
 
     /// Address of its stack's guard page (0 for the main greenlet).
@@ -323,33 +348,72 @@ impl Core {
         self.kill_deferred.replace(deferred)
     }
 
-    // Its joiners.
+    // What its body holds (the body is typed; this is what the untyped
+    // side knows of it).
+
+    /// Whether the body held the closure; it holds nothing after this.
+    #[inline]
+    pub(crate) fn take_closure(&self) -> bool {
+        let held = self.body_holds.get() == Holds::Closure;
+        if held {
+            self.body_holds.set(Holds::Nothing);
+        }
+        held
+    }
+
+    /// The body's slot now holds the result.
+    #[inline]
+    pub(crate) fn hold_value(&self) {
+        debug_assert_eq!(self.body_holds.get(), Holds::Nothing);
+        self.body_holds.set(Holds::Value);
+    }
+
+    /// Whether the body held the result; it holds nothing after this (the
+    /// caller moves the result out, or drops it).
+    #[inline]
+    pub(crate) fn take_value(&self) -> bool {
+        let held = self.body_holds.get() == Holds::Value;
+        if held {
+            self.body_holds.set(Holds::Nothing);
+        }
+        held
+    }
+
+    // Its joiners, kept in `Extra`: a greenlet that dies before anyone waits
+    // for it (most of a burst's, a server's connections) never needs them.
 
     /// `w` is woken when it dies.
     #[inline]
     pub(crate) fn push_joiner(&self, w: Waker) {
-        self.joiners.borrow_mut().push(w);
+        self.extra().joiners.push(w);
     }
 
     /// Whether a greenlet waits for it to end.
     #[inline]
     pub(crate) fn has_joiners(&self) -> bool {
-        !self.joiners.borrow().is_empty()
+        self.extra
+            .borrow()
+            .as_ref()
+            .is_some_and(|e| !e.joiners.is_empty())
     }
 
     /// Takes the wakers of the greenlets waiting for it to end.
     pub(crate) fn take_joiners(&self) -> Vec<Waker> {
-        std::mem::take(&mut *self.joiners.borrow_mut())
+        self.extra_if_any()
+            .map(|mut e| std::mem::take(&mut e.joiners))
+            .unwrap_or_default()
     }
 
     /// Drops the joiners whose wait already ended (timed out, interrupted).
     pub(crate) fn forget_stale_joiners(&self) {
         let stale: Vec<Waker> = {
-            let mut j = self.joiners.borrow_mut();
-            let (stale, live) = std::mem::take(&mut *j)
+            let Some(mut e) = self.extra_if_any() else {
+                return;
+            };
+            let (stale, live) = std::mem::take(&mut e.joiners)
                 .into_iter()
                 .partition(Waker::is_stale);
-            *j = live;
+            e.joiners = live;
             stale
         };
         // Dropped outside the borrow: dropping a waker may free a record.
@@ -500,11 +564,11 @@ impl Core {
 
     /// The name given at spawn, if any.
     pub(crate) fn given_name(&self) -> Option<&str> {
-        self.name.as_deref()
+        self.name.as_deref().map(|n| &**n)
     }
 
     pub(crate) fn name(&self) -> Cow<'_, str> {
-        match &*self.name {
+        match self.given_name() {
             Some(n) => Cow::Borrowed(n),
             None if self.is_main => Cow::Borrowed("main"),
             None => Cow::Owned(format!("Greenlet-{}", self.id)),
@@ -533,6 +597,7 @@ impl Core {
     /// for the greenlet's next wait, after those already kept.
     pub(crate) fn push_pending(&self, e: Interrupted) {
         self.extra().pending.push(e);
+        self.pending.set(true);
     }
 
     /// Live references to the record (for tests).
@@ -564,11 +629,10 @@ impl Core {
         }
     }
 
-    /// False when no interruption is kept for its next wait (most
-    /// greenlets never allocate the extras that could keep one).
+    /// False when no interruption is kept for its next wait.
     #[inline]
     pub(crate) fn may_have_pending(&self) -> bool {
-        self.extra.borrow().is_some()
+        self.pending.get()
     }
 
     /// The oldest undelivered timeout, other interruptions staying kept:
@@ -581,13 +645,17 @@ impl Core {
             .pending
             .iter()
             .position(|p| matches!(p, Interrupted::Timeout(_)))?;
-        Some(e.pending.remove(i))
+        let taken = e.pending.remove(i);
+        self.pending.set(!e.pending.is_empty());
+        Some(taken)
     }
 
     #[cold]
     fn take_pending_slow(&self) -> Option<Interrupted> {
         let mut e = self.extra_if_any()?;
-        (!e.pending.is_empty()).then(|| e.pending.remove(0))
+        let taken = (!e.pending.is_empty()).then(|| e.pending.remove(0));
+        self.pending.set(!e.pending.is_empty());
+        taken
     }
 
     /// The coroutine slot, for the hub to build, resume and retire the
@@ -625,6 +693,7 @@ impl Core {
         };
         let before = e.pending.len();
         e.pending.retain(|p| p.timeout_id() != Some(id));
+        self.pending.set(!e.pending.is_empty());
         e.pending.len() != before
     }
 
@@ -648,8 +717,7 @@ impl Drop for Core {
         let empty = self.co.get_mut().is_none()
             && matches!(self.wake_reason.get_mut(), WakeReason::Woken)
             && self.extra.get_mut().is_none()
-            && self.name.is_none()
-            && self.joiners.get_mut().capacity() == 0;
+            && self.name.is_none();
         if !empty {
             self.drop_fields();
         }
@@ -666,7 +734,6 @@ impl Core {
             ManuallyDrop::drop(&mut self.wake_reason);
             ManuallyDrop::drop(&mut self.extra);
             ManuallyDrop::drop(&mut self.name);
-            ManuallyDrop::drop(&mut self.joiners);
         }
     }
 }
@@ -687,6 +754,8 @@ pub(crate) struct Extra {
     /// until its first run (default-size stacks are only reserved: see
     /// `Core::stack_reserved`).
     pub(crate) stack: Option<Stack>,
+    /// The greenlets waiting for it to end (see `Core::push_joiner`).
+    pub(crate) joiners: Vec<Waker>,
 }
 
 #[cfg(test)]
@@ -716,6 +785,21 @@ mod tests {
         drop(rec);
         assert_eq!(Rc::strong_count(&held), 1, "the extras were dropped");
         assert_eq!(waiter.core().refs(), 1, "the joiner was dropped");
+    }
+
+    /// A greenlet of a one-word closure returning one word fits a 192-byte
+    /// block: three cache lines (see `Core`, `record::Closure`).
+    #[test]
+    fn a_small_greenlets_record_takes_three_cache_lines() {
+        use super::super::record::{Closure, Record};
+        fn record_size<F: FnOnce() -> T, T>(_: &F) -> usize {
+            size_of::<Record<Closure<F, T>>>()
+        }
+        assert_eq!(size_of::<Core>(), 176);
+        let i = 7u64;
+        assert!(record_size(&move || i) <= 192);
+        assert!(record_size(&move || [i, i]) <= 192);
+        assert!(record_size(&|| ()) <= 192);
     }
 
     /// The fields a wake touches and the coroutine share the first line;

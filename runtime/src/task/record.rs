@@ -9,9 +9,10 @@
 //! depends on the body's alignment) each time.
 
 use std::alloc::Layout;
-use std::cell::Cell;
+use std::cell::UnsafeCell;
 use std::panic::{self, AssertUnwindSafe, Location};
 use std::marker::PhantomData;
+use std::mem::ManuallyDrop;
 use std::ptr::NonNull;
 
 use corosensei::{Coroutine, Yielder};
@@ -31,13 +32,23 @@ pub(crate) struct Record<V: ?Sized> {
 }
 
 /// The typed part of a record, seen from the hub.
+///
+/// What the body holds (its closure, its result, or neither) is kept in
+/// the core ([`Core::body_holds`]), not in the body, so that a closure and
+/// its result can share one slot without a tag of their own.
 pub(crate) trait Body {
     /// Builds the coroutine that runs the closure, on `stack`, for the
     /// greenlet's first run, in `slot` (empty). Gives the stack back if the
     /// closure is gone (discarded, or the main greenlet, which has none).
     fn launch(&self, core: *const Core, stack: Stack, slot: &mut Option<Co>) -> Result<(), Stack>;
     /// Drops the closure of a greenlet that will never run.
-    fn discard(&self);
+    fn discard(&self, core: &Core);
+    /// Drops what the body still holds, as `core` says; the record is
+    /// being freed.
+    ///
+    /// # Safety
+    /// `core` heads this body's record, and nothing uses the body after.
+    unsafe fn release(&self, core: &Core);
 }
 
 /// A record's vtable, made by hand: one static per body type, one word in
@@ -83,7 +94,8 @@ unsafe fn launch_body<V: Body>(
 /// As [`launch_body`].
 unsafe fn discard_body<V: Body>(core: *const Core) {
     // SAFETY: the caller's contract; the core is the record's first field.
-    unsafe { &(*core.cast::<Record<V>>()).body }.discard();
+    let record = unsafe { &*core.cast::<Record<V>>() };
+    record.body.discard(&record.core);
 }
 
 /// Drops and frees the `Record<V>` that `core` heads.
@@ -102,23 +114,54 @@ unsafe fn free_record<V: Body>(core: *mut Core) {
         }
     }
     let _dealloc = Dealloc::<V>(core.cast(), PhantomData);
+    let record = core.cast::<Record<V>>();
     // SAFETY: the caller's contract: written as a `Record<V>` by
-    // `new_typed`, dropped once, here.
-    unsafe { std::ptr::drop_in_place(core.cast::<Record<V>>()) };
+    // `new_typed`, released and dropped once, here. The body's own drop
+    // glue drops nothing (its fields are `ManuallyDrop`): `release` does.
+    unsafe {
+        (*record).body.release(&(*record).core);
+        std::ptr::drop_in_place(record);
+    }
 }
 
-/// The closure of a spawned greenlet until its first run, then its result.
+/// The closure of a spawned greenlet until its first run, then nothing
+/// while it runs, then its result until taken: one slot for the closure
+/// and the result, which are never alive together, and what it holds
+/// kept in the core ([`Core::body_holds`]). Two `Option`s would take a tag
+/// and a slot each: for a closure of one word returning one word, 32
+/// bytes instead of 8, and a fourth cache line for the record.
 pub(crate) struct Closure<F, T> {
-    f: Cell<Option<F>>,
-    pub(crate) value: Cell<Option<T>>,
+    slot: UnsafeCell<Slot<F, T>>,
+}
+
+/// `Closure`'s slot. `repr(C)`: both fields at offset 0, so a pointer to
+/// the slot is one to the result.
+#[repr(C)]
+union Slot<F, T> {
+    f: ManuallyDrop<F>,
+    value: ManuallyDrop<T>,
+}
+
+impl<F, T> Closure<F, T> {
+    /// Takes the closure out if the slot holds it (`core` says), once.
+    fn take_f(&self, core: &Core) -> Option<F> {
+        if !core.take_closure() {
+            return None;
+        }
+        // SAFETY: the core said the slot held the closure, and now says it
+        // holds nothing: it is moved out once.
+        Some(unsafe { ManuallyDrop::take(&mut (*self.slot.get()).f) })
+    }
 }
 
 impl<F: FnOnce() -> T + 'static, T: 'static> Body for Closure<F, T> {
     fn launch(&self, core: *const Core, stack: Stack, slot: &mut Option<Co>) -> Result<(), Stack> {
-        let Some(f) = self.f.take() else {
+        // SAFETY: the record this body is in is alive (the caller's).
+        let Some(f) = self.take_f(unsafe { &*core }) else {
             return Err(stack);
         };
-        let co = Coroutine::with_stack(stack, run_closure(core, &self.value, f));
+        let value = self.slot.get().cast::<T>();
+        let co = Coroutine::with_stack(stack, run_closure(core, value, f));
         // SAFETY: `slot` is a valid place; written without dropping what
         // it held, which is nothing (the slot is empty before a first
         // run). So the coroutine is built in place, not built aside, moved
@@ -127,8 +170,17 @@ impl<F: FnOnce() -> T + 'static, T: 'static> Body for Closure<F, T> {
         Ok(())
     }
 
-    fn discard(&self) {
-        drop(self.f.take());
+    fn discard(&self, core: &Core) {
+        drop(self.take_f(core));
+    }
+
+    unsafe fn release(&self, core: &Core) {
+        drop(self.take_f(core));
+        if core.take_value() {
+            // SAFETY: the core said the slot held the result (written by
+            // `run_closure`), and now says it holds nothing.
+            unsafe { ManuallyDrop::drop(&mut (*self.slot.get()).value) };
+        }
     }
 }
 
@@ -140,7 +192,9 @@ impl Body for MainBody {
         Err(stack)
     }
 
-    fn discard(&self) {}
+    fn discard(&self, _: &Core) {}
+
+    unsafe fn release(&self, _: &Core) {}
 }
 
 /// An owning, reference-counted pointer to a record (what `Rc<AnyRecord>`
@@ -163,23 +217,25 @@ impl Rec {
     }
 
     /// The record of a greenlet that will run `f`, and where its result
-    /// will be (valid as long as the record is).
+    /// will be (valid as long as the record is, and holding a `T` only
+    /// while the core says so: see [`Core::take_value`]).
     ///
     /// `core` builds the core once the memory is there, so that it can be
     /// written in place rather than built aside and copied (a record is
     /// some 300 bytes).
     #[inline]
-    pub(crate) fn spawned<F, T>(core: impl FnOnce() -> Core, f: F) -> (Rec, *const Cell<Option<T>>)
+    pub(crate) fn spawned<F, T>(core: impl FnOnce() -> Core, f: F) -> (Rec, *mut T)
     where
         F: FnOnce() -> T + 'static,
         T: 'static,
     {
         let (rec, body) = Rec::new_typed(core, || Closure {
-            f: Cell::new(Some(f)),
-            value: Cell::new(None),
+            slot: UnsafeCell::new(Slot {
+                f: ManuallyDrop::new(f),
+            }),
         });
         // SAFETY: `body` points into the record `rec` keeps alive.
-        (rec, unsafe { &(*body).value })
+        (rec, unsafe { (*body).slot.get().cast::<T>() })
     }
 
     /// A record of greenlet `id` with nothing to run, for tests of what
@@ -304,14 +360,14 @@ fn free(core: NonNull<Core>) {
 /// it ended (the loop that resumed it records the death).
 fn run_closure<T: 'static, F: FnOnce() -> T + 'static>(
     core: *const Core,
-    value: *const Cell<Option<T>>,
+    value: *mut T,
     f: F,
 ) -> impl FnOnce(&Yielder<(), ()>, ()) -> Outcome + 'static {
     move |yielder, ()| {
-        // SAFETY: both point into the record, which owns the coroutine
+        // SAFETY: `core` points into the record, which owns the coroutine
         // (`Core::co`); the hub keeps the record alive (live table,
         // `current`) for as long as the coroutine can run.
-        let (core, value) = unsafe { (&*core, &*value) };
+        let core = unsafe { &*core };
         core.set_yielder(yielder);
         match panic::catch_unwind(AssertUnwindSafe(f)) {
             // Killed inside `defer_kill` and returned before any later
@@ -321,7 +377,11 @@ fn run_closure<T: 'static, F: FnOnce() -> T + 'static>(
                 Outcome::Killed
             }
             Ok(v) => {
-                value.set(Some(v));
+                // SAFETY: `value` is the body's slot, in the same record;
+                // it holds nothing (the closure was taken at launch), so
+                // it is written without dropping anything.
+                unsafe { value.write(v) };
+                core.hold_value();
                 Outcome::Value
             }
             Err(p) if p.is::<GreenletExit>() => Outcome::Killed,
