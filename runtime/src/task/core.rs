@@ -354,11 +354,7 @@ impl Core {
     /// Whether the body held the closure; it holds nothing after this.
     #[inline]
     pub(crate) fn take_closure(&self) -> bool {
-        let held = self.body_holds.get() == Holds::Closure;
-        if held {
-            self.body_holds.set(Holds::Nothing);
-        }
-        held
+        self.take_held(Holds::Closure)
     }
 
     /// The body's slot now holds the result.
@@ -372,7 +368,13 @@ impl Core {
     /// caller moves the result out, or drops it).
     #[inline]
     pub(crate) fn take_value(&self) -> bool {
-        let held = self.body_holds.get() == Holds::Value;
+        self.take_held(Holds::Value)
+    }
+
+    /// Whether the body held `what`; if so it holds nothing after this.
+    #[inline]
+    fn take_held(&self, what: Holds) -> bool {
+        let held = self.body_holds.get() == what;
         if held {
             self.body_holds.set(Holds::Nothing);
         }
