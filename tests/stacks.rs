@@ -1,6 +1,6 @@
 //! Stacks at scale: slab stacks without a memory map each, the mprotect
-//! fallback, exhaustion as an error value, overflow reports, and memory
-//! given back after a burst.
+//! fallback, exhaustion as an error value (a size no address space holds
+//! included), overflow reports, and memory given back after a burst.
 //!
 //! Measurements of the whole process (memory maps, RSS) and crashes run in
 //! a child process: the parent re-executes this test binary for one
@@ -424,4 +424,34 @@ fn a_new_default_size_applies_to_greenlets_spawned_before_it_that_have_not_run()
     hub::set_default_stack_size(512 * 1024).unwrap();
     assert_eq!(g.get().unwrap(), 3, "ran on a stack of the new size");
     assert_eq!(hub::stats().live_stacks, 0);
+}
+
+#[test]
+fn a_default_size_that_cannot_be_mapped_fails_only_the_greenlets_promised_it() {
+    let waiting: Vec<_> = (0..3).map(|i| spawn(move || i)).collect();
+    // More than any address space (57-bit included): the stacks promised
+    // to the greenlets above cannot be made at this size.
+    let huge = 1usize << 60;
+    let e = hub::set_default_stack_size(huge).unwrap_err();
+    assert_eq!(e.kind(), std::io::ErrorKind::OutOfMemory, "{e}");
+    assert_eq!(hub::default_stack_size(), huge, "changed all the same");
+    for g in waiting {
+        match g.get() {
+            Err(greenlet::GreenletError::Panicked(p)) => {
+                assert!(!greenlet::panic_message(&*p).is_empty());
+            }
+            other => panic!("ran or ended otherwise: {other:?}"),
+        }
+    }
+    // A spawn at that size fails as an error value, not a panic, with
+    // either kind of guard, and so does a greenlet's own stack of it...
+    assert!(Builder::new().spawn(|| ()).is_err());
+    hub::set_stack_guard(StackGuard::Mprotect);
+    assert!(Builder::new().spawn(|| ()).is_err());
+    hub::set_stack_guard(StackGuard::Auto);
+    let e = Builder::new().stack_size(huge).spawn(|| ()).unwrap_err();
+    assert_eq!(e.kind(), std::io::ErrorKind::OutOfMemory, "{e}");
+    // ...and back at a size that maps, the hub goes on.
+    hub::set_default_stack_size(256 * 1024).unwrap();
+    assert_eq!(spawn(|| 5).get().unwrap(), 5);
 }

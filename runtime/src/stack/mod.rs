@@ -473,7 +473,13 @@ impl StackPool {
     fn carve(&mut self) -> io::Result<GreenStack> {
         let slot = self.default_size + self.page;
         if self.carve_next == self.carve_end {
-            let slots = self.next_slab_slots;
+            // A slab of one if a whole slab of stacks this size would not
+            // even fit an address (a size near `check_size`'s bound): its
+            // reservation then fails as an error, not an overflow.
+            let slots = match self.next_slab_slots.checked_mul(slot) {
+                Some(len) if len <= isize::MAX as usize => self.next_slab_slots,
+                _ => 1,
+            };
             let len = slots * slot;
             let addr = reserve(len).map_err(|e| {
                 io::Error::new(
