@@ -315,7 +315,9 @@ fn joinall_returns_the_finished_greenlets() {
     let also_fast = spawn(|| ());
     let all = [fast.as_ref(), forever.as_ref(), also_fast.as_ref()];
 
-    let done = joinall(&all, Some(Duration::from_millis(30))).unwrap();
+    // `forever` never ends, so this always waits the whole timeout: long
+    // enough for a 1 ms sleep to end even under valgrind (30 ms was not).
+    let done = joinall(&all, Some(Duration::from_secs(1))).unwrap();
     assert_eq!(done, [fast.as_ref(), also_fast.as_ref()]);
     assert!(!forever.dead());
 
