@@ -1,6 +1,7 @@
 //! Stacks at scale: slab stacks without a memory map each, the mprotect
 //! fallback, exhaustion as an error value (a size no address space holds
-//! included), overflow reports, and memory given back after a burst.
+//! included), overflow reports, and memory given back after a burst or a
+//! change of stack size.
 //!
 //! Measurements of the whole process (memory maps, RSS) and crashes run in
 //! a child process: the parent re-executes this test binary for one
@@ -454,4 +455,39 @@ fn a_default_size_that_cannot_be_mapped_fails_only_the_greenlets_promised_it() {
     // ...and back at a size that maps, the hub goes on.
     hub::set_default_stack_size(256 * 1024).unwrap();
     assert_eq!(spawn(|| 5).get().unwrap(), 5);
+}
+
+#[test]
+fn slab_regions_of_a_stack_size_no_longer_used_are_unmapped() {
+    assert_child_ok("child_regions_of_an_old_size", &[]);
+}
+
+#[test]
+#[ignore = "run in its own process by slab_regions_of_a_stack_size_no_longer_used_are_unmapped"]
+fn child_regions_of_an_old_size() {
+    fn vm_size_kib() -> usize {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap();
+        let line = status.lines().find(|l| l.starts_with("VmSize:")).unwrap();
+        line.split_whitespace().nth(1).unwrap().parse().unwrap()
+    }
+    const N: usize = 2000;
+    const OLD_KIB: usize = 512;
+    hub::set_default_stack_size(OLD_KIB * 1024).unwrap();
+    let before = vm_size_kib();
+    let parked = park_all(N);
+    let during = vm_size_kib();
+    assert!(
+        during >= before + N * OLD_KIB,
+        "{N} stacks of {OLD_KIB} KiB reserved: {before} -> {during} KiB"
+    );
+    // The parked greenlets keep their stacks of the old size until they
+    // end; then those are dropped, not pooled, and their regions idle.
+    hub::set_default_stack_size(256 * 1024).unwrap();
+    wake_all(parked);
+    hub::trim_stacks();
+    let after = vm_size_kib();
+    assert!(
+        after + N * OLD_KIB * 9 / 10 <= during,
+        "the old size's address space was kept: {before} -> {during} -> {after} KiB"
+    );
 }

@@ -316,6 +316,10 @@ pub(crate) struct Region {
     pub(crate) valgrind: Vec<corosensei::stack::valgrind::ValgrindStackRegistration>,
     /// Slots handed out so far (carving goes from the low end up).
     pub(crate) carved: usize,
+    /// Carved slots dropped instead of pooled, never handed out again:
+    /// stacks of a default size or guard mode no longer in use. Once every
+    /// carved slot is pooled or abandoned, the region is idle.
+    pub(crate) abandoned: usize,
 }
 
 impl Drop for Region {

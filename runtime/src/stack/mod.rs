@@ -318,9 +318,14 @@ impl StackPool {
     #[inline(always)] // on spawn+join's path: no call
     pub(crate) fn put(&mut self, stack: GreenStack) {
         self.live -= 1;
-        if stack.usable(self.page) != self.default_size
-            || (stack.origin == Origin::Own && self.unpromised() >= OWN_POOL_CAP)
-        {
+        if stack.usable(self.page) != self.default_size {
+            // Of a size no longer made: dropped (an own mapping is
+            // unmapped; a slab slot is abandoned, its region released once
+            // idle).
+            self.abandon(&stack);
+            return;
+        }
+        if stack.origin == Origin::Own && self.unpromised() >= OWN_POOL_CAP {
             return; // dropped: an own mapping is unmapped
         }
         if self.probe_deep {
@@ -378,7 +383,7 @@ impl StackPool {
             pooled[region_of(s)] += 1;
         }
         let idle: Vec<bool> = (self.regions.iter().zip(&pooled))
-            .map(|(r, &n)| r.carved > 0 && n == r.carved)
+            .map(|(r, &n)| r.carved > 0 && n + r.abandoned == r.carved)
             .collect();
         if !idle.contains(&true) {
             return;
@@ -405,6 +410,25 @@ impl StackPool {
             i += 1;
             !idle[i - 1]
         });
+    }
+
+    /// Drops a stack that will not be pooled again: its pages go back now,
+    /// and a slab slot counts as abandoned in its region, so that the
+    /// region can be unmapped once no slot of it is in use
+    /// (`release_idle_regions`).
+    fn abandon(&mut self, stack: &GreenStack) {
+        if stack.origin != Origin::Slab {
+            return; // an own mapping is unmapped when dropped
+        }
+        stack.release_pages(self.page);
+        let bottom = stack.bottom;
+        if let Some(r) = self
+            .regions
+            .iter_mut()
+            .find(|r| r.addr <= bottom && bottom < r.addr + r.len)
+        {
+            r.abandoned += 1;
+        }
     }
 
     /// The decay step, called by the hub once per loop turn with the turn's
@@ -498,6 +522,7 @@ impl StackPool {
                 len,
                 valgrind: Vec::new(),
                 carved: 0,
+                abandoned: 0,
             });
             self.carve_next = addr;
             self.carve_end = addr + len;
@@ -595,14 +620,17 @@ impl StackPool {
             // stay reserved, their pages released.)
             self.trimmed = 0;
             self.low_water = 0;
-            for s in self.free.drain(..) {
-                s.release_pages(self.page);
+            for s in std::mem::take(&mut self.free) {
+                self.abandon(&s);
             }
             self.carve_next = self.carve_end; // next carve starts a new slab
             while self.free.len() < self.reserved {
                 let stack = self.new_default()?;
                 self.free.push(stack);
             }
+            // Regions of the old size none of whose slots is in use go now;
+            // the others once their greenlets end (`trim`, the decay).
+            self.release_idle_regions();
         }
         Ok(())
     }
@@ -618,7 +646,10 @@ impl StackPool {
         if guard != self.guard {
             self.guard = guard;
             let unpromised = self.unpromised();
-            self.free.drain(..unpromised);
+            let made_the_other_way: Vec<GreenStack> = self.free.drain(..unpromised).collect();
+            for s in &made_the_other_way {
+                self.abandon(s);
+            }
             self.trimmed = 0;
             self.low_water = 0;
         }
