@@ -415,7 +415,9 @@ impl StackPool {
     /// Drops a stack that will not be pooled again: its pages go back now,
     /// and a slab slot counts as abandoned in its region, so that the
     /// region can be unmapped once no slot of it is in use
-    /// (`release_idle_regions`).
+    /// (`release_idle_regions`). Off the common path: only after a change
+    /// of default size or guard mode.
+    #[cold]
     fn abandon(&mut self, stack: &GreenStack) {
         if stack.origin != Origin::Slab {
             return; // an own mapping is unmapped when dropped

@@ -201,6 +201,8 @@ impl Core {
             guard_page: Cell::new(0),
             name_published: Cell::new(false),
             is_main,
+            // A spawned greenlet's body starts with its closure; the main
+            // greenlet's (and a test's idle record's) holds nothing.
             body_holds: Cell::new(if spawner.is_some() {
                 Holds::Closure
             } else {

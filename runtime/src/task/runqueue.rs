@@ -40,7 +40,8 @@ impl RunQueue {
         self.len.get() == 0
     }
 
-    /// The core of the first record, if any.
+    /// The core of the first record, if any. (`peek(0)` without the mask
+    /// of an offset index: 3 instructions less per hand-off in `run_here`.)
     #[inline]
     pub(crate) fn front(&self) -> Option<*const Core> {
         if self.len.get() == 0 {
@@ -54,7 +55,6 @@ impl RunQueue {
         Some(rec.as_ptr())
     }
 
-    /// Queues `rec` for its turn (it becomes scheduled).
     /// The core `i` places behind the front, if the queue holds it.
     #[inline]
     pub(crate) fn peek(&self, i: usize) -> Option<*const Core> {
@@ -70,6 +70,7 @@ impl RunQueue {
         Some(rec.as_ptr())
     }
 
+    /// Queues `rec` for its turn (it becomes scheduled).
     #[inline]
     pub(crate) fn schedule(&self, rec: Rec) {
         rec.core().set_state(State::Scheduled);
