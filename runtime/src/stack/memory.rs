@@ -240,12 +240,23 @@ pub(crate) unsafe fn unmap(addr: usize, len: usize) {
     unsafe { libc::munmap(addr as *mut libc::c_void, len) };
 }
 
+#[cfg(test)]
+thread_local! {
+    /// Unit tests: `guard_install` answers `ENOMEM`, as the kernel does
+    /// when it has no memory left for the page tables a guard needs.
+    pub(crate) static REFUSE_GUARDS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
 /// Installs a guard marker on one page (no new VMA). `Unsupported` means
 /// the pool must use `mprotect`ed guard pages instead: a kernel older than
 /// 6.13 (`EINVAL`), an `madvise` that claims success but guards nothing
 /// (qemu-user answers every `madvise` with 0), or not Linux.
 #[cfg(target_os = "linux")]
 pub(crate) fn guard_install(addr: usize, page: usize) -> io::Result<()> {
+    #[cfg(test)]
+    if REFUSE_GUARDS.get() {
+        return Err(io::Error::from_raw_os_error(libc::ENOMEM));
+    }
     // SAFETY: the page belongs to a slab region of ours that no greenlet
     // uses yet; guarding it only makes accesses fault.
     let r = unsafe { libc::madvise(addr as *mut libc::c_void, page, MADV_GUARD_INSTALL) };

@@ -711,6 +711,44 @@ mod tests {
 
     use super::*;
 
+    /// A guard the kernel refuses when a carved stack first runs ends
+    /// that greenlet as panicked with the error, without running its code
+    /// unguarded; the stack goes back to the pool, and the next greenlet
+    /// runs on it once guards work again.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_refused_guard_fails_that_greenlet_and_the_hub_goes_on() {
+        use std::cell::Cell;
+        use std::rc::Rc;
+
+        // The first stack of a slab is guarded when carved; park a
+        // greenlet on it so that the next one runs on a later slot.
+        let first = crate::spawn(|| crate::sleep(std::time::Duration::from_secs(3600)));
+        crate::yield_now();
+        if crate::hub::stack_guard() != StackGuard::Auto {
+            // qemu-user and kernels before 6.13: mprotected stacks, guarded
+            // when mapped; there is no deferred guard to refuse.
+            eprintln!("skipped: this kernel has no MADV_GUARD_INSTALL");
+            first.kill().unwrap();
+            return;
+        }
+        let ran = Rc::new(Cell::new(false));
+        memory::REFUSE_GUARDS.set(true);
+        let refused = crate::spawn({
+            let ran = ran.clone();
+            move || ran.set(true)
+        });
+        refused.join().unwrap();
+        memory::REFUSE_GUARDS.set(false);
+        assert!(refused.panicked(), "{:?}", refused.state());
+        assert!(!ran.get(), "its code must not run on an unguarded stack");
+        let msg = refused.panic_message().unwrap();
+        assert!(msg.contains("cannot install a greenlet stack guard page"), "{msg}");
+        let after = crate::spawn(|| 7).get().unwrap();
+        assert_eq!(after, 7, "the hub runs greenlets again");
+        first.kill().unwrap();
+    }
+
     #[test]
     fn a_returned_stack_is_the_next_one_handed_out() {
         let mut pool = StackPool::new();
