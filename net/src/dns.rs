@@ -289,6 +289,8 @@ fn resolve_blocking(
 /// The blocking `getnameinfo` call (runs on a thread-pool worker).
 fn nameinfo_blocking(addr: SocketAddr, flags: i32) -> io::Result<(String, String)> {
     let sa = SockAddr::from(addr);
+    // `NI_MAXHOST` is a `u32` in Linux's libc and a `usize` in FreeBSD's.
+    #[allow(clippy::unnecessary_cast)]
     let mut host = [0 as libc::c_char; libc::NI_MAXHOST as usize];
     let mut serv = [0 as libc::c_char; 32];
     // SAFETY: `sa` is a valid sockaddr of `sa.len()` bytes; the buffers are
