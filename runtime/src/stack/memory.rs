@@ -335,11 +335,12 @@ pub(crate) struct Region {
 
 impl Drop for Region {
     fn drop(&mut self) {
-        self.valgrind.clear(); // deregistered before the memory goes
-                               // SAFETY: the pool drops a region when the hub is gone, after every
-                               // greenlet (and so every stack in the region) has ended, or when
-                               // every slot carved from it is back in the pool, which then forgets
-                               // those stacks.
+        // Deregistered before the memory goes.
+        self.valgrind.clear();
+        // SAFETY: the pool drops a region when the hub is gone, after every
+        // greenlet (and so every stack in the region) has ended, or when
+        // every slot carved from it is back in the pool (which then forgets
+        // those stacks) or abandoned (dropped, never used again).
         unsafe { unmap(self.addr, self.len) };
     }
 }

@@ -424,12 +424,19 @@ impl StackPool {
         }
         stack.release_pages(self.page);
         let bottom = stack.bottom;
-        if let Some(r) = self
+        let Some(r) = self
             .regions
             .iter_mut()
             .find(|r| r.addr <= bottom && bottom < r.addr + r.len)
-        {
-            r.abandoned += 1;
+        else {
+            return;
+        };
+        r.abandoned += 1;
+        if r.abandoned == r.carved {
+            // Its last slot in use: no pooled stack can be of it (it is of
+            // an old size or guard mode), so it is idle now, and neither a
+            // trim nor a burst's decay may ever come to release it.
+            self.release_idle_regions();
         }
     }
 
@@ -631,7 +638,7 @@ impl StackPool {
                 self.free.push(stack);
             }
             // Regions of the old size none of whose slots is in use go now;
-            // the others once their greenlets end (`trim`, the decay).
+            // the others when their last greenlet ends (`abandon`).
             self.release_idle_regions();
         }
         Ok(())
@@ -649,11 +656,11 @@ impl StackPool {
             self.guard = guard;
             let unpromised = self.unpromised();
             let made_the_other_way: Vec<GreenStack> = self.free.drain(..unpromised).collect();
+            self.trimmed = 0;
+            self.low_water = 0;
             for s in &made_the_other_way {
                 self.abandon(s);
             }
-            self.trimmed = 0;
-            self.low_water = 0;
         }
     }
 
