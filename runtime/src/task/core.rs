@@ -201,13 +201,9 @@ impl Core {
             guard_page: Cell::new(0),
             name_published: Cell::new(false),
             is_main,
-            // A spawned greenlet's body starts with its closure; the main
-            // greenlet's (and a test's idle record's) holds nothing.
-            body_holds: Cell::new(if spawner.is_some() {
-                Holds::Closure
-            } else {
-                Holds::Nothing
-            }),
+            // `Rec::spawned`, which writes the closure, says so
+            // (`hold_closure`); other records' bodies hold nothing.
+            body_holds: Cell::new(Holds::Nothing),
         }
     }
 
@@ -357,6 +353,14 @@ impl Core {
     #[inline]
     pub(crate) fn take_closure(&self) -> bool {
         self.take_held(Holds::Closure)
+    }
+
+    /// The body's slot now holds the closure (a spawned record, once
+    /// written).
+    #[inline]
+    pub(crate) fn hold_closure(&self) {
+        debug_assert_eq!(self.body_holds.get(), Holds::Nothing);
+        self.body_holds.set(Holds::Closure);
     }
 
     /// The body's slot now holds the result.

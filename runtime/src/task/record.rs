@@ -113,15 +113,23 @@ unsafe fn free_record<V: Body>(core: *mut Core) {
             unsafe { super::alloc::dealloc(self.0, Layout::new::<Record<V>>()) };
         }
     }
-    let _dealloc = Dealloc::<V>(core.cast(), PhantomData);
-    let record = core.cast::<Record<V>>();
-    // SAFETY: the caller's contract: written as a `Record<V>` by
-    // `new_typed`, released and dropped once, here. The body's own drop
-    // glue drops nothing (its fields are `ManuallyDrop`): `release` does.
-    unsafe {
-        (*record).body.release(&(*record).core);
-        std::ptr::drop_in_place(record);
+    /// Drops the record (its core: name, `Extra`, an unused stack) also if
+    /// `release` panics in the closure's or the result's `Drop`.
+    struct DropRecord<V>(*mut Record<V>);
+    impl<V> Drop for DropRecord<V> {
+        fn drop(&mut self) {
+            // SAFETY: see `free_record`: dropped once, here.
+            unsafe { std::ptr::drop_in_place(self.0) };
+        }
     }
+    // Dropped in reverse order: the record, then its memory.
+    let _dealloc = Dealloc::<V>(core.cast(), PhantomData);
+    let record = DropRecord(core.cast::<Record<V>>());
+    // SAFETY: the caller's contract: written as a `Record<V>` by
+    // `new_typed`, released once, here, and dropped once by `record`. The
+    // body's own drop glue drops nothing (its fields are `ManuallyDrop`):
+    // `release` does.
+    unsafe { (*record.0).body.release(&(*record.0).core) };
 }
 
 /// The closure of a spawned greenlet until its first run, then nothing
@@ -234,6 +242,7 @@ impl Rec {
                 f: ManuallyDrop::new(f),
             }),
         });
+        rec.core().hold_closure();
         // SAFETY: `body` points into the record `rec` keeps alive.
         (rec, unsafe { (*body).slot.get().cast::<T>() })
     }
