@@ -242,9 +242,10 @@ pub(crate) unsafe fn unmap(addr: usize, len: usize) {
 
 #[cfg(test)]
 thread_local! {
-    /// Unit tests: `guard_install` answers `ENOMEM`, as the kernel does
-    /// when it has no memory left for the page tables a guard needs.
-    pub(crate) static REFUSE_GUARDS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    /// Unit tests: `guard_install` fails as if `madvise` had answered
+    /// this errno: `ENOMEM` when the kernel has no memory left for the page
+    /// tables a guard needs, `EINVAL` on a kernel older than 6.13.
+    pub(crate) static REFUSE_GUARDS: std::cell::Cell<Option<i32>> = const { std::cell::Cell::new(None) };
 }
 
 /// Installs a guard marker on one page (no new VMA). `Unsupported` means
@@ -254,8 +255,11 @@ thread_local! {
 #[cfg(target_os = "linux")]
 pub(crate) fn guard_install(addr: usize, page: usize) -> io::Result<()> {
     #[cfg(test)]
-    if REFUSE_GUARDS.get() {
-        return Err(io::Error::from_raw_os_error(libc::ENOMEM));
+    if let Some(errno) = REFUSE_GUARDS.get() {
+        return Err(match errno {
+            libc::EINVAL => io::ErrorKind::Unsupported.into(),
+            _ => io::Error::from_raw_os_error(errno),
+        });
     }
     // SAFETY: the page belongs to a slab region of ours that no greenlet
     // uses yet; guarding it only makes accesses fault.

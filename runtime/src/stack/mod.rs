@@ -546,8 +546,13 @@ impl StackPool {
                 Ok(()) => self.guards_checked = true,
                 Err(e) if e.kind() == io::ErrorKind::Unsupported => {
                     // Kernel older than 6.13, or not Linux: per-stack
-                    // mprotect from now on.
+                    // mprotect from now on. The slab just reserved for
+                    // this first slot goes (nothing was carved from it).
                     self.guard = StackGuard::Mprotect;
+                    if self.regions.last().is_some_and(|r| r.carved == 0) {
+                        self.regions.pop();
+                        (self.carve_next, self.carve_end) = (0, 0);
+                    }
                     return self.map_own(self.default_size);
                 }
                 Err(e) => return Err(guard_error(e)),
@@ -740,13 +745,13 @@ mod tests {
             return;
         }
         let ran = Rc::new(Cell::new(false));
-        memory::REFUSE_GUARDS.set(true);
+        memory::REFUSE_GUARDS.set(Some(libc::ENOMEM));
         let refused = crate::spawn({
             let ran = ran.clone();
             move || ran.set(true)
         });
         refused.join().unwrap();
-        memory::REFUSE_GUARDS.set(false);
+        memory::REFUSE_GUARDS.set(None);
         assert!(refused.panicked(), "{:?}", refused.state());
         assert!(!ran.get(), "its code must not run on an unguarded stack");
         let msg = refused.panic_message().unwrap();
@@ -754,6 +759,26 @@ mod tests {
         let after = crate::spawn(|| 7).get().unwrap();
         assert_eq!(after, 7, "the hub runs greenlets again");
         first.kill().unwrap();
+    }
+
+    /// On a kernel without `MADV_GUARD_INSTALL` the first carve finds out,
+    /// and the pool maps stacks of their own from then on; the slab it had
+    /// reserved for that first slot is not kept.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn without_guard_markers_no_slab_stays_reserved() {
+        let mut pool = StackPool::new();
+        memory::REFUSE_GUARDS.set(Some(libc::EINVAL));
+        let s = pool.take_now(None);
+        memory::REFUSE_GUARDS.set(None);
+        let s = s.unwrap();
+        assert!(s.origin == Origin::Own, "an mprotect-guarded stack of its own");
+        assert_eq!(pool.guard(), StackGuard::Mprotect);
+        assert!(pool.regions.is_empty(), "the unused slab was unmapped");
+        pool.put(s);
+        let again = pool.take_now(None).unwrap();
+        assert!(again.origin == Origin::Own);
+        pool.put(again);
     }
 
     #[test]
