@@ -37,6 +37,8 @@
 //! run under it without options; see `docs/valgrind.md`.
 
 mod memory;
+#[cfg(test)]
+mod model;
 pub(crate) mod overflow;
 mod valgrind;
 
