@@ -49,68 +49,99 @@
 
 // Greenlet is built on Unix primitives (signals, `mmap`'d stacks, `fork`,
 // readiness polling on file descriptors). Elsewhere the crate is this one
-// error: everything below is `#[cfg(unix)]` (by `unix_only!`), so a Windows
-// user reads one sentence, not a page of missing `libc` items.
+// error: everything below is `#[cfg(unix)]`, so a Windows user reads one
+// sentence, not a page of missing `libc` items. (Item by item, not through
+// a macro: rustfmt does not follow `mod` items inside a macro call, and the
+// modules' files went unformatted and unchecked by `cargo fmt`.)
 #[cfg(not(unix))]
 compile_error!(
     "greenlet supports Unix systems only (Linux, macOS, FreeBSD; see the README's \"Platforms\" section)"
 );
 
-/// Marks each item `#[cfg(unix)]`.
-macro_rules! unix_only {
-    ($($item:item)*) => {
-        $(#[cfg(unix)] $item)*
-    };
-}
-
-unix_only! {
+#[cfg(unix)]
 mod deadline;
 #[cfg(target_os = "linux")]
 mod epoll;
+#[cfg(unix)]
 mod greenlet;
+#[cfg(unix)]
 mod interrupt;
+#[cfg(unix)]
 mod link;
+#[cfg(unix)]
 mod monitor;
+#[cfg(unix)]
 mod park;
+#[cfg(unix)]
 mod pile;
+#[cfg(unix)]
 mod reactor;
+#[cfg(unix)]
 mod registration;
+#[cfg(unix)]
 mod remote;
+#[cfg(unix)]
 mod sigaction;
+#[cfg(unix)]
 mod sleep;
+#[cfg(unix)]
 mod spawn;
+#[cfg(unix)]
 mod spawn_hooks;
+#[cfg(unix)]
 mod stack;
+#[cfg(unix)]
 mod task;
+#[cfg(unix)]
 mod thread;
+#[cfg(unix)]
 mod timer;
+#[cfg(unix)]
 mod wait;
 
+#[cfg(unix)]
 pub mod timeout_hook;
 
+#[cfg(unix)]
 pub mod pool;
+#[cfg(unix)]
 pub mod process;
+#[cfg(unix)]
 pub mod signal;
+#[cfg(unix)]
 pub mod sync;
 
 /// The hub of the current thread: remote handles, introspection, counters.
+#[cfg(unix)]
 pub mod hub;
 
+#[cfg(unix)]
 pub mod threadpool;
 
+#[cfg(unix)]
 pub use deadline::{deadline_after, deadline_within};
+#[cfg(unix)]
 pub use greenlet::{
     getcurrent, joinall, killall, panic_message, Greenlet, GreenletError, GreenletExit,
     GreenletRef, GreenletState, LinkId,
 };
+#[cfg(unix)]
 pub use hub::{run_info, GreenletInfo};
+#[cfg(unix)]
 pub use interrupt::{BlockedForever, Ended, Interrupted, LinkedExited, TimeoutId};
+#[cfg(unix)]
 pub use link::{spawn_link, spawn_link_exception, spawn_link_value};
+#[cfg(unix)]
 pub use park::{defer_kill, park, Waker};
+#[cfg(unix)]
 pub use registration::{Direction, Registration};
+#[cfg(unix)]
 pub use sleep::{idle, sleep, yield_now};
+#[cfg(unix)]
 pub use spawn::{spawn, spawn_later, spawn_raw, Builder};
+#[cfg(unix)]
 pub use spawn_hooks::{add_spawn_callback, remove_spawn_callback, SpawnCallbackId};
+#[cfg(unix)]
 pub use stack::{StackGuard, DECAY_INTERVAL, DEFAULT_STACK_SIZE, MIN_STACK_SIZE, WARM_STACKS};
+#[cfg(unix)]
 pub use wait::{iwait, wait, Iwait, ReadyWait, Waitable};
-}

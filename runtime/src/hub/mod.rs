@@ -22,7 +22,6 @@ use std::panic::{self, AssertUnwindSafe};
 use std::ptr;
 use std::sync::Arc;
 
-
 use crate::interrupt::{BlockedForever, Interrupted};
 use crate::reactor::Reactor;
 use crate::remote::RemoteShared;

@@ -359,7 +359,8 @@ mod tests {
         let mut v = 0u8;
         // SAFETY: `addr` is page-aligned inside a mapping of ours; mincore
         // writes one byte for one page.
-        let r = unsafe { libc::mincore(addr as *mut libc::c_void, page, (&mut v as *mut u8).cast()) };
+        let r =
+            unsafe { libc::mincore(addr as *mut libc::c_void, page, (&mut v as *mut u8).cast()) };
         assert_eq!(r, 0, "mincore: {}", io::Error::last_os_error());
         v & 1 == 1
     }

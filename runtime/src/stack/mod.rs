@@ -686,7 +686,6 @@ impl StackPool {
     }
 }
 
-
 /// What to do when a stack with its own `mprotect`ed guard page cannot be
 /// mapped: on Linux the usual cause is the per-process map limit.
 #[cfg(target_os = "linux")]
@@ -757,7 +756,10 @@ mod tests {
         assert!(refused.panicked(), "{:?}", refused.state());
         assert!(!ran.get(), "its code must not run on an unguarded stack");
         let msg = refused.panic_message().unwrap();
-        assert!(msg.contains("cannot install a greenlet stack guard page"), "{msg}");
+        assert!(
+            msg.contains("cannot install a greenlet stack guard page"),
+            "{msg}"
+        );
         let after = crate::spawn(|| 7).get().unwrap();
         assert_eq!(after, 7, "the hub runs greenlets again");
         first.kill().unwrap();
@@ -774,7 +776,10 @@ mod tests {
         let s = pool.take_now(None);
         memory::REFUSE_GUARDS.set(None);
         let s = s.unwrap();
-        assert!(s.origin == Origin::Own, "an mprotect-guarded stack of its own");
+        assert!(
+            s.origin == Origin::Own,
+            "an mprotect-guarded stack of its own"
+        );
         assert_eq!(pool.guard(), StackGuard::Mprotect);
         assert!(pool.regions.is_empty(), "the unused slab was unmapped");
         pool.put(s);
@@ -817,8 +822,15 @@ mod tests {
         let mut pool = StackPool::new();
         let a = pool.take_now(None).unwrap();
         let a_bottom = a.bottom;
-        assert!(pool.reserve(None).unwrap().is_none(), "counted, not handed out");
-        assert_eq!((pool.live(), pool.len()), (2, 0), "the promised one is not free");
+        assert!(
+            pool.reserve(None).unwrap().is_none(),
+            "counted, not handed out"
+        );
+        assert_eq!(
+            (pool.live(), pool.len()),
+            (2, 0),
+            "the promised one is not free"
+        );
         pool.put(a);
         assert_eq!((pool.live(), pool.len()), (1, 1));
         let hot = pool.take_reserved().unwrap();
@@ -843,7 +855,11 @@ mod tests {
         assert_eq!(pool.len(), 0, "the unpromised free stack went");
         pool.set_default_size(pool.default_size() * 2).unwrap();
         let s = pool.take_reserved().unwrap();
-        assert_eq!(s.usable(pool.page()), pool.default_size(), "made anew, of the new size");
+        assert_eq!(
+            s.usable(pool.page()),
+            pool.default_size(),
+            "made anew, of the new size"
+        );
         pool.put(s);
         assert_eq!((pool.live(), pool.len()), (0, 1));
     }

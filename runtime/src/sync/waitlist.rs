@@ -102,7 +102,9 @@ impl<S> WaitList<S> {
     /// Whether the current greenlet has an entry (for a debug check).
     fn has_current(&self) -> bool {
         let me = Hub::with(|hub| hub.current_core() as *const _);
-        self.q().iter().any(|(w, _)| std::ptr::eq(w.record().as_ptr(), me))
+        self.q()
+            .iter()
+            .any(|(w, _)| std::ptr::eq(w.record().as_ptr(), me))
     }
 
     /// Removes the current greenlet's entry (a greenlet waits in one list
@@ -149,11 +151,11 @@ impl<S> WaitList<S> {
             }
         };
         guard.on_lost = None; // returning normally: nothing can be lost
-        // A notifier removes the waiter before it wakes it, and nothing else
-        // but the timer ends this park with `Ok`: without a timer, `Ok` means
-        // notified, and there is nothing to look for.
-        // (`queue::Slot`'s validity rests on this: a waiter never leaves
-        // `wait` listed.)
+                              // A notifier removes the waiter before it wakes it, and nothing else
+                              // but the timer ends this park with `Ok`: without a timer, `Ok` means
+                              // notified, and there is nothing to look for.
+                              // (`queue::Slot`'s validity rests on this: a waiter never leaves
+                              // `wait` listed.)
         if r.is_ok() && deadline.is_none() {
             debug_assert!(!self.has_current(), "woken with Ok while listed");
             return Ok(None);

@@ -173,7 +173,11 @@ pub(super) unsafe fn dealloc(p: *mut u8, layout: Layout) {
         let b = p.cast::<FreeBlock>();
         // SAFETY: a block of at least 64 bytes, aligned to 64, that nothing
         // uses any more (the caller's contract): it becomes the list's.
-        unsafe { b.write(FreeBlock { next: c.heads[class].get() }) };
+        unsafe {
+            b.write(FreeBlock {
+                next: c.heads[class].get(),
+            })
+        };
         c.heads[class].set(b);
     });
     if kept.is_err() {

@@ -317,7 +317,8 @@ impl Core {
     #[inline]
     pub(crate) fn set_parked_sp(&self, sp: usize) {
         // A stack is far smaller than 4 GiB, so the offset fits.
-        self.park_off.set(sp.wrapping_sub(self.guard_page.get()) as u32);
+        self.park_off
+            .set(sp.wrapping_sub(self.guard_page.get()) as u32);
     }
 
     /// Set by the coroutine body on its first run.
@@ -822,7 +823,10 @@ mod tests {
         for last in [
             end(offset_of!(Core, refs), 8),
             end(offset_of!(Core, wake_reason), size_of::<WakeReason>()),
-            end(offset_of!(Core, extra), size_of::<std::cell::RefCell<Option<Box<Extra>>>>()),
+            end(
+                offset_of!(Core, extra),
+                size_of::<std::cell::RefCell<Option<Box<Extra>>>>(),
+            ),
             end(offset_of!(Core, yielder), 8),
             end(offset_of!(Core, guard_page), 8),
             end(offset_of!(Core, live_key), 4),

@@ -10,9 +10,9 @@
 
 use std::alloc::Layout;
 use std::cell::UnsafeCell;
-use std::panic::{self, AssertUnwindSafe, Location};
 use std::marker::PhantomData;
 use std::mem::ManuallyDrop;
+use std::panic::{self, AssertUnwindSafe, Location};
 use std::ptr::NonNull;
 
 use corosensei::{Coroutine, Yielder};

@@ -180,7 +180,11 @@ impl Timers {
         let Some(slot) = self.armed_slot(h) else {
             return false;
         };
-        if !slot.action.as_ref().is_some_and(|a| a.record().ptr_eq(held)) {
+        if !slot
+            .action
+            .as_ref()
+            .is_some_and(|a| a.record().ptr_eq(held))
+        {
             return self.cancel_to_record(h).is_some(); // not the record held
         }
         slot.action = None;
