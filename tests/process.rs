@@ -60,6 +60,12 @@ fn child_exit(f: impl FnOnce() -> i32) -> ! {
     unsafe { libc::_exit(code) }
 }
 
+/// How many fds this process has open (Linux: `/proc/self/fd`, whose own
+/// fd counts in every call alike).
+fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd").unwrap().count()
+}
+
 /// Whether a thread-pool job, finishing while this hub waits in its
 /// poller, wakes it (through `Poller::notify`) well before `bound`.
 fn notified_within(bound: Duration) -> bool {
@@ -81,6 +87,7 @@ fn child_fork() {
         *t.borrow_mut() += 1;
     });
     sleep(Duration::from_millis(5)).unwrap();
+    let fds_before = open_fds();
 
     match fork().unwrap() {
         Fork::Child => child_exit(|| {
@@ -88,6 +95,11 @@ fn child_fork() {
             if !(background.dead() && background.killed()) {
                 return 2;
             }
+            // The new poller's fds replaced the copies of the parent's,
+            // which are closed (not deregistered: the parent's check that
+            // it is still woken would fail). Judged last, so that the
+            // parent is served either way.
+            let fds_in_child = open_fds();
             // The hub works: timers, spawn, I/O on a socket made before the
             // fork.
             sleep(Duration::from_millis(1)).unwrap();
@@ -106,6 +118,10 @@ fn child_fork() {
             // The child's own poller wakes it from another thread.
             if !notified_within(Duration::from_secs(10)) {
                 return 6;
+            }
+            if fds_in_child != fds_before {
+                eprintln!("fds open: {fds_before} before the fork, {fds_in_child} in the child");
+                return 7;
             }
             0
         }),

@@ -25,6 +25,39 @@ use crate::reactor::Ready;
 /// The key `polling` registers its notifier (and timerfd) under.
 pub(crate) const NOTIFY_KEY: u64 = usize::MAX as u64;
 
+/// Closes a forked child's copies of the fds of the parent's
+/// `polling::Poller`: those registered in its epoll instance `epfd` under
+/// [`NOTIFY_KEY`] (its eventfd and timerfd, as `/proc/self/fdinfo` lists
+/// them), then `epfd` itself. Closing a copy leaves the epoll instance the
+/// parent still uses as it is (an entry goes only with the last copy of its
+/// file), where `epoll_ctl(EPOLL_CTL_DEL)`, which the poller's drop calls,
+/// would take the parent's notifier away. Best effort: without `/proc`
+/// only `epfd` is closed.
+///
+/// # Safety
+/// Called in a forked child before anything could have closed those fds or
+/// reused their numbers (right after `fork`), and nothing uses the parent's
+/// poller after.
+pub(crate) unsafe fn close_inherited(epfd: RawFd) {
+    let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{epfd}")).unwrap_or_default();
+    for line in info.lines().filter(|l| l.starts_with("tfd:")) {
+        // "tfd:        5 events:       19 data: ffffffffffffffff  pos:0 ..."
+        let mut words = line.split_whitespace();
+        let fd = words.nth(1).and_then(|w| w.parse::<RawFd>().ok());
+        let data = words
+            .skip_while(|&w| w != "data:")
+            .nth(1)
+            .and_then(|w| u64::from_str_radix(w, 16).ok());
+        if let (Some(fd), Some(NOTIFY_KEY)) = (fd, data) {
+            // SAFETY: the caller's contract: `fd` is still the parent
+            // poller's, and nothing uses it after.
+            unsafe { libc::close(fd) };
+        }
+    }
+    // SAFETY: as above, for the instance itself.
+    unsafe { libc::close(epfd) };
+}
+
 /// An empty `epoll_wait` buffer of `n` events.
 pub(crate) fn buffer(n: usize) -> Vec<libc::epoll_event> {
     vec![libc::epoll_event { events: 0, u64: 0 }; n]

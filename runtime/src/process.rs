@@ -16,8 +16,12 @@
 //!
 //! The child's hub gets a new poller with every registered fd added again
 //! (the parent's epoll instance and notifier are shared with the child and
-//! are left alone; on kqueue systems the child has none), the remote queue forgets the parent's jobs, and the
-//! thread pool forgets its workers (threads do not survive `fork`).
+//! are left alone; on kqueue systems the child has none), the remote queue
+//! forgets the parent's jobs, and the thread pool forgets its workers
+//! (threads do not survive `fork`). [`fork`] also closes the child's copies
+//! of the parent poller's three fds (Linux: the epoll instance, its eventfd
+//! and timerfd); after a raw `fork(2)`, [`reinit`] leaves them open, as by
+//! then the program may have closed those numbers and reused them.
 
 use std::io;
 
@@ -63,7 +67,7 @@ pub fn fork() -> io::Result<Fork> {
         return Ok(Fork::Parent { child: pid });
     }
     Hub::with(|hub| {
-        hub.after_fork()?;
+        hub.after_fork(true)?;
         hub.discard_others();
         Ok(Fork::Child)
     })
@@ -72,13 +76,15 @@ pub fn fork() -> io::Result<Fork> {
 /// Re-initialises this thread's hub in a child process made by a raw
 /// `fork(2)` (what [`fork`] does for you): a new poller with every fd
 /// registered again, the remote queue, signal delivery and the thread pool
-/// reset. Greenlets are left as they are.
+/// reset. Greenlets are left as they are. Unlike [`fork`], it leaves the
+/// child's copies of the parent poller's fds open (three on Linux): code
+/// run since the fork may have closed those numbers and reused them.
 ///
 /// # Errors
 /// The error of creating the new poller (`polling::Poller::new`: the
 /// epoll or kqueue instance, or its notifier), e.g. `EMFILE`.
 pub fn reinit() -> io::Result<()> {
-    Hub::with(Hub::after_fork)
+    Hub::with(|hub| hub.after_fork(false))
 }
 
 /// Kills every greenlet of this thread's hub (their cleanup runs, in their

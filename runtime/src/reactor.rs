@@ -362,20 +362,16 @@ impl Reactor {
     }
 
     /// In a forked child: a new poller, with every registered fd added
-    /// again. Returns it (for the remote queue and signal handlers).
-    pub(crate) fn reinit(&self) -> io::Result<Arc<Poller>> {
+    /// again. Returns it (for the remote queue and signal handlers) and the
+    /// parent's, for [`forget_inherited`] once nothing can use it.
+    pub(crate) fn reinit(&self) -> io::Result<(Arc<Poller>, Arc<Poller>)> {
         let poller = Arc::new(Poller::new()?);
         for (key, s) in self.sources.borrow().iter() {
             // A source whose fd was closed meanwhile just fails here.
             let _ = self.add(&poller, s.fd, key);
         }
         let old = std::mem::replace(&mut *self.poller.borrow_mut(), poller.clone());
-        // Never dropped: `Poller`'s drop deletes its notifier from the
-        // epoll instance, which the child shares with the parent (the
-        // parent would never be woken again). This keeps its three fds
-        // open in the child.
-        std::mem::forget(old);
-        Ok(poller)
+        Ok((poller, old))
     }
 
     pub(crate) fn waiters(&self) -> usize {
@@ -500,6 +496,26 @@ impl Reactor {
         }
         drop(waiters);
     }
+}
+
+/// Gives up a forked child's copy of the parent's poller, never dropping
+/// it: `Poller`'s drop deletes its notifier from the epoll instance, which
+/// the child shares with the parent (the parent would never be woken
+/// again). With `close` (right after `fork` only: see
+/// [`crate::epoll::close_inherited`]), the child's copies of its three fds
+/// are closed on Linux; without, they stay open in the child, as they do on
+/// other systems, where a child does not inherit a kqueue.
+pub(crate) fn forget_inherited(old: Arc<Poller>, close: bool) {
+    #[cfg(target_os = "linux")]
+    if close {
+        use std::os::fd::AsRawFd;
+        // SAFETY: `close` is only passed right after `fork` (the caller's
+        // word), and `old` is forgotten below, never used again.
+        unsafe { crate::epoll::close_inherited(old.as_raw_fd()) };
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = close;
+    std::mem::forget(old);
 }
 
 #[cfg(test)]

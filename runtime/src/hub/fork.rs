@@ -9,11 +9,16 @@ use crate::task::Outcome;
 impl Hub {
     /// Makes this hub usable in a child process: a new poller with every
     /// fd registered again, the remote queue, signal delivery and the
-    /// thread pool reset (see `process::reinit`).
-    pub(crate) fn after_fork(&self) -> io::Result<()> {
-        let poller = self.reactor.reinit()?;
+    /// thread pool reset (see `process::reinit`). `fresh`: called right
+    /// after `fork`, so the parent poller's fd numbers are still its own
+    /// and their copies can be closed (see `reactor::forget_inherited`).
+    pub(crate) fn after_fork(&self, fresh: bool) -> io::Result<()> {
+        let (poller, old) = self.reactor.reinit()?;
         self.remote.after_fork(poller);
         self.retarget_signals();
+        // Only now: until the signal handlers were retargeted, one could
+        // still notify through the old poller.
+        crate::reactor::forget_inherited(old, fresh);
         crate::threadpool::after_fork();
         // The thread-pool jobs counted were the parent's; only signal
         // handlers still count.
