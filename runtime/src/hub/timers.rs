@@ -28,7 +28,10 @@ impl Hub {
     /// holds a reference to (see `Timers::cancel_held`).
     #[inline]
     pub(crate) fn cancel_timer_held(&self, h: TimerHandle, held: &crate::task::Rec) -> bool {
-        self.timers.borrow_mut().cancel_held(h, held)
+        let result = self.timers.borrow_mut().cancel_held(h, held);
+        // The borrow has ended: another record's reference (`Err`, a
+        // cancelled timer) may go now.
+        result.unwrap_or(true)
     }
 
     /// Whether a timer is still armed.

@@ -6,9 +6,12 @@
 //! entry is skipped when it surfaces. The entry of the timer armed last
 //! stays out of the heap until the hub next reads the queue, so a timer
 //! armed and cancelled with no wait in between never touches the heap.
-//! Dead entries are compacted away when they outnumber live ones, and
-//! dropped at once when no timer is live, so arming and cancelling any
-//! number of timers leaves nothing behind.
+//! A cancel that leaves more than twice as many entries as live timers
+//! (plus 64) compacts the dead ones away, and when no timer is live they
+//! are dropped at once, so arming and cancelling any number of timers
+//! leaves nothing behind. (Timers that fire take their entries with them;
+//! dead entries left from before can then outnumber the fewer live ones
+//! until the next cancel, never beyond the size the last cancel allowed.)
 
 use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
@@ -19,6 +22,8 @@ use crate::task::Rec;
 use crate::task::Waker;
 
 pub(crate) mod handle;
+#[cfg(test)]
+mod model;
 
 pub use handle::TimerHandle;
 
@@ -173,23 +178,26 @@ impl Timers {
     /// [`Timers::cancel_to_record`] for a caller that holds a reference to
     /// the action's record (`held`; a timeout guard holds its greenlet's):
     /// dropping the action in its slot then cannot free the record, so no
-    /// reference is made for the caller to drop. False if the timer
-    /// already fired or was cancelled.
+    /// reference is made for the caller to drop. `Ok(false)` if the timer
+    /// already fired or was cancelled. If the action's record is another
+    /// one, the timer is cancelled as by `cancel_to_record`, and
+    /// `Err` holds that record for the caller to drop after the borrow.
     #[inline]
-    pub(crate) fn cancel_held(&mut self, h: TimerHandle, held: &Rec) -> bool {
+    pub(crate) fn cancel_held(&mut self, h: TimerHandle, held: &Rec) -> Result<bool, Rec> {
         let Some(slot) = self.armed_slot(h) else {
-            return false;
+            return Ok(false);
         };
         if !slot
             .action
             .as_ref()
             .is_some_and(|a| a.record().ptr_eq(held))
         {
-            return self.cancel_to_record(h).is_some(); // not the record held
+            // Not the record held: dropping ours here could free it.
+            return self.cancel_to_record(h).map_or(Ok(false), Err);
         }
         slot.action = None;
         self.cancelled(h);
-        true
+        Ok(true)
     }
 
     #[inline]
