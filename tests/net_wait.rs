@@ -2,6 +2,8 @@
 //! with `wait` and `cancel_wait`, and `select`. The fds are plain std
 //! sockets (not registered with the hub) unless a test says otherwise.
 
+mod support;
+
 use std::io::{self, ErrorKind, Read, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream as StdUnixStream;
@@ -286,4 +288,60 @@ fn wait_readwrite_wakes_on_either_direction() {
     a.set_nonblocking(false).unwrap();
     (&a).read_exact(&mut one).unwrap();
     assert_eq!(&one, b"r");
+}
+
+/// A `select` that fails at the fd limit part way through duplicating its
+/// fds leaves no registration behind: the next `select` of the same fd
+/// works (it failed with `EEXIST` while the first one's epoll entry
+/// outlived its duplicate).
+#[test]
+fn a_select_that_fails_at_the_fd_limit_leaves_no_registration_behind() {
+    let out = support::this_test_binary()
+        .args([
+            "--ignored",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+            "child_select_at_the_fd_limit",
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && stdout.contains("1 passed"),
+        "the child failed: {:?}\n{stdout}\n{stderr}",
+        out.status
+    );
+}
+
+#[test]
+#[ignore = "run in its own process by a_select_that_fails_at_the_fd_limit_leaves_no_registration_behind"]
+fn child_select_at_the_fd_limit() {
+    let (a, _b) = std_pair();
+    let (c, _d) = std_pair();
+    // The hub (and its poller's fds) exists before the limit.
+    greenlet::sleep(Duration::from_millis(1)).unwrap();
+    let open = std::fs::read_dir("/proc/self/fd").unwrap().count() as libc::rlim_t;
+    let limit = libc::rlimit {
+        rlim_cur: open + 16,
+        rlim_max: open + 16,
+    };
+    // SAFETY: setrlimit reads the struct we pass; this process is ours.
+    assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) }, 0);
+    let mut files = Vec::new();
+    loop {
+        match std::fs::File::open("/dev/null") {
+            Ok(f) => files.push(f),
+            Err(e) => {
+                assert_eq!(e.raw_os_error(), Some(libc::EMFILE), "{e}");
+                break;
+            }
+        }
+    }
+    drop(files.pop()); // room to duplicate one fd of the two
+    let err = select(&[a.as_raw_fd(), c.as_raw_fd()], &[], None).unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::EMFILE), "{err}");
+    let (r, w) = select(&[a.as_raw_fd()], &[], Some(Duration::from_millis(20))).unwrap();
+    assert!(r.is_empty() && w.is_empty(), "nothing was readable");
 }

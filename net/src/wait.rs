@@ -96,8 +96,14 @@ impl FdWaker {
     /// # Errors
     /// `EBADF` for an fd that is not open; OS errors (`EMFILE`, ...).
     pub(crate) fn new(fds: impl IntoIterator<Item = (RawFd, i16)>) -> io::Result<FdWaker> {
-        let mut regs = Vec::new();
-        let mut dups = Vec::new();
+        // Built up in place, so that an early return drops it in field
+        // order too: each registration before its duplicate is closed (a
+        // closed duplicate cannot be deleted from the epoll instance, and
+        // its entry would stay for as long as the original fd is open).
+        let mut waker = FdWaker {
+            regs: Vec::new(),
+            _dups: Vec::new(),
+        };
         for (fd, events) in fds {
             let dirs: &'static [Direction] =
                 match (events & libc::POLLIN != 0, events & libc::POLLOUT != 0) {
@@ -116,13 +122,13 @@ impl FdWaker {
             // SAFETY: `dup` is kept open in `_dups` until after the
             // registration is dropped (field order).
             match unsafe { Registration::new(dup.as_raw_fd()) } {
-                Ok(reg) => regs.push((reg, dirs)),
+                Ok(reg) => waker.regs.push((reg, dirs)),
                 Err(e) if e.raw_os_error() == Some(libc::EPERM) => continue,
                 Err(e) => return Err(e),
             }
-            dups.push(dup);
+            waker._dups.push(dup);
         }
-        Ok(FdWaker { regs, _dups: dups })
+        Ok(waker)
     }
 
     /// Waits until one of the fds may have become ready (spurious wake-ups

@@ -149,7 +149,13 @@ impl DirState {
 #[repr(align(64))]
 pub(crate) struct Source {
     fd: RawFd,
-    key: usize,
+    /// What the poller reports its events under: its key in the reactor's
+    /// slab (low 32 bits) and the reactor's count of registrations at its
+    /// own (high 32 bits, 64-bit targets). An event whose token is not the
+    /// source's now is dropped: an epoll entry left behind (an fd closed
+    /// while another copy of its file lives on cannot be deleted) must not
+    /// pass its readiness to the next fd given the same slab key.
+    token: u64,
     /// Still in its reactor. Out of it (deregistered, or its hub gone) a
     /// source is ready both ways for good, so operations go to their
     /// syscall and waits return at once.
@@ -166,6 +172,11 @@ pub(crate) struct Source {
 impl Source {
     pub(crate) fn fd(&self) -> RawFd {
         self.fd
+    }
+
+    /// Its key in the reactor's slab (the low half of its token).
+    fn key(&self) -> usize {
+        self.token as u32 as usize
     }
 
     pub(crate) fn is_attached(&self) -> bool {
@@ -232,6 +243,8 @@ pub(crate) struct Reactor {
     /// where a waiter is put in or taken out: `set_waiter`, `take_waiter`
     /// and `take_all_waiters`.
     waiters: Cell<usize>,
+    /// Registrations made, for the high half of each `Source::token`.
+    registered: Cell<u32>,
 }
 
 struct Buffers {
@@ -257,6 +270,7 @@ impl Reactor {
             poller: RefCell::new(Arc::new(Poller::new()?)),
             fast,
             sources: RefCell::new(Slab::new()),
+            registered: Cell::new(0),
             events: RefCell::new(Buffers {
                 events: Events::with_capacity(NonZeroUsize::new(EVENTS).expect("not zero")),
                 #[cfg(target_os = "linux")]
@@ -292,26 +306,37 @@ impl Reactor {
     pub(crate) fn register(&self, fd: RawFd) -> io::Result<Rc<Source>> {
         let mut sources = self.sources.borrow_mut();
         let entry = sources.vacant_entry();
+        let key = u32::try_from(entry.key())
+            .map_err(|_| io::Error::other("more than 2^32 fds registered with one hub"))?;
+        let n = self.registered.get().wrapping_add(1);
+        self.registered.set(n);
+        let token = if usize::BITS >= 64 {
+            u64::from(n) << 32 | u64::from(key)
+        } else {
+            u64::from(key) // the poller's keys are one `usize`
+        };
         let source = Rc::new(Source {
             fd,
-            key: entry.key(),
+            token,
             attached: Cell::new(true),
             hub_gone: Cell::new(false),
             read_end_known: Cell::new(self.fast),
             dirs: [DirState::ready(), DirState::ready()],
         });
-        self.add(&self.poller.borrow(), fd, source.key)?;
+        self.add(&self.poller.borrow(), fd, source.token)?;
         entry.insert(source.clone());
         Ok(source)
     }
 
     /// Adds `fd` to `poller`, edge-triggered, both directions.
-    fn add(&self, poller: &Poller, fd: RawFd, key: usize) -> io::Result<()> {
+    fn add(&self, poller: &Poller, fd: RawFd, token: u64) -> io::Result<()> {
         #[cfg(target_os = "linux")]
         if self.fast {
             use std::os::fd::AsRawFd;
-            return crate::epoll::add(poller.as_raw_fd(), fd, key as u64);
+            return crate::epoll::add(poller.as_raw_fd(), fd, token);
         }
+        // Lossless: a token is one `usize` wide (see `register`).
+        let key = token as usize;
         // SAFETY: the `Registration` contract keeps `fd` open until it is
         // deleted (`deregister`), or until the reactor is dropped with it.
         unsafe { poller.add_with_mode(fd, Event::all(key).with_interrupt(), PollMode::Edge) }
@@ -323,7 +348,7 @@ impl Reactor {
         if !source.is_attached() {
             return [None, None];
         }
-        let removed = self.sources.borrow_mut().try_remove(source.key);
+        let removed = self.sources.borrow_mut().try_remove(source.key());
         // SAFETY: the fd is still open (the `Registration` contract), so
         // this deletes our registration and nobody else's.
         let fd = unsafe { BorrowedFd::borrow_raw(source.fd) };
@@ -366,9 +391,9 @@ impl Reactor {
     /// parent's, for [`forget_inherited`] once nothing can use it.
     pub(crate) fn reinit(&self) -> io::Result<(Arc<Poller>, Arc<Poller>)> {
         let poller = Arc::new(Poller::new()?);
-        for (key, s) in self.sources.borrow().iter() {
+        for s in self.sources.borrow().iter().map(|(_, s)| s) {
             // A source whose fd was closed meanwhile just fails here.
-            let _ = self.add(&poller, s.fd, key);
+            let _ = self.add(&poller, s.fd, s.token);
         }
         let old = std::mem::replace(&mut *self.poller.borrow_mut(), poller.clone());
         Ok((poller, old))
@@ -411,9 +436,12 @@ impl Reactor {
         // Waking only queues the greenlet, so nothing here registers.
         let sources = self.sources.borrow();
         for r in bufs.ready.iter() {
-            let Some(source) = sources.get(r.key as usize) else {
+            let Some(source) = sources.get(r.key as u32 as usize) else {
                 continue;
             };
+            if source.token != r.key {
+                continue; // an entry left behind by an fd since closed
+            }
             if r.readable {
                 source.read_end_known.set(r.end_known);
             }
@@ -578,6 +606,40 @@ mod tests {
             assert!(!s.is_busy(Direction::Read));
             assert_eq!(r.waiters(), 0);
             assert_eq!(r.deregister(&s).iter().flatten().count(), 0);
+        }
+    }
+
+    /// An epoll entry left behind (its fd closed before the delete, while
+    /// another copy of its file lives on) reports under its old token; the
+    /// fd registered next under the same slab key is not woken by it.
+    #[test]
+    fn an_entry_left_behind_does_not_wake_the_next_source_of_its_key() {
+        for r in reactors() {
+            let (rd, wr) = pipe();
+            // SAFETY: plain syscall on our own open fd.
+            let dup = unsafe { libc::fcntl(rd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 0) };
+            assert!(dup >= 0, "{}", io::Error::last_os_error());
+            // SAFETY: a fresh fd that nothing else owns.
+            let dup = unsafe { OwnedFd::from_raw_fd(dup) };
+            let old = r.register(dup.as_raw_fd()).unwrap();
+            let old_key = old.key();
+            drop(dup); // closed first: the delete below cannot find it
+            r.deregister(&old);
+            let (other_rd, _other_wr) = pipe();
+            let new = r.register(other_rd.as_raw_fd()).unwrap();
+            assert_eq!(new.key(), old_key, "the slab reuses the key");
+            new.clear_ready(Direction::Read);
+            r.set_waiter(&new, Direction::Read, waker(true));
+            // SAFETY: writes one byte from a valid buffer to our pipe.
+            let n = unsafe { libc::write(wr.as_raw_fd(), b"x".as_ptr().cast(), 1) };
+            assert_eq!(n, 1);
+            r.poll(Some(Duration::from_millis(100)));
+            assert!(
+                !new.is_ready(Direction::Read) && new.is_busy(Direction::Read),
+                "another file's edge woke it"
+            );
+            assert_eq!(r.take_waiters(&new).iter().flatten().count(), 1);
+            r.deregister(&new);
         }
     }
 
