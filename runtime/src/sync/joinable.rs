@@ -5,10 +5,11 @@
 use std::cell::Cell;
 use std::fmt;
 use std::rc::Rc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::event::Event;
 use super::queue::{Empty, PutError, Queue};
+use crate::deadline::deadline_after;
 use crate::interrupt::Interrupted;
 
 /// `task_done` called more times than items were put.
@@ -51,6 +52,25 @@ struct Tasks {
     all_done: Event,
 }
 
+impl Tasks {
+    fn finish_one(&self) {
+        let left = self.unfinished.get() - 1;
+        self.unfinished.set(left);
+        if left == 0 {
+            self.all_done.set();
+        }
+    }
+
+    /// The count of a put whose item was never taken. A `task_done` may
+    /// have spent it already (it is allowed while a put still waits: the
+    /// count is taken early), so it is taken back only if still there.
+    fn take_back(&self) {
+        if self.unfinished.get() > 0 {
+            self.finish_one();
+        }
+    }
+}
+
 impl<T> Clone for JoinableQueue<T> {
     fn clone(&self) -> Self {
         JoinableQueue {
@@ -84,29 +104,26 @@ impl<T> JoinableQueue<T> {
     }
 
     /// Counts a task before its item can be taken: a getter may finish it
-    /// before a waiting `put` even returns.
-    fn put_with(
-        &self,
-        item: T,
-        put: impl FnOnce(&Queue<T>, T) -> Result<(), PutError<T>>,
-    ) -> Result<(), PutError<T>> {
+    /// before a waiting `put` even returns. A put that fails, or is killed
+    /// while its item is still its own, takes its count back.
+    fn put_counted(&self, item: T, deadline: Option<Option<Instant>>) -> Result<(), PutError<T>> {
         let t = &self.tasks;
         t.unfinished.set(t.unfinished.get() + 1);
         t.all_done.clear();
-        let r = put(&self.queue, item);
+        let r = match deadline {
+            None => self.queue.try_put(item),
+            Some(d) => self
+                .queue
+                .put_until(item, d, "JoinableQueue::put", || t.take_back()),
+        };
         if r.is_err() {
-            self.finish_one();
+            t.take_back();
         }
         r
     }
 
     fn finish_one(&self) {
-        let t = &self.tasks;
-        let left = t.unfinished.get() - 1;
-        t.unfinished.set(left);
-        if left == 0 {
-            t.all_done.set();
-        }
+        self.tasks.finish_one();
     }
 
     /// Puts `item` (one more unfinished task), waiting while the queue is
@@ -115,7 +132,7 @@ impl<T> JoinableQueue<T> {
     /// # Errors
     /// As [`Queue::put`]; the task is not counted then.
     pub fn put(&self, item: T) -> Result<(), PutError<T>> {
-        self.put_with(item, Queue::put)
+        self.put_counted(item, Some(None))
     }
 
     /// Puts `item`, waiting at most `timeout` for room.
@@ -123,7 +140,7 @@ impl<T> JoinableQueue<T> {
     /// # Errors
     /// As [`Queue::put_timeout`]; the task is not counted then.
     pub fn put_timeout(&self, item: T, timeout: Duration) -> Result<(), PutError<T>> {
-        self.put_with(item, |q, item| q.put_timeout(item, timeout))
+        self.put_counted(item, Some(deadline_after(timeout)))
     }
 
     /// Puts `item` if that needs no wait.
@@ -131,7 +148,7 @@ impl<T> JoinableQueue<T> {
     /// # Errors
     /// As [`Queue::try_put`]; the task is not counted then.
     pub fn try_put(&self, item: T) -> Result<(), PutError<T>> {
-        self.put_with(item, Queue::try_put)
+        self.put_counted(item, None)
     }
 
     /// Takes the front item, waiting for one (as [`Queue::get`]); call
@@ -161,6 +178,12 @@ impl<T> JoinableQueue<T> {
 
     /// Reports one taken item as processed; when none is left unfinished,
     /// `join` returns. Never switches.
+    ///
+    /// A put still waiting counts as put: it is counted before its item
+    /// can be taken, so that a getter that takes the item straight from
+    /// the putter can report it done before the put returns. (If that put
+    /// then fails, the count it would take back is already spent, and
+    /// stays at zero.)
     ///
     /// # Errors
     /// [`TaskDoneTooOften`] if every item put was already reported (nothing

@@ -20,6 +20,8 @@
 
 mod event;
 mod joinable;
+#[cfg(test)]
+mod model;
 mod permit;
 mod queue;
 mod semaphore;

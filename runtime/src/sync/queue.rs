@@ -174,7 +174,7 @@ impl<T> Queue<T> {
     /// [`PutError::Interrupted`] with the item if the wait was interrupted.
     #[inline]
     pub fn put(&self, item: T) -> Result<(), PutError<T>> {
-        self.put_until(item, None, "Queue::put")
+        self.put_until(item, None, "Queue::put", || {})
     }
 
     /// Puts `item`, waiting at most `timeout` for room.
@@ -183,7 +183,7 @@ impl<T> Queue<T> {
     /// [`PutError::Full`] with the item if no room came in time;
     /// `Interrupted` with the item if the wait was interrupted.
     pub fn put_timeout(&self, item: T, timeout: Duration) -> Result<(), PutError<T>> {
-        self.put_until(item, deadline_after(timeout), "Queue::put")
+        self.put_until(item, deadline_after(timeout), "Queue::put", || {})
     }
 
     /// Puts `item` if that needs no wait.
@@ -214,16 +214,43 @@ impl<T> Queue<T> {
     /// Inline up to a put that needs no wait (the common case); the wait
     /// is out of line.
     #[inline]
-    fn put_until(&self, item: T, deadline: Option<Instant>, what: &str) -> Result<(), PutError<T>> {
+    /// `unwound_untaken` runs if a kill unwinds the wait while the item is
+    /// still the putter's (a getter may have taken it and woken the
+    /// putter, and the kill come before the putter ran).
+    pub(super) fn put_until(
+        &self,
+        item: T,
+        deadline: Option<Instant>,
+        what: &str,
+        unwound_untaken: impl FnOnce(),
+    ) -> Result<(), PutError<T>> {
         match self.try_put_inner(item) {
             Ok(()) => Ok(()),
-            Err(item) => self.put_wait(item, deadline, what),
+            Err(item) => self.put_wait(item, deadline, what, unwound_untaken),
         }
     }
 
     #[inline(never)]
-    fn put_wait(&self, item: T, deadline: Option<Instant>, what: &str) -> Result<(), PutError<T>> {
+    fn put_wait(
+        &self,
+        item: T,
+        deadline: Option<Instant>,
+        what: &str,
+        unwound_untaken: impl FnOnce(),
+    ) -> Result<(), PutError<T>> {
+        /// On an unwind, tells whether the item was still the putter's
+        /// (every normal end takes it out of the slot first).
+        struct Unwound<'a, T, U: FnOnce()>(&'a Cell<Option<T>>, Option<U>);
+        impl<T, U: FnOnce()> Drop for Unwound<'_, T, U> {
+            fn drop(&mut self) {
+                if let (Some(item), Some(f)) = (self.0.take(), self.1.take()) {
+                    drop(item);
+                    f();
+                }
+            }
+        }
         let slot = Cell::new(Some(item));
+        let _unwound = Unwound(&slot, Some(unwound_untaken));
         match self
             .inner
             .putters

@@ -17,6 +17,9 @@ use crate::interrupt::Interrupted;
 
 struct SemInner {
     permits: Cell<usize>,
+    /// Permits handed to waiters that have not run yet: they hold them,
+    /// which `BoundedSemaphore::release` must count.
+    handed: Cell<usize>,
     /// The initial count of a bounded semaphore.
     bound: Option<usize>,
     waiters: WaitList,
@@ -55,17 +58,26 @@ impl SemInner {
         deadline: Option<Instant>,
     ) -> Result<bool, Interrupted> {
         let me = self.clone();
-        let left = self
-            .waiters
-            .wait(&what, (), deadline, move || me.release_one())?;
-        Ok(left.is_none())
+        let left = self.waiters.wait(&what, (), deadline, move || {
+            // Handed a permit, and gone before it ran: it passes on.
+            me.handed.set(me.handed.get() - 1);
+            me.release_one();
+        })?;
+        let got = left.is_none();
+        if got {
+            self.handed.set(self.handed.get() - 1);
+        }
+        Ok(got)
     }
 
     /// Gives a permit to the first waiter, or adds it to the count.
     #[inline]
     fn release_one(&self) {
         match self.waiters.pop() {
-            Some((w, ())) => w.wake(),
+            Some((w, ())) => {
+                self.handed.set(self.handed.get() + 1);
+                w.wake();
+            }
             None => self.permits.set(self.permits.get() + 1),
         }
     }
@@ -101,6 +113,7 @@ impl Semaphore {
         Semaphore {
             inner: Rc::new(SemInner {
                 permits: Cell::new(permits),
+                handed: Cell::new(0),
                 bound,
                 waiters: WaitList::new(),
             }),
@@ -213,7 +226,9 @@ impl BoundedSemaphore {
     pub fn release(&self) -> Result<(), OverReleased> {
         let inner = &self.sem.inner;
         let bound = inner.bound.unwrap_or(usize::MAX);
-        if inner.waiters.is_empty() && inner.permits.get() >= bound {
+        // Nobody holds a permit when every one is free or handed to a
+        // waiter that has not run yet.
+        if inner.permits.get() + inner.handed.get() >= bound {
             return Err(OverReleased(bound));
         }
         inner.release_one();
