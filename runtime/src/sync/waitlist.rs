@@ -150,12 +150,13 @@ impl<S> WaitList<S> {
                 })
             }
         };
-        guard.on_lost = None; // returning normally: nothing can be lost
-                              // A notifier removes the waiter before it wakes it, and nothing else
-                              // but the timer ends this park with `Ok`: without a timer, `Ok` means
-                              // notified, and there is nothing to look for.
-                              // (`queue::Slot`'s validity rests on this: a waiter never leaves
-                              // `wait` listed.)
+        // Returning normally: nothing can be lost.
+        guard.on_lost = None;
+        // A notifier removes the waiter before it wakes it, and nothing else
+        // but the timer ends this park with `Ok`: without a timer, `Ok` means
+        // notified, and there is nothing to look for.
+        // (`queue::Slot`'s validity rests on this: a waiter never leaves
+        // `wait` listed.)
         if r.is_ok() && deadline.is_none() {
             debug_assert!(!self.has_current(), "woken with Ok while listed");
             return Ok(None);
