@@ -1,6 +1,8 @@
 //! UDP `send_to`/`recv_from`, Unix stream and datagram round trips, and the
 //! socket2-level `Socket`, all cooperative: receivers park until data comes.
 
+mod support;
+
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr};
 #[cfg(target_os = "linux")]
@@ -308,4 +310,30 @@ fn socket2_level_socket_stream_and_datagram() {
     let mut buf = [0u8; 5];
     u2.read_exact(&mut buf).unwrap();
     assert_eq!(&buf, b"typed");
+}
+
+/// A `close` at the fd limit cannot open the placeholder it dups over the
+/// socket's fd, and shuts the socket down instead; that does not stick:
+/// a later `close`, with fds to spare, releases its socket (its port can
+/// be bound again while the handle lives).
+#[test]
+fn a_close_at_the_fd_limit_does_not_keep_later_closes_from_releasing() {
+    support::assert_ignored_test_passes("child_close_at_the_fd_limit");
+}
+
+#[test]
+#[ignore = "run in its own process by a_close_at_the_fd_limit_does_not_keep_later_closes_from_releasing"]
+fn child_close_at_the_fd_limit() {
+    let first = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let files = support::use_up_fds(8);
+    first.close(); // the process's first close, with no fd to spare
+    drop(files);
+    let later = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = later.local_addr().unwrap();
+    later.close();
+    let again = UdpSocket::bind(addr);
+    assert!(
+        again.is_ok(),
+        "the closed socket still holds {addr}: {again:?}"
+    );
 }

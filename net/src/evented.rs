@@ -72,14 +72,18 @@ pub(crate) fn is_cancelled(e: &io::Error) -> bool {
 /// `O_PATH` fd of `/`; on macOS a read-only directory fd of `/`, on which
 /// I/O fails with `EISDIR`, `EBADF` or `ENOTSOCK`), dup'ed over the fd of a socket closed while
 /// greenlets still wait on it, so its number stays taken until they have
-/// seen the close. `None` when it cannot be opened (then callers close for
-/// real). Shared with greenlet-monkey's `close` hook; not for users.
+/// seen the close. `None` when it cannot be opened now (at the fd limit:
+/// then callers shut the socket down instead, and the next close tries
+/// again). Shared with greenlet-monkey's `close` hook; not for users.
 #[doc(hidden)]
 pub fn closed_fd_placeholder() -> Option<BorrowedFd<'static>> {
-    static DEAD: OnceLock<Option<OwnedFd>> = OnceLock::new();
-    DEAD.get_or_init(|| sys::open_placeholder().ok())
-        .as_ref()
-        .map(|fd| fd.as_fd())
+    static DEAD: OnceLock<OwnedFd> = OnceLock::new();
+    if let Some(fd) = DEAD.get() {
+        return Some(fd.as_fd());
+    }
+    let fd = sys::open_placeholder().ok()?;
+    // Another thread may have won meanwhile: then ours is closed unused.
+    Some(DEAD.get_or_init(|| fd).as_fd())
 }
 
 /// A cooperative socket: `S` is the std (or socket2) socket type, always in

@@ -91,3 +91,49 @@ pub fn target_command(program: impl AsRef<OsStr>) -> Command {
 pub fn this_test_binary() -> Command {
     target_command(std::env::current_exe().expect("test binary path"))
 }
+
+/// Runs the ignored test `name` of this test binary alone, in a process of
+/// its own (for a test that changes process-wide state: an fd limit, a
+/// fork), and asserts that it passed.
+pub fn assert_ignored_test_passes(name: &str) {
+    let out = this_test_binary()
+        .args([
+            "--ignored",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+            name,
+        ])
+        .output()
+        .expect("run the test binary again");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && stdout.contains("1 passed"),
+        "{name} failed in its own process: {:?}\n{stdout}\n{stderr}",
+        out.status
+    );
+}
+
+/// Lowers this process's fd limit to `headroom` above the fds open now,
+/// then opens `/dev/null` until the limit is reached; the files returned
+/// hold every fd left. Only for a test in a process of its own.
+pub fn use_up_fds(headroom: u64) -> Vec<std::fs::File> {
+    let open = std::fs::read_dir("/proc/self/fd").unwrap().count() as u64;
+    let limit = libc::rlimit {
+        rlim_cur: open + headroom,
+        rlim_max: open + headroom,
+    };
+    // SAFETY: setrlimit reads the struct we pass.
+    assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) }, 0);
+    let mut files = Vec::new();
+    loop {
+        match std::fs::File::open("/dev/null") {
+            Ok(f) => files.push(f),
+            Err(e) => {
+                assert_eq!(e.raw_os_error(), Some(libc::EMFILE), "{e}");
+                return files;
+            }
+        }
+    }
+}
