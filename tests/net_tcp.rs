@@ -666,3 +666,31 @@ fn close_with_a_waiter_and_a_clone_leaves_no_epoll_entry() {
     // The clone still works.
     assert!(clone.peer_addr().is_ok());
 }
+
+/// A read stops short at an urgent mark (out-of-band data) with more data
+/// queued behind it, and no further edge comes for that data: the reader
+/// still gets it (the reactor learns of the mark from `EPOLLPRI` and keeps
+/// readiness after such a short read).
+#[test]
+fn data_after_an_urgent_byte_is_read_without_a_new_edge() {
+    let _fds = shared();
+    let (a, b) = pair();
+    a.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    (&b).write_all(b"abc").unwrap();
+    SockRef::from(&b).send_out_of_band(b"!").unwrap();
+    (&b).write_all(b"def").unwrap();
+    sleep(Duration::from_millis(20)).unwrap(); // all of it queued at `a`
+    let t0 = Instant::now();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 100];
+    while got.len() < 6 {
+        let n = (&a).read(&mut buf).unwrap();
+        assert!(n > 0, "EOF after {got:?}");
+        got.extend_from_slice(&buf[..n]);
+    }
+    assert_eq!(got, b"abcdef", "the urgent byte is not inline");
+    assert!(
+        t0.elapsed() < Duration::from_secs(5),
+        "the data after the mark waited for the read timeout"
+    );
+}

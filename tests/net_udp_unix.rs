@@ -337,3 +337,61 @@ fn child_close_at_the_fd_limit() {
         "the closed socket still holds {addr}: {again:?}"
     );
 }
+
+/// A read of a Unix stream socket stops short after a message that carried
+/// an fd (`SCM_RIGHTS`), with more data queued behind it and no further
+/// edge to come for that data: the reader still gets it.
+#[test]
+fn data_after_a_message_with_an_fd_is_read_without_a_new_edge() {
+    use std::os::fd::AsRawFd;
+    let (a, b) = UnixStream::pair().unwrap();
+    a.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let reader = spawn(move || {
+        let mut got = Vec::new();
+        let mut buf = [0u8; 100];
+        while got.len() < 6 {
+            let n = (&a).read(&mut buf).unwrap();
+            assert!(n > 0, "EOF after {got:?}");
+            got.extend_from_slice(&buf[..n]);
+        }
+        got
+    });
+    yield_now();
+    assert_eq!(reader.state(), GreenletState::Parked);
+    let fd: libc::c_int = b.as_raw_fd();
+    let mut data = *b"abc";
+    let mut iov = libc::iovec {
+        iov_base: data.as_mut_ptr().cast(),
+        iov_len: data.len(),
+    };
+    let mut control = [0u64; 8]; // aligned room for one `cmsghdr` and an fd
+                                 // SAFETY: a zeroed msghdr is valid; its pointers are set below to
+                                 // buffers that outlive the sendmsg call.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    // SAFETY: CMSG_SPACE only computes a size.
+    msg.msg_controllen =
+        unsafe { libc::CMSG_SPACE(std::mem::size_of::<libc::c_int>() as u32) } as _;
+    // SAFETY: `msg` has a control buffer of at least one header's room, so
+    // the first header is inside it, and its data has room for one fd.
+    unsafe {
+        let cm = libc::CMSG_FIRSTHDR(&msg);
+        (*cm).cmsg_level = libc::SOL_SOCKET;
+        (*cm).cmsg_type = libc::SCM_RIGHTS;
+        (*cm).cmsg_len = libc::CMSG_LEN(std::mem::size_of::<libc::c_int>() as u32) as _;
+        std::ptr::write_unaligned(libc::CMSG_DATA(cm).cast::<libc::c_int>(), fd);
+    }
+    // SAFETY: `msg` is fully set up above; `b` is an open socket.
+    let sent = unsafe { libc::sendmsg(b.as_raw_fd(), &msg, 0) };
+    assert_eq!(sent, 3, "{}", std::io::Error::last_os_error());
+    (&b).write_all(b"def").unwrap();
+    let t0 = Instant::now();
+    assert!(
+        reader.join_timeout(Duration::from_secs(5)).unwrap(),
+        "the reader hung"
+    );
+    assert_eq!(reader.get().unwrap(), b"abcdef");
+    assert!(t0.elapsed() < Duration::from_secs(5));
+}

@@ -66,17 +66,19 @@ macro_rules! fd_traits {
     };
 }
 
-/// `Read` and `Write` for a stream type and for `&Type`: a short read or
-/// write clears readiness.
+/// `Read` and `Write` for a stream type and for `&Type`: a short write
+/// clears readiness, and so does a short read where `$short_read_drains`
+/// (a read that took less than asked found the receive queue empty; the
+/// next read would only get `EAGAIN`).
 macro_rules! stream_io {
-    ($t:ident) => {
+    ($t:ident, short_read_drains: $short_read_drains:expr) => {
         impl std::io::Read for &$t {
             #[inline]
             fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
                 let len = buf.len();
                 self.io.read(
                     |mut s| std::io::Read::read(&mut s, &mut *buf),
-                    |&n| n > 0 && n < len,
+                    |&n| $short_read_drains && n > 0 && n < len,
                 )
             }
 
@@ -87,7 +89,7 @@ macro_rules! stream_io {
                 let len: usize = bufs.iter().map(|b| b.len()).sum();
                 self.io.read(
                     |mut s| std::io::Read::read_vectored(&mut s, &mut *bufs),
-                    |&n| n > 0 && n < len,
+                    |&n| $short_read_drains && n > 0 && n < len,
                 )
             }
         }

@@ -63,7 +63,9 @@ pub struct TcpStream {
 
 fd_traits!(TcpListener, net::TcpListener);
 fd_traits!(TcpStream, net::TcpStream);
-stream_io!(TcpStream);
+// A short read stops early only at an urgent mark (out-of-band data), which
+// the reactor learns from `EPOLLPRI` and then keeps readiness.
+stream_io!(TcpStream, short_read_drains: true);
 
 impl TcpListener {
     /// Binds a listener to `addr` (each resolved address in turn, as std;

@@ -65,7 +65,10 @@ pub struct UnixStream {
 
 fd_traits!(UnixListener, net::UnixListener);
 fd_traits!(UnixStream, net::UnixStream);
-stream_io!(UnixStream);
+// A short read may stop at a message that carried fds (`SCM_RIGHTS`) or
+// another sender's credentials, with more queued behind it and no edge to
+// come: readiness is kept, and the next read finds the rest or `EAGAIN`.
+stream_io!(UnixStream, short_read_drains: false);
 
 /// A std Unix socket address as a socket2 one (pathname or abstract).
 pub(crate) fn to_sockaddr(addr: &SocketAddr) -> io::Result<SockAddr> {

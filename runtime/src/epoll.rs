@@ -69,7 +69,9 @@ pub(crate) fn buffer(n: usize) -> Vec<libc::epoll_event> {
 /// # Errors
 /// The error of `epoll_ctl` (`EBADF`, `EPERM` for a regular file, `EEXIST`).
 pub(crate) fn add(epfd: RawFd, fd: RawFd, key: u64) -> io::Result<()> {
-    let events = libc::EPOLLIN | libc::EPOLLOUT | libc::EPOLLRDHUP | libc::EPOLLET;
+    // `EPOLLPRI`: TCP urgent data, at whose mark a read stops short with
+    // more queued (see `end_known` below).
+    let events = libc::EPOLLIN | libc::EPOLLOUT | libc::EPOLLRDHUP | libc::EPOLLPRI | libc::EPOLLET;
     let mut ev = libc::epoll_event {
         events: events as u32,
         u64: key,
@@ -118,7 +120,9 @@ pub(crate) fn wait(
             writable: err || bits & libc::EPOLLOUT != 0,
             read_closed: bits & (libc::EPOLLRDHUP | libc::EPOLLHUP) != 0,
             write_closed: bits & libc::EPOLLHUP != 0,
-            end_known: true,
+            // Urgent data pending: a read stops short at its mark with
+            // data queued behind it, so a short read says nothing.
+            end_known: bits & libc::EPOLLPRI == 0,
         });
     }
     Ok(())
