@@ -395,3 +395,25 @@ fn data_after_a_message_with_an_fd_is_read_without_a_new_edge() {
     assert_eq!(reader.get().unwrap(), b"abcdef");
     assert!(t0.elapsed() < Duration::from_secs(5));
 }
+
+/// A thread whose first use of greenlet is a socket wait at the fd limit
+/// gets the error (`EMFILE`, making its hub's poller), not a panic; and
+/// once fds are free again, the same read works.
+#[test]
+fn a_first_wait_at_the_fd_limit_is_an_error_not_a_panic() {
+    support::assert_ignored_test_passes("child_first_wait_at_the_fd_limit");
+}
+
+#[test]
+#[ignore = "run in its own process by a_first_wait_at_the_fd_limit_is_an_error_not_a_panic"]
+fn child_first_wait_at_the_fd_limit() {
+    let (a, b) = UnixStream::pair().unwrap();
+    let files = support::use_up_fds(8);
+    let mut buf = [0u8; 4];
+    let err = (&a).read(&mut buf).unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::EMFILE), "{err}");
+    drop(files);
+    (&b).write_all(b"ok").unwrap();
+    let n = (&a).read(&mut buf).unwrap();
+    assert_eq!(&buf[..n], b"ok");
+}

@@ -72,9 +72,11 @@ impl Registration {
     /// # Errors
     /// The error of the poller's registration, e.g. `EBADF` for an fd that
     /// is not open, `EPERM` for a regular file on Linux (which is always
-    /// ready; do not register), `EEXIST` if this fd is registered already.
+    /// ready; do not register), `EEXIST` if this fd is registered already;
+    /// on the thread's first use of greenlet, the error of making its hub's
+    /// poller (`EMFILE` at the fd limit).
     pub unsafe fn new(fd: RawFd) -> io::Result<Registration> {
-        let source = Hub::with(|hub| hub.register_fd(fd))?;
+        let source = Hub::with_io(|hub| hub.register_fd(fd))?;
         Ok(Registration { source })
     }
 

@@ -144,6 +144,21 @@ impl Hub {
         f(unsafe { &*p })
     }
 
+    /// [`Hub::with`] for an operation that can fail: if the thread has no
+    /// hub yet and one cannot be made (its poller's fds at the fd limit),
+    /// that is `f`'s error instead of a panic.
+    #[inline]
+    pub(crate) fn with_io<R>(f: impl FnOnce(&Hub) -> std::io::Result<R>) -> std::io::Result<R> {
+        let p = HUB.with(|h| h.get());
+        let p = if p as usize > DEAD {
+            p
+        } else {
+            Hub::try_create(p)?
+        };
+        // SAFETY: as in `with`.
+        f(unsafe { &*p })
+    }
+
     /// Runs `f` with the hub if it exists and is not destroyed; never
     /// creates one. For drop paths that may run during thread exit.
     #[inline]
@@ -155,11 +170,20 @@ impl Hub {
 
     #[cold]
     fn create(p: *const Hub) -> *const Hub {
+        Hub::try_create(p).unwrap_or_else(|e| {
+            panic!("greenlet: cannot create this thread's hub: the poller failed: {e}")
+        })
+    }
+
+    /// Makes this thread's hub; the error of its poller if that cannot be
+    /// made (`EMFILE`, ...).
+    #[cold]
+    fn try_create(p: *const Hub) -> std::io::Result<*const Hub> {
         assert!(
             p as usize != DEAD,
             "greenlet: this thread's hub was already destroyed (used from a thread-local destructor during thread exit)"
         );
-        let hub = Box::new(Hub::new());
+        let hub = Box::new(Hub::new()?);
         let p = Box::into_raw(hub);
         HUB.with(|h| h.set(p));
         // SAFETY: the hub's ready queue stays where it is until `destroy`
@@ -171,19 +195,17 @@ impl Hub {
         if let Some(limit) = crate::monitor::env_limit() {
             monitor(Some(limit));
         }
-        p
+        Ok(p)
     }
 
-    fn new() -> Hub {
-        let reactor = Reactor::new().unwrap_or_else(|e| {
-            panic!("greenlet: cannot create this thread's hub: the poller failed: {e}")
-        });
+    fn new() -> std::io::Result<Hub> {
+        let reactor = Reactor::new()?;
         overflow::install(|addr, report| {
             Hub::try_with(|hub| hub.overflowed(addr).map(|g| report(&g)));
         });
         let main = Rec::main();
         let remote = Arc::new(RemoteShared::new(reactor.notifier()));
-        Hub {
+        Ok(Hub {
             ready: RunQueue::new(),
             current: Cell::new(main.as_ptr()),
             main,
@@ -203,7 +225,7 @@ impl Hub {
             idlers: RefCell::new(Vec::new()),
             signals: RefCell::new(HubSignals::new()),
             _altstack: AltStack::ensure(),
-        }
+        })
     }
 
     pub(crate) fn next_id(&self) -> u64 {
