@@ -417,3 +417,34 @@ fn child_first_wait_at_the_fd_limit() {
     let n = (&a).read(&mut buf).unwrap();
     assert_eq!(&buf[..n], b"ok");
 }
+
+/// In non-blocking mode `Socket::connect` never parks: a connection not
+/// made at once is `EINPROGRESS`, as from the OS (here: to a listener whose
+/// backlog is full, where a blocking connect would wait).
+#[test]
+fn a_nonblocking_socket_connect_returns_at_once() {
+    let l = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    l.bind(&any.into()).unwrap();
+    l.listen(0).unwrap();
+    let addr = l.local_addr().unwrap();
+    let mut queued = Vec::new();
+    let mut full = false;
+    for _ in 0..16 {
+        let s = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+        full = s
+            .connect_timeout(&addr, Duration::from_millis(100))
+            .is_err();
+        queued.push(s);
+        if full {
+            break;
+        }
+    }
+    assert!(full, "the backlog never filled");
+    let s = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    s.set_nonblocking(true).unwrap();
+    let t0 = Instant::now();
+    let err = s.connect(&addr).unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::EINPROGRESS), "{err}");
+    assert!(t0.elapsed() < Duration::from_millis(50), "it parked");
+}

@@ -131,11 +131,14 @@ impl Socket {
     }
 
     /// Connects to `addr`, parking until connected (up to the write
-    /// timeout).
+    /// timeout). In non-blocking mode ([`set_nonblocking`](Self::set_nonblocking))
+    /// it never parks: a connection not made at once is `EINPROGRESS`, as
+    /// from the OS.
     ///
     /// # Errors
-    /// OS errors (`ConnectionRefused`, ...); `TimedOut`; the `io::Error`
-    /// of an interruption; `EBADF` if closed.
+    /// OS errors (`ConnectionRefused`, `EINPROGRESS` in non-blocking mode,
+    /// ...); `TimedOut`; the `io::Error` of an interruption; `EBADF` if
+    /// closed.
     pub fn connect(&self, addr: &SockAddr) -> io::Result<()> {
         connect_evented(&self.io, addr, self.io.write_timeout()?)
     }

@@ -248,7 +248,9 @@ pub(crate) fn connect_tcp(
     Ok(TcpStream { io })
 }
 
-/// Starts a non-blocking connect and waits for it cooperatively.
+/// Starts a non-blocking connect and waits for it cooperatively; in the
+/// user's non-blocking mode, returns `EINPROGRESS` at once instead, as the
+/// OS would (then wait for writability and read `take_error`).
 pub(crate) fn connect_evented<S: AsRawFd + std::os::fd::AsFd>(
     io: &Evented<S>,
     addr: &SockAddr,
@@ -256,7 +258,7 @@ pub(crate) fn connect_evented<S: AsRawFd + std::os::fd::AsFd>(
 ) -> io::Result<()> {
     match io.with(|s| SockRef::from(s).connect(addr)) {
         Ok(()) => Ok(()),
-        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {
+        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) && !io.nonblocking() => {
             io.wait_connected(timeout)?;
             match io.with(|s| SockRef::from(s).take_error())? {
                 Some(e) => Err(e),
