@@ -313,3 +313,39 @@ fn child_select_at_the_fd_limit() {
     let (r, w) = select(&[a.as_raw_fd()], &[], Some(Duration::from_millis(20))).unwrap();
     assert!(r.is_empty() && w.is_empty(), "nothing was readable");
 }
+
+/// Closing a socket of this crate ends the waits on its fd by number
+/// (`select`, `wait_read`) with the closed-socket error, as it ends waits
+/// on the socket itself; their duplicates of the fd then go, and the peer
+/// sees the connection end.
+#[test]
+fn close_ends_a_select_and_a_wait_read_on_the_socket_fd() {
+    let (a, b) = greenlet::net::UnixStream::pair().unwrap();
+    let a = Rc::new(a);
+    let fd = a.as_raw_fd();
+    let selecting = spawn(move || select(&[fd], &[], None));
+    let waiting = spawn(move || wait_read(fd, None));
+    yield_now();
+    assert_eq!(selecting.state(), GreenletState::Parked);
+    assert_eq!(waiting.state(), GreenletState::Parked);
+    a.close();
+    assert!(
+        selecting.join_timeout(Duration::from_secs(5)).unwrap(),
+        "select still parked"
+    );
+    assert!(
+        waiting.join_timeout(Duration::from_secs(5)).unwrap(),
+        "wait_read still parked"
+    );
+    let closed = "File descriptor was closed in another greenlet";
+    let e = selecting.get().unwrap().unwrap_err().to_string();
+    assert!(e.contains(closed), "select: {e}");
+    let e = waiting.get().unwrap().unwrap_err().to_string();
+    assert!(e.contains(closed), "wait_read: {e}");
+    b.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    assert_eq!(
+        (&b).read(&mut [0u8; 4]).unwrap(),
+        0,
+        "the peer sees the end"
+    );
+}

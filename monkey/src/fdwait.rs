@@ -97,6 +97,12 @@ fn retire(fd: RawFd) -> Option<Rc<Slot>> {
 
 /// The `close` hook's work; see the module docs.
 pub(crate) fn close(fd: RawFd) -> c_int {
+    // `select`/`wait_read` waits on it by number end too; not in a fork
+    // child before `reinit` (a `Command` child must not allocate, and the
+    // hub there is a copy).
+    if !real::FORKED.with(|f| f.get()) {
+        greenlet_net::closing_fd(fd);
+    }
     if let Some(slot) = retire(fd) {
         if Rc::strong_count(&slot) > 1 {
             // Greenlets wait on it: they get EBADF; the last one closes.

@@ -328,6 +328,9 @@ impl<S: AsRawFd> Evented<S> {
             reg.deregister();
         }
         let fd = self.sock.as_raw_fd();
+        // And the waits on the fd by number (`select`, `wait_read`, a
+        // `Watcher`), whose duplicates would keep the socket open.
+        crate::wait::closing_fd(fd);
         let replaced = closed_fd_placeholder().is_some_and(|p| {
             // SAFETY: `fd` is open and owned by `self.sock`; it is made to
             // refer to the placeholder, releasing the socket (it closes if

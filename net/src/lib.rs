@@ -121,6 +121,8 @@ pub use tcp::{Incoming, TcpListener, TcpStream};
 pub use udp::UdpSocket;
 pub use unix_datagram::UnixDatagram;
 pub use unix_stream::{UnixIncoming, UnixListener, UnixStream};
+#[doc(hidden)]
+pub use wait::closing_fd;
 pub use wait::{cancel_wait, wait, wait_read, wait_readwrite, wait_write, Interest, Watcher};
 pub use waitable::Readiness;
 

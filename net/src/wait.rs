@@ -24,10 +24,11 @@
 //! wait_read(a.as_raw_fd(), Some(Duration::from_secs(5))).unwrap();
 //! ```
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::rc::{Rc, Weak};
 use std::time::{Duration, Instant};
 
 use greenlet_runtime::{Direction, Registration};
@@ -78,14 +79,51 @@ pub(crate) fn check_open(pfds: &[libc::pollfd]) -> io::Result<()> {
     Ok(())
 }
 
+/// Each registration of an [`FdWaker`] with the directions it is watched
+/// for.
+type Regs = Vec<(Registration, &'static [Direction])>;
+
+thread_local! {
+    /// This thread's fd wakers by the fd each duplicate stands for, so that
+    /// closing one of this crate's sockets ends the waits on its fd
+    /// ([`closing_fd`]; gevent's `loop.closing_fd`). Usually empty.
+    static WAKERS: RefCell<Vec<(RawFd, Weak<Regs>)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Ends every `select`, `wait_read`/`wait_write` and [`Watcher`] wait of
+/// this thread on `fd` with "File descriptor was closed in another
+/// greenlet", as `close` of a socket of this crate does (the monkey hooks'
+/// `close` too). Their duplicates of `fd` kept the socket open; a `select`
+/// that ends drops them. Never switches; not for users.
+#[doc(hidden)]
+pub fn closing_fd(fd: RawFd) {
+    let waiting: Vec<Rc<Regs>> = WAKERS
+        .try_with(|w| {
+            let w = w.try_borrow().ok()?;
+            Some(
+                (w.iter())
+                    .filter(|(f, _)| *f == fd)
+                    .filter_map(|(_, regs)| regs.upgrade())
+                    .collect(),
+            )
+        })
+        .ok()
+        .flatten()
+        .unwrap_or_default();
+    for regs in waiting {
+        for (reg, _) in regs.iter() {
+            reg.cancel_waiters();
+        }
+    }
+}
+
 /// A wake-up source for a set of fds: each fd duplicated and the
 /// duplicate registered with the hub's reactor (edge-triggered), so an edge
 /// in a watched direction of any of them wakes the parked greenlet.
 pub(crate) struct FdWaker {
-    /// Each registration with the directions it is watched for. Dropped
-    /// before `_dups` (field order): each fd is deregistered while it is
-    /// still open.
-    regs: Vec<(Registration, &'static [Direction])>,
+    /// Dropped before `_dups` (field order): each fd is deregistered while
+    /// it is still open. Shared only weakly, with `WAKERS`.
+    regs: Rc<Regs>,
     _dups: Vec<OwnedFd>,
 }
 
@@ -96,14 +134,13 @@ impl FdWaker {
     /// # Errors
     /// `EBADF` for an fd that is not open; OS errors (`EMFILE`, ...).
     pub(crate) fn new(fds: impl IntoIterator<Item = (RawFd, i16)>) -> io::Result<FdWaker> {
-        // Built up in place, so that an early return drops it in field
-        // order too: each registration before its duplicate is closed (a
-        // closed duplicate cannot be deleted from the epoll instance, and
-        // its entry would stay for as long as the original fd is open).
-        let mut waker = FdWaker {
-            regs: Vec::new(),
-            _dups: Vec::new(),
-        };
+        // `dups` first, so that an early return drops it last: each
+        // registration before its duplicate is closed (a closed duplicate
+        // cannot be deleted from the epoll instance, and its entry would
+        // stay for as long as the original fd is open).
+        let mut dups = Vec::new();
+        let mut regs = Vec::new();
+        let mut watched = Vec::new();
         for (fd, events) in fds {
             let dirs: &'static [Direction] =
                 match (events & libc::POLLIN != 0, events & libc::POLLOUT != 0) {
@@ -122,13 +159,21 @@ impl FdWaker {
             // SAFETY: `dup` is kept open in `_dups` until after the
             // registration is dropped (field order).
             match unsafe { Registration::new(dup.as_raw_fd()) } {
-                Ok(reg) => waker.regs.push((reg, dirs)),
+                Ok(reg) => regs.push((reg, dirs)),
                 Err(e) if e.raw_os_error() == Some(libc::EPERM) => continue,
                 Err(e) => return Err(e),
             }
-            waker._dups.push(dup);
+            dups.push(dup);
+            watched.push(fd);
         }
-        Ok(waker)
+        let regs = Rc::new(regs);
+        if !watched.is_empty() {
+            WAKERS.with(|w| {
+                let mut w = w.borrow_mut();
+                w.extend(watched.iter().map(|&fd| (fd, Rc::downgrade(&regs))));
+            });
+        }
+        Ok(FdWaker { regs, _dups: dups })
     }
 
     /// Waits until one of the fds may have become ready (spurious wake-ups
@@ -157,17 +202,34 @@ impl FdWaker {
 
     /// Fails the parked greenlet (if any) with `Interrupted::Cancelled`.
     pub(crate) fn cancel(&self) {
-        for (reg, _) in &self.regs {
+        for (reg, _) in self.regs.iter() {
             reg.cancel_waiters();
         }
     }
 }
 
+impl Drop for FdWaker {
+    fn drop(&mut self) {
+        if self.regs.is_empty() {
+            return; // never listed
+        }
+        let me = Rc::as_ptr(&self.regs);
+        let _ = WAKERS.try_with(|w| {
+            if let Ok(mut w) = w.try_borrow_mut() {
+                w.retain(|(_, regs)| regs.as_ptr() != me);
+            }
+        });
+    }
+}
+
 /// A reusable readiness watch of one fd (gevent's `io` watcher): create it
 /// once, [`wait`] on it any number of times, [`cancel_wait`] it from another
-/// greenlet. One greenlet may wait on a watcher at a time. The fd must stay
-/// open while waited on; closing it does not end a wait (cancel first).
-/// `!Send`.
+/// greenlet. One greenlet may wait on a watcher at a time. Closing one of
+/// this crate's sockets (`close`; with the monkey hooks, any `close(2)`)
+/// ends a wait on its fd with the closed-socket error; a raw `close(2)`
+/// otherwise does not (cancel first). The watcher holds a duplicate of the
+/// fd while it lives, so a socket's file stays open until the watcher is
+/// dropped. `!Send`.
 ///
 /// ```
 /// use greenlet_net::{cancel_wait, wait, Interest, UnixStream, Watcher};
