@@ -5,6 +5,8 @@
 //! another greenlet waits, operations on a closed socket, kill of a blocked
 //! reader (no fd leak), non-blocking mode, std conversions.
 
+mod support;
+
 use std::cell::Cell;
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr};
@@ -681,13 +683,7 @@ fn data_after_an_urgent_byte_is_read_without_a_new_edge() {
     (&b).write_all(b"def").unwrap();
     sleep(Duration::from_millis(20)).unwrap(); // all of it queued at `a`
     let t0 = Instant::now();
-    let mut got = Vec::new();
-    let mut buf = [0u8; 100];
-    while got.len() < 6 {
-        let n = (&a).read(&mut buf).unwrap();
-        assert!(n > 0, "EOF after {got:?}");
-        got.extend_from_slice(&buf[..n]);
-    }
+    let got = support::read_at_least(&a, 6);
     assert_eq!(got, b"abcdef", "the urgent byte is not inline");
     assert!(
         t0.elapsed() < Duration::from_secs(5),

@@ -1,7 +1,6 @@
 //! fork, reinit and shutdown.
 use std::cell::RefCell;
 use std::io::{Read, Write};
-use std::process::Stdio;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -13,37 +12,9 @@ use greenlet::{fork, shutdown, sleep, spawn, yield_now, Builder, Fork, Timeout};
 
 /// Runs the ignored test `name` of this file in a process of its own (a
 /// fork must not copy the harness's other test threads' hubs) and asserts
-/// that it passed.
+/// that it passed; returns its stderr.
 fn assert_child_passes(name: &str) -> String {
-    let mut child = support::this_test_binary()
-        .args([
-            "--ignored",
-            "--exact",
-            "--nocapture",
-            "--test-threads=1",
-            name,
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // A child that never exits is a failure, not a hung test run.
-    let t0 = Instant::now();
-    while child.try_wait().unwrap().is_none() {
-        if t0.elapsed() > Duration::from_secs(60) {
-            child.kill().unwrap();
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    let out = child.wait_with_output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(
-        out.status.success() && stdout.contains("1 passed"),
-        "{name} did not pass (or did not exit within 60 s):\n{stdout}\n{stderr}"
-    );
-    stderr
+    support::assert_ignored_test_passes(name, &[])
 }
 
 #[test]

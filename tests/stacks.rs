@@ -12,38 +12,10 @@ mod support;
 
 use std::cell::RefCell;
 use std::hint::black_box;
-use std::process::Output;
 use std::rc::Rc;
 
 use greenlet::hub::{self, StackGuard};
 use greenlet::{park, spawn, Builder, Waker};
-
-/// Runs the ignored test `name` alone in a child process.
-fn run_child(name: &str, envs: &[(&str, &str)]) -> Output {
-    let mut cmd = support::this_test_binary();
-    cmd.args([
-        "--ignored",
-        "--exact",
-        "--nocapture",
-        "--test-threads=1",
-        name,
-    ]);
-    for (k, v) in envs {
-        cmd.env(k, v);
-    }
-    cmd.output().expect("run the child test")
-}
-
-fn assert_child_ok(name: &str, envs: &[(&str, &str)]) {
-    let out = run_child(name, envs);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success() && stdout.contains("1 passed"),
-        "child {name} failed: {:?}\nstdout:\n{stdout}\nstderr:\n{stderr}",
-        out.status
-    );
-}
 
 fn maps() -> usize {
     std::fs::read_to_string("/proc/self/maps")
@@ -103,7 +75,7 @@ fn hundred_thousand_parked_greenlets_add_few_memory_maps() {
         // The pool must notice and fall back (else overflows would go
         // unreported: an_overflowing_greenlet_is_reported_by_name_and_aborts
         // checks that under qemu too); what cannot hold is the map count.
-        assert_child_ok("child_guard_falls_back_under_qemu", &[]);
+        support::assert_ignored_test_passes("child_guard_falls_back_under_qemu", &[]);
         support::skipped(
             "hundred_thousand_parked_greenlets_add_few_memory_maps (the map count)",
             &format!(
@@ -114,7 +86,7 @@ fn hundred_thousand_parked_greenlets_add_few_memory_maps() {
         );
         return;
     }
-    assert_child_ok("child_hundred_thousand_parked", &[]);
+    support::assert_ignored_test_passes("child_hundred_thousand_parked", &[]);
 }
 
 #[test]
@@ -148,7 +120,7 @@ fn child_guard_falls_back_under_qemu() {
 
 #[test]
 fn forced_fallback_works_for_ten_thousand_greenlets() {
-    assert_child_ok(
+    support::assert_ignored_test_passes(
         "child_fallback_ten_thousand",
         &[("GREENLET_STACK_GUARD", "mprotect")],
     );
@@ -204,7 +176,7 @@ fn a_configured_stack_limit_is_an_error_value_naming_the_limit() {
 
 #[test]
 fn kernel_refusing_memory_under_the_fallback_is_an_error_not_a_crash() {
-    assert_child_ok(
+    support::assert_ignored_test_passes(
         "child_exhaust_address_space",
         &[("GREENLET_STACK_GUARD", "mprotect")],
     );
@@ -250,7 +222,7 @@ fn child_exhaust_address_space() {
 
 #[test]
 fn an_overflowing_greenlet_is_reported_by_name_and_aborts() {
-    let out = run_child("child_overflow", &[]);
+    let out = support::run_ignored_test("child_overflow", &[]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     use std::os::unix::process::ExitStatusExt;
     assert_eq!(
@@ -287,7 +259,7 @@ fn child_overflow() {
 
 #[test]
 fn a_main_thread_overflow_still_gets_rusts_own_report() {
-    let out = run_child("child_thread_overflow", &[]);
+    let out = support::run_ignored_test("child_thread_overflow", &[]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(
@@ -317,7 +289,7 @@ fn child_thread_overflow() {
 
 #[test]
 fn rss_falls_back_after_a_burst_of_deep_stacks() {
-    assert_child_ok("child_rss_after_burst", &[]);
+    support::assert_ignored_test_passes("child_rss_after_burst", &[]);
 }
 
 #[test]
@@ -459,7 +431,7 @@ fn a_default_size_that_cannot_be_mapped_fails_only_the_greenlets_promised_it() {
 
 #[test]
 fn slab_regions_of_a_stack_size_no_longer_used_are_unmapped() {
-    assert_child_ok("child_regions_of_an_old_size", &[]);
+    support::assert_ignored_test_passes("child_regions_of_an_old_size", &[]);
 }
 
 #[test]

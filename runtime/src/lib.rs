@@ -92,6 +92,8 @@ mod spawn_hooks;
 mod stack;
 #[cfg(unix)]
 mod task;
+#[cfg(all(unix, test))]
+mod testing;
 #[cfg(unix)]
 mod thread;
 #[cfg(unix)]

@@ -94,25 +94,60 @@ pub fn this_test_binary() -> Command {
 
 /// Runs the ignored test `name` of this test binary alone, in a process of
 /// its own (for a test that changes process-wide state: an fd limit, a
-/// fork), and asserts that it passed.
-pub fn assert_ignored_test_passes(name: &str) {
-    let out = this_test_binary()
-        .args([
-            "--ignored",
-            "--exact",
-            "--nocapture",
-            "--test-threads=1",
-            name,
-        ])
-        .output()
+/// fork, a crash), with `envs` set. A child that has not exited after 60 s
+/// is killed: a hang fails the test instead of hanging the run.
+pub fn run_ignored_test(name: &str, envs: &[(&str, &str)]) -> std::process::Output {
+    let mut cmd = this_test_binary();
+    cmd.args([
+        "--ignored",
+        "--exact",
+        "--nocapture",
+        "--test-threads=1",
+        name,
+    ]);
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .expect("run the test binary again");
+    let t0 = std::time::Instant::now();
+    while child.try_wait().expect("the child's status").is_none() {
+        if t0.elapsed() > std::time::Duration::from_secs(60) {
+            let _ = child.kill();
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    child.wait_with_output().expect("the child's output")
+}
+
+/// [`run_ignored_test`], asserting that the test passed; returns its
+/// stderr.
+pub fn assert_ignored_test_passes(name: &str, envs: &[(&str, &str)]) -> String {
+    let out = run_ignored_test(name, envs);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(
         out.status.success() && stdout.contains("1 passed"),
-        "{name} failed in its own process: {:?}\n{stdout}\n{stderr}",
+        "{name} did not pass in its own process (or did not exit within 60 s): {:?}\n{stdout}\n{stderr}",
         out.status
     );
+    stderr
+}
+
+/// Reads from `r` until at least `n` bytes came (panics at EOF before).
+pub fn read_at_least(mut r: impl std::io::Read, n: usize) -> Vec<u8> {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 100];
+    while got.len() < n {
+        let k = r.read(&mut buf).expect("read");
+        assert!(k > 0, "EOF after {got:?}");
+        got.extend_from_slice(&buf[..k]);
+    }
+    got
 }
 
 /// Lowers this process's fd limit to `headroom` above the fds open now,

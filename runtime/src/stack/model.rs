@@ -584,12 +584,7 @@ fn run(ops: &[Op]) -> Result<(), TestCaseError> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig {
-        cases: 64,
-        // No regressions file: it would be written into the source tree.
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    })]
+    #![proptest_config(crate::testing::model_config(64))]
 
     /// Random sequences of up to 60 pool operations: after each, every held
     /// stack is mapped and writable at its top and lowest usable byte with

@@ -949,12 +949,7 @@ fn scripts(op: impl Strategy<Value = Op>) -> impl Strategy<Value = Vec<Vec<Op>>>
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig {
-        cases: 96,
-        // No regressions file: it would be written into the source tree.
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    })]
+    #![proptest_config(crate::testing::model_config(96))]
 
     /// A queue, unbounded or of capacity 0 to 3: FIFO hand-offs both
     /// ways, `len`, `getters`, `putters`, `is_full`.

@@ -212,11 +212,10 @@ impl<T> Queue<T> {
     }
 
     /// Inline up to a put that needs no wait (the common case); the wait
-    /// is out of line.
+    /// is out of line. `unwound_untaken` runs if a kill unwinds the wait
+    /// while the item is still the putter's (a getter may have taken it
+    /// and woken the putter, and the kill come before the putter ran).
     #[inline]
-    /// `unwound_untaken` runs if a kill unwinds the wait while the item is
-    /// still the putter's (a getter may have taken it and woken the
-    /// putter, and the kill come before the putter ran).
     pub(super) fn put_until(
         &self,
         item: T,

@@ -709,12 +709,7 @@ fn a_cancelled_burst_is_compacted_and_the_rest_fires_in_order() -> Result<(), Te
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig {
-        cases: 128,
-        // No regressions file: it would be written into the source tree.
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    })]
+    #![proptest_config(crate::testing::model_config(128))]
 
     /// Random sequences of up to 80 queue operations: after each, `len()`,
     /// `is_armed` of every handle issued and the records' reference counts
