@@ -302,13 +302,10 @@ impl GreenletRef {
         }
         self.check_not_self("join")?;
         let core = self.core();
-        let r = park(&format_args!("join of {}", core.describe()), |w| {
+        let _forget = ForgetStaleJoiner(self);
+        park(&format_args!("join of {}", core.describe()), |w| {
             core.push_joiner(w)
-        });
-        if r.is_err() {
-            self.core().forget_stale_joiners();
-        }
-        r
+        })
     }
 
     /// Waits at most `timeout` for it to finish; `Ok(true)` if it finished.
@@ -322,6 +319,7 @@ impl GreenletRef {
         self.check_not_self("join")?;
         let deadline = deadline_after(timeout);
         let core = self.core();
+        let _forget = ForgetStaleJoiner(self);
         let mut timer = TimerGuard::new();
         let r = park(&format_args!("join of {}", core.describe()), |w| {
             if let Some(d) = deadline {
@@ -330,9 +328,6 @@ impl GreenletRef {
             core.push_joiner(w);
         });
         drop(timer);
-        if !self.dead() {
-            self.core().forget_stale_joiners();
-        }
         r.map(|()| self.dead())
     }
 
@@ -430,6 +425,20 @@ pub fn getcurrent() -> GreenletRef {
     }
 }
 
+/// Takes a joiner's waker out of the target's list when its wait ends
+/// without the target's death: an interruption, or a kill unwinding out of
+/// the park (a killed joiner's waker, and the record it holds, stayed
+/// listed until the target died).
+struct ForgetStaleJoiner<'a>(&'a GreenletRef);
+
+impl Drop for ForgetStaleJoiner<'_> {
+    fn drop(&mut self) {
+        if !self.0.dead() {
+            self.0.core().forget_stale_joiners();
+        }
+    }
+}
+
 /// Waits for all `greenlets` to finish, or until `timeout` passes; returns
 /// the ones that finished, in the order given.
 ///
@@ -482,4 +491,40 @@ pub fn killall<G: AsRef<GreenletRef>>(greenlets: &[G]) -> Result<(), Interrupted
         me.kill_nowait();
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use crate::{sleep, spawn, yield_now};
+
+    /// Joiners killed while they wait leave no waker behind in the target's
+    /// list (each held its record until the target died: memory grew with
+    /// every killed joiner of a long-lived greenlet).
+    #[test]
+    fn a_killed_joiner_leaves_no_waker_behind() {
+        let long = spawn(|| {
+            let _ = sleep(Duration::from_secs(3600));
+        });
+        let joiners =
+            |g: &crate::Greenlet<()>| g.core().extra_if_any().map_or(0, |e| e.joiners.len());
+        for timed in [false, true] {
+            for _ in 0..10 {
+                let target = long.as_ref();
+                let j = spawn(move || {
+                    if timed {
+                        let _ = target.join_timeout(Duration::from_secs(3600));
+                    } else {
+                        let _ = target.join();
+                    }
+                });
+                yield_now();
+                assert_eq!(joiners(&long), 1, "it waits");
+                j.kill().unwrap();
+                assert_eq!(joiners(&long), 0, "its waker went with it");
+            }
+        }
+        long.kill().unwrap();
+    }
 }
