@@ -261,3 +261,54 @@ mod resize_starmap_pile {
         assert_eq!(pile.next().unwrap().unwrap().unwrap(), "late");
     }
 }
+
+/// `kill` goes on until the group is empty: a member added while it kills
+/// (here by a dying member's cleanup) is killed too.
+#[test]
+fn kill_also_kills_members_added_meanwhile() {
+    struct SpawnsOnDrop(Group);
+    impl Drop for SpawnsOnDrop {
+        fn drop(&mut self) {
+            let _ = self.0.spawn(|| sleep(Duration::from_secs(3600)));
+        }
+    }
+    let group = Group::new();
+    let g = group.clone();
+    group.spawn(move || {
+        let _cleanup = SpawnsOnDrop(g);
+        let _ = sleep(Duration::from_secs(3600));
+    });
+    yield_now();
+    group.kill().unwrap();
+    assert_eq!(group.len(), 0, "a member added by a dying one survived");
+}
+
+/// A spawner waiting for a pool slot gets the one a kill frees; `kill`
+/// kills its member too, and the pool ends empty with every slot free.
+#[test]
+fn pool_kill_also_kills_the_member_of_a_waiting_spawner() {
+    let pool = Pool::new(1);
+    pool.spawn(|| sleep(Duration::from_secs(3600))).unwrap();
+    let p = pool.clone();
+    let spawner = spawn(move || p.spawn(|| sleep(Duration::from_secs(3600))).is_ok());
+    yield_now(); // it waits for the slot
+    pool.kill().unwrap();
+    assert!(spawner.get().unwrap(), "the spawner got the freed slot");
+    assert_eq!((pool.len(), pool.free_count()), (0, 1));
+}
+
+/// A member that kills its own group kills the others, then dies itself
+/// at its next wait.
+#[test]
+fn a_member_killing_its_group_dies_last() {
+    let group = Group::new();
+    let other = group.spawn(|| sleep(Duration::from_secs(3600)));
+    let g = group.clone();
+    let killer = group.spawn(move || {
+        g.kill().unwrap();
+        let _ = sleep(Duration::from_secs(3600)); // killed here
+    });
+    killer.join().unwrap();
+    assert!(other.killed() && killer.killed());
+    assert_eq!(group.len(), 0);
+}

@@ -141,13 +141,31 @@ impl Group {
     }
 
     /// Kills every member and waits until they are dead (never-started ones
-    /// never run).
+    /// never run), including members added meanwhile (by a dying member's
+    /// cleanup, or a spawner given a freed slot), until the group is empty,
+    /// as gevent's `Group.kill`. If the caller is a member, it is killed
+    /// last, at its next wait.
     ///
     /// # Errors
     /// [`Interrupted`] if waiting was interrupted (every kill was made).
     pub fn kill(&self) -> Result<(), Interrupted> {
-        let members = self.greenlets();
-        crate::greenlet::killall(&members)
+        let me = crate::greenlet::getcurrent();
+        let mut kill_me = false;
+        loop {
+            let mut members = self.greenlets();
+            if let Some(i) = members.iter().position(|g| *g == me) {
+                members.swap_remove(i);
+                kill_me = true;
+            }
+            if members.is_empty() {
+                break;
+            }
+            crate::greenlet::killall(&members)?;
+        }
+        if kill_me {
+            me.kill_nowait();
+        }
+        Ok(())
     }
 }
 
