@@ -392,3 +392,37 @@ fn timeout_is_recognises_every_error_that_carries_it() {
         std::io::ErrorKind::WouldBlock
     );
 }
+
+/// A timeout that fires and a kill that comes before the greenlet runs
+/// again, inside `defer_kill`: the wait ends `Killed`, and `with_timeout`
+/// does not report `Elapsed` for it (the fired timeout was not delivered
+/// to any wait; it was counted as delivered).
+#[test]
+fn a_kill_that_displaces_a_fired_timeout_is_not_reported_as_elapsed() {
+    let seen: Rc<RefCell<Option<String>>> = Rc::default();
+    let s = seen.clone();
+    let g = spawn(move || {
+        let r = with_timeout(20 * MS, || {
+            greenlet_runtime::defer_kill(|| sleep(Duration::from_secs(5)))
+        });
+        *s.borrow_mut() = Some(format!("{r:?}"));
+    });
+    let target = g.as_ref();
+    let killer = spawn(move || {
+        sleep(10 * MS).unwrap();
+        target.kill_nowait();
+    });
+    yield_now(); // both park
+                 // Nothing runs until both the killer's sleep and `g`'s timeout are due:
+                 // the killer then runs first (its timer is due first) and kills `g`,
+                 // whose timeout has fired as well.
+    let t0 = Instant::now();
+    while t0.elapsed() < 60 * MS {
+        std::hint::spin_loop();
+    }
+    killer.join().unwrap();
+    g.join().unwrap();
+    let seen = seen.borrow().clone().expect("with_timeout returned");
+    assert!(!seen.contains("Elapsed"), "with_timeout said {seen}");
+    assert!(seen.contains("Killed"), "the wait ended Killed: {seen}");
+}

@@ -381,6 +381,13 @@ impl Hub {
         // reason being `Woken` whenever a greenlet parks.
         let reason = core.end_park();
         if core.kill_requested() {
+            if let WakeReason::Interrupted(e) = reason {
+                // The kill wins this park; the interruption it displaced
+                // is kept for the next one (a `Timeout` that fired must
+                // not count as delivered: `with_timeout` would report
+                // `Elapsed` for a wait that ended `Killed`).
+                core.push_pending(e);
+            }
             return kill_or_defer(core);
         }
         match reason {
