@@ -463,3 +463,21 @@ fn child_regions_of_an_old_size() {
         "the old size's address space was kept: {before} -> {during} -> {after} KiB"
     );
 }
+
+/// A thread whose first use of greenlet is `Builder::spawn` at the fd
+/// limit gets the error of making its hub (`EMFILE`), not a panic; with
+/// fds free again, the same spawn works.
+#[test]
+fn a_first_spawn_at_the_fd_limit_is_an_error_not_a_panic() {
+    support::assert_ignored_test_passes("child_first_spawn_at_the_fd_limit", &[]);
+}
+
+#[test]
+#[ignore = "run in its own process by a_first_spawn_at_the_fd_limit_is_an_error_not_a_panic"]
+fn child_first_spawn_at_the_fd_limit() {
+    let files = support::use_up_fds(8);
+    let err = Builder::new().spawn(|| 1).unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::EMFILE), "{err}");
+    drop(files);
+    assert_eq!(Builder::new().spawn(|| 2).unwrap().get().unwrap(), 2);
+}

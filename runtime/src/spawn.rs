@@ -55,7 +55,8 @@ impl Builder {
     /// # Errors
     /// `InvalidInput` for a stack size below the minimum (16 KiB),
     /// `OutOfMemory` when no stack can be mapped (the message names the
-    /// limit and the fix).
+    /// limit and the fix); on the thread's first use of greenlet, the error
+    /// of making its hub's poller (`EMFILE` at the fd limit).
     #[track_caller]
     pub fn spawn<T, F>(self, f: F) -> io::Result<Greenlet<T>>
     where
@@ -93,7 +94,7 @@ impl Builder {
         // Read here: `track_caller` does not reach into a closure.
         let at = Location::caller();
         let (rec, value) =
-            Hub::with(|hub| hub.spawn_task(f, self.name, self.stack_size, at, start))?;
+            Hub::with_io(|hub| hub.spawn_task(f, self.name, self.stack_size, at, start))?;
         let r = GreenletRef { rec };
         crate::spawn_hooks::run_spawn_callbacks(&r);
         Ok(Greenlet::new(r, value))
