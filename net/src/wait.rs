@@ -79,15 +79,15 @@ pub(crate) fn check_open(pfds: &[libc::pollfd]) -> io::Result<()> {
     Ok(())
 }
 
-/// Each registration of an [`FdWaker`] with the directions it is watched
-/// for.
-type Regs = Vec<(Registration, &'static [Direction])>;
+/// Each registration of an [`FdWaker`] (of a duplicate) with the fd it
+/// stands for and the directions it is watched for.
+type Regs = Vec<(RawFd, Registration, &'static [Direction])>;
 
 thread_local! {
-    /// This thread's fd wakers by the fd each duplicate stands for, so that
-    /// closing one of this crate's sockets ends the waits on its fd
-    /// ([`closing_fd`]; gevent's `loop.closing_fd`). Usually empty.
-    static WAKERS: RefCell<Vec<(RawFd, Weak<Regs>)>> = const { RefCell::new(Vec::new()) };
+    /// This thread's fd wakers, so that closing one of this crate's
+    /// sockets ends the waits on its fd ([`closing_fd`]; gevent's
+    /// `loop.closing_fd`). Usually empty.
+    static WAKERS: RefCell<Vec<Weak<Regs>>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Ends every `select`, `wait_read`/`wait_write` and [`Watcher`] wait of
@@ -100,18 +100,15 @@ pub fn closing_fd(fd: RawFd) {
     let waiting: Vec<Rc<Regs>> = WAKERS
         .try_with(|w| {
             let w = w.try_borrow().ok()?;
-            Some(
-                (w.iter())
-                    .filter(|(f, _)| *f == fd)
-                    .filter_map(|(_, regs)| regs.upgrade())
-                    .collect(),
-            )
+            let watches = |regs: &Rc<Regs>| regs.iter().any(|(f, ..)| *f == fd);
+            Some(w.iter().filter_map(Weak::upgrade).filter(watches).collect())
         })
         .ok()
         .flatten()
         .unwrap_or_default();
+    // Cancelled after the borrow: a woken waiter may drop its waker.
     for regs in waiting {
-        for (reg, _) in regs.iter() {
+        for (_, reg, _) in regs.iter().filter(|(f, ..)| *f == fd) {
             reg.cancel_waiters();
         }
     }
@@ -140,7 +137,6 @@ impl FdWaker {
         // stay for as long as the original fd is open).
         let mut dups = Vec::new();
         let mut regs = Vec::new();
-        let mut watched = Vec::new();
         for (fd, events) in fds {
             let dirs: &'static [Direction] =
                 match (events & libc::POLLIN != 0, events & libc::POLLOUT != 0) {
@@ -159,19 +155,15 @@ impl FdWaker {
             // SAFETY: `dup` is kept open in `_dups` until after the
             // registration is dropped (field order).
             match unsafe { Registration::new(dup.as_raw_fd()) } {
-                Ok(reg) => regs.push((reg, dirs)),
+                Ok(reg) => regs.push((fd, reg, dirs)),
                 Err(e) if e.raw_os_error() == Some(libc::EPERM) => continue,
                 Err(e) => return Err(e),
             }
             dups.push(dup);
-            watched.push(fd);
         }
         let regs = Rc::new(regs);
-        if !watched.is_empty() {
-            WAKERS.with(|w| {
-                let mut w = w.borrow_mut();
-                w.extend(watched.iter().map(|&fd| (fd, Rc::downgrade(&regs))));
-            });
+        if !regs.is_empty() {
+            WAKERS.with(|w| w.borrow_mut().push(Rc::downgrade(&regs)));
         }
         Ok(FdWaker { regs, _dups: dups })
     }
@@ -186,7 +178,7 @@ impl FdWaker {
         let waits: Vec<(&Registration, Direction)> = self
             .regs
             .iter()
-            .flat_map(|(reg, dirs)| dirs.iter().map(move |&dir| (reg, dir)))
+            .flat_map(|(_, reg, dirs)| dirs.iter().map(move |&dir| (reg, dir)))
             .collect();
         if waits.is_empty() {
             // Only regular files, which are always ready: a check finds
@@ -202,7 +194,7 @@ impl FdWaker {
 
     /// Fails the parked greenlet (if any) with `Interrupted::Cancelled`.
     pub(crate) fn cancel(&self) {
-        for (reg, _) in self.regs.iter() {
+        for (_, reg, _) in self.regs.iter() {
             reg.cancel_waiters();
         }
     }
@@ -216,7 +208,7 @@ impl Drop for FdWaker {
         let me = Rc::as_ptr(&self.regs);
         let _ = WAKERS.try_with(|w| {
             if let Ok(mut w) = w.try_borrow_mut() {
-                w.retain(|(_, regs)| regs.as_ptr() != me);
+                w.retain(|regs| regs.as_ptr() != me);
             }
         });
     }
