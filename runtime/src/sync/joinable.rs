@@ -105,7 +105,9 @@ impl<T> JoinableQueue<T> {
 
     /// Counts a task before its item can be taken: a getter may finish it
     /// before a waiting `put` even returns. A put that fails, or is killed
-    /// while its item is still its own, takes its count back.
+    /// while its item is still its own, takes its count back. `deadline`:
+    /// `None` for a put that never waits (`try_put`), `Some(d)` for one
+    /// that waits until `d` (`Some(None)`: for as long as it takes).
     fn put_counted(&self, item: T, deadline: Option<Option<Instant>>) -> Result<(), PutError<T>> {
         let t = &self.tasks;
         t.unfinished.set(t.unfinished.get() + 1);
@@ -120,10 +122,6 @@ impl<T> JoinableQueue<T> {
             t.take_back();
         }
         r
-    }
-
-    fn finish_one(&self) {
-        self.tasks.finish_one();
     }
 
     /// Puts `item` (one more unfinished task), waiting while the queue is
@@ -192,7 +190,7 @@ impl<T> JoinableQueue<T> {
         if self.tasks.unfinished.get() == 0 {
             return Err(TaskDoneTooOften);
         }
-        self.finish_one();
+        self.tasks.finish_one();
         Ok(())
     }
 
